@@ -1,0 +1,36 @@
+# The two commands a new user needs: `make search` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SPACE  ?= spaces/default.yaml
+PORT   ?= 5000
+STORE  := sqlite:///$(CURDIR)/mlruns/mlflow.db
+
+.PHONY: install search test ui lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+search: $(STAMP)
+	$(BIN)/search run $(SPACE) $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: $(STAMP)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
+		--backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT) --workers 1
+
+lint: $(STAMP)
+	$(BIN)/ruff check search tests
+	$(BIN)/ruff format --check search tests
+	$(BIN)/mypy search
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,267 @@
+"""One trial: for each fold, fit a fresh model with early stopping; aggregate the fold scores."""
+
+from __future__ import annotations
+
+import gc
+import io
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import optuna
+
+from search.data import Dataset, TestSplit, make_preprocessor
+from search.errors import TrialFailed
+from search.folds import Fold
+from search.metrics import EPOCH_KEYS, keras_metrics, scores
+from search.model import build_model, eval_dataset, predict, summary_text, train_dataset
+from search.space import Space
+from search.tracking import Tracker
+
+
+@dataclass(frozen=True)
+class FoldArrays:
+    """A fold's rows, preprocessed with statistics of its training rows only."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    index: int
+    scores: dict[str, float]
+    best_epoch: int
+    epochs: int
+    history: dict[str, list[float]]
+
+
+@dataclass
+class SearchContext:
+    """What every trial of a study shares; the test rows are not in it."""
+
+    space: Space
+    data: Dataset
+    split: TestSplit
+    folds: list[Fold]
+    tracker: Tracker
+    parent_run_id: str
+    tags: dict[str, str]
+    _arrays: dict[int, FoldArrays] = field(default_factory=dict)
+
+    def arrays(self, fold: Fold) -> FoldArrays:
+        """Preprocess a fold once per search and reuse it in every trial."""
+        if fold.index not in self._arrays:
+            rows = self.split.train
+            X, y = self.data.X, self.data.y
+            tr, va = rows[fold.train], rows[fold.val]
+            pre = make_preprocessor(X).fit(X.iloc[tr])
+            self._arrays[fold.index] = FoldArrays(
+                pre.transform(X.iloc[tr]).astype(np.float32), y[tr],
+                pre.transform(X.iloc[va]).astype(np.float32), y[va])
+        return self._arrays[fold.index]
+
+
+def trial_seed(study_seed: int, number: int) -> int:
+    return (study_seed * 100_003 + number) % (2**31 - 1)
+
+
+def steps_per_execution(space: Space) -> int:
+    value = space.training.steps_per_execution
+    return 16 if value == "auto" else int(value)
+
+
+class _PruneOnEpoch(keras.callbacks.Callback):
+    """Report a per-epoch value to Optuna; stop training when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, key: str) -> None:
+        super().__init__()
+        self.trial, self.key, self.pruned_at = trial, key, -1
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        value = (logs or {}).get(self.key)
+        if value is None or not math.isfinite(value):
+            return
+        self.trial.report(float(value), epoch)
+        if self.trial.should_prune():
+            self.pruned_at = epoch
+            self.model.stop_training = True
+
+
+def fit_fold(params: dict[str, Any], arrays: FoldArrays, *, data: Dataset, seed: int,
+             spe: int, callbacks: list[keras.callbacks.Callback] | None = None,
+             verbose: int = 0) -> tuple[keras.Model, FoldResult]:
+    """Fit one fresh model on a fold with early stopping on val_loss; restore the best weights."""
+    keras.utils.set_random_seed(seed)
+    model = build_model(params, n_features=arrays.x_train.shape[1], task=data.task,
+                        n_classes=data.n_classes, steps_per_execution=spe,
+                        metrics=keras_metrics(data.task))
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(params["patience"]),
+                                         restore_best_weights=True)
+    train = train_dataset(arrays.x_train, arrays.y_train, batch_size=int(params["batch_size"]),
+                          seed=seed)
+    fit = model.fit(train, validation_data=eval_dataset(arrays.x_val, arrays.y_val),
+                    epochs=int(params["epochs"]), shuffle=False,
+                    callbacks=[stop, keras.callbacks.TerminateOnNaN(), *(callbacks or [])],
+                    verbose=verbose)
+    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    losses = np.asarray(history.get("loss", []), dtype=float)
+    if losses.size == 0 or not np.all(np.isfinite(losses)):
+        bad = int(np.flatnonzero(~np.isfinite(losses))[0]) + 1 if losses.size else 0
+        raise TrialFailed(f"training diverged: loss became NaN/inf at epoch {bad} "
+                          f"(learning_rate={params['learning_rate']:.3g})")
+    output = predict(model, arrays.x_val)
+    if not np.all(np.isfinite(output)):
+        raise TrialFailed("the model predicts NaN/inf on the validation rows")
+    val = np.asarray(history["val_loss"], dtype=float)
+    best = int(np.nanargmin(val)) + 1 if np.isfinite(val).any() else len(val)
+    result = FoldResult(index=-1, scores=scores(data.task, arrays.y_val, output),
+                        best_epoch=best, epochs=len(losses), history=history)
+    return model, result
+
+
+class Objective:
+    """The callable handed to `study.optimize`."""
+
+    def __init__(self, ctx: SearchContext) -> None:
+        self.ctx = ctx
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        ctx, space = self.ctx, self.ctx.space
+        params = space.suggest(trial)
+        seed = trial_seed(space.study.seed, trial.number)
+        run_id = ctx.tracker.child_run(
+            ctx.parent_run_id, f"trial-{trial.number}", role="trial",
+            tags={**ctx.tags, "search.trial": str(trial.number), "search.seed": str(seed)})
+        trial.set_user_attr("mlflow_run_id", run_id)
+        trial.set_user_attr("seed", seed)
+        started = time.perf_counter()
+        try:
+            value = self._run_folds(trial, params, seed, run_id)
+        except optuna.TrialPruned as exc:
+            ctx.tracker.log(run_id, metrics={"duration_s": time.perf_counter() - started},
+                            tags={"search.state": "PRUNED"})
+            ctx.tracker.end(run_id, "KILLED", reason=str(exc) or "pruned")
+            raise
+        except BaseException as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("fail_reason", reason)
+            state = "INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            ctx.tracker.log(run_id, tags={"search.state": state})
+            ctx.tracker.end(run_id, "KILLED" if state == "INTERRUPTED" else "FAILED",
+                            reason=reason)
+            raise
+        ctx.tracker.log(run_id, metrics={"duration_s": time.perf_counter() - started},
+                        tags={"search.state": "COMPLETE"})
+        ctx.tracker.end(run_id)
+        return value
+
+    def _run_folds(self, trial: optuna.Trial, params: dict[str, Any], seed: int,
+                   run_id: str) -> float:
+        ctx, space = self.ctx, self.ctx.space
+        metric, holdout = space.objective.metric, len(ctx.folds) == 1
+        results: list[FoldResult] = []
+        summary = ""
+        flat = flat_params(params)
+        ctx.tracker.log(run_id, params=flat)
+        for fold in ctx.folds:
+            result, summary = self._run_fold(trial, fold, params, seed, run_id, holdout)
+            results.append(result)
+            value = result.scores[metric]
+            if not math.isfinite(value):
+                raise TrialFailed(f"fold {fold.index}: {metric} is {value}")
+            if not holdout:
+                trial.report(value, fold.index)
+                if trial.should_prune():
+                    self._log_trial(trial, run_id, results, params, summary)
+                    raise optuna.TrialPruned(f"pruned after fold {fold.index} ({metric}={value:.4g})")
+        return self._log_trial(trial, run_id, results, params, summary)
+
+    def _run_fold(self, trial: optuna.Trial, fold: Fold, params: dict[str, Any], seed: int,
+                  run_id: str, holdout: bool) -> tuple[FoldResult, str]:
+        ctx = self.ctx
+        fold_run = ctx.tracker.child_run(run_id, f"trial-{trial.number}-fold-{fold.index}",
+                                         role="fold", tags={**ctx.tags,
+                                                            "search.trial": str(trial.number),
+                                                            "search.fold": str(fold.index)})
+        callbacks: list[keras.callbacks.Callback] = []
+        key = EPOCH_KEYS.get(ctx.space.objective.metric)
+        if holdout and key:
+            callbacks.append(_PruneOnEpoch(trial, key))
+        try:
+            model, result = fit_fold(params, ctx.arrays(fold), data=ctx.data, seed=seed + fold.index,
+                                     spe=steps_per_execution(ctx.space), callbacks=callbacks,
+                                     verbose=ctx.space.training.verbose)
+        except BaseException as exc:
+            ctx.tracker.end(fold_run, "FAILED", reason=f"{type(exc).__name__}: {exc}")
+            keras.backend.clear_session()
+            raise
+        result = FoldResult(fold.index, result.scores, result.best_epoch, result.epochs,
+                            result.history)
+        summary = summary_text(model) if fold.index == 0 else ""
+        del model
+        keras.backend.clear_session()
+        gc.collect()
+        series = [(k, e, v) for k, vals in result.history.items() for e, v in enumerate(vals)]
+        ctx.tracker.log(fold_run, params={"fold": fold.index, "train_rows": len(fold.train),
+                                          "val_rows": len(fold.val)},
+                        metrics={**{f"val_{k}": v for k, v in result.scores.items()},
+                                 "best_epoch": result.best_epoch, "epochs": result.epochs},
+                        series=series)
+        pruned = any(isinstance(c, _PruneOnEpoch) and c.pruned_at >= 0 for c in callbacks)
+        ctx.tracker.end(fold_run, "KILLED" if pruned else "FINISHED")
+        ctx.tracker.log(run_id, series=[(f"fold_{fold.index}/{k}", e, v) for k, e, v in series])
+        if pruned:
+            raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
+        return result, summary
+
+    def _log_trial(self, trial: optuna.Trial, run_id: str, results: list[FoldResult], params: dict[str, Any],
+                   summary: str) -> float:
+        ctx, space = self.ctx, self.ctx.space
+        metric = space.objective.metric
+        agg: dict[str, float] = {}
+        for name in results[0].scores:
+            values = np.array([r.scores[name] for r in results], dtype=float)
+            agg[f"cv_{name}"] = float(np.mean(values))
+            agg[f"cv_{name}_std"] = float(np.std(values))
+        value, spread = agg[f"cv_{metric}"], agg[f"cv_{metric}_std"]
+        best_epochs = [r.best_epoch for r in results]
+        metrics = {**agg, "score": value, "score_std": spread,
+                   "best_epoch_median": float(np.median(best_epochs)),
+                   "folds_done": float(len(results)),
+                   **{f"fold_{r.index}/best_epoch": r.best_epoch for r in results},
+                   **{f"fold_{r.index}/{metric}": r.scores[metric] for r in results}}
+        ctx.tracker.log(run_id, metrics=metrics)
+        ctx.tracker.log_text(run_id, ctx.space.text, "space.yaml")
+        ctx.tracker.log_json(run_id, params, "params.json")
+        ctx.tracker.log_text(run_id, history_csv(results), "history.csv")
+        if summary:
+            ctx.tracker.log_text(run_id, summary, "model_summary.txt")
+        trial.set_user_attr("score_std", spread)
+        trial.set_user_attr("best_epochs", best_epochs)
+        trial.set_user_attr("fold_scores", [r.scores[metric] for r in results])
+        trial.set_user_attr("cv_scores", agg)
+        trial.set_user_attr("params", params)
+        return value
+
+
+def flat_params(params: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in params.items() if k != "widths"}
+    flat.update({f"width_{i}": w for i, w in enumerate(params["widths"])})
+    return flat
+
+
+def history_csv(results: list[FoldResult]) -> str:
+    keys = sorted({k for r in results for k in r.history})
+    out = io.StringIO()
+    out.write(",".join(["fold", "epoch", *keys]) + "\n")
+    for r in results:
+        for e in range(r.epochs):
+            row = [str(r.history[k][e]) if e < len(r.history.get(k, [])) else "" for k in keys]
+            out.write(",".join([str(r.index), str(e + 1), *row]) + "\n")
+    return out.getvalue()

@@ -1,0 +1,206 @@
+"""run_search: validate, open the study and its MLflow parent run, run trials, summarise."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.objective import Objective, SearchContext, flat_params
+from search.space import Space, load_space
+from search.study import (
+    DEFAULT_HOME,
+    Budget,
+    Prepared,
+    counts,
+    mask_password,
+    open_storage,
+    open_study,
+    optimize,
+    prepare,
+)
+from search.tracking import STUDY, Tracker, default_tracking_uri, environment_tags
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search leaves behind; `str()` gives the summary table."""
+
+    study_name: str
+    metric: str
+    direction: str
+    best_value: float | None
+    best_std: float | None
+    best_trial: int | None
+    best_params: dict[str, Any]
+    counts: dict[str, int]
+    new_trials: int
+    experiment_id: str
+    parent_run_id: str
+    tracking_uri: str
+    storage: str
+    elapsed_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def __str__(self) -> str:
+        c = self.counts
+        lines = [f"study {self.study_name!r}: {self.new_trials} new trials in "
+                 f"{self.elapsed_s:.0f}s; {c['complete']} complete, {c['pruned']} pruned, "
+                 f"{c['fail']} failed in all"]
+        if self.best_value is not None:
+            lines.append(f"best: trial {self.best_trial}, {self.metric} = {self.best_value:.4f} "
+                         f"± {self.best_std or 0:.4f} ({self.direction})")
+            width = max(len(k) for k in self.best_params)
+            lines += [f"  {k:<{width}}  {_fmt(v)}" for k, v in self.best_params.items()]
+        return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_search(space: Space | str | Path, *, n_trials: int | None = None,
+               timeout: float | None = None, study_name: str | None = None,
+               storage: str | None = None, tracking_uri: str | None = None,
+               home: str | Path = DEFAULT_HOME, progress: bool = True,
+               stream: TextIO | None = None) -> SearchResult:
+    """Run (or resume) the study a space file describes; every trial is logged to MLflow."""
+    space = load_space(space) if isinstance(space, str | Path) else space
+    prep = prepare(space)  # bad input stops here, before anything is written
+    home = Path(home)
+    name = study_name or space.name
+    uri = tracking_uri or default_tracking_uri(_mkdir(home))
+    study = open_study(prep, open_storage(storage, home), name)
+    tracker = Tracker(uri, name, artifact_root=home / "artifacts")
+    parent = _parent_run(tracker, study, prep)
+    ctx = SearchContext(space=space, data=prep.data, split=prep.split, folds=prep.folds,
+                        tracker=tracker, parent_run_id=parent,
+                        tags={STUDY: name, "search.data_fingerprint": prep.data.fingerprint,
+                              "search.space_file": str(space.path), **environment_tags()})
+    budget = Budget(trials=n_trials if n_trials is not None else space.study.trials,
+                    timeout=timeout if timeout is not None else space.study.timeout)
+    reporter = Progress(budget.trials, space.objective.metric, stream or sys.stderr, progress)
+    budget.callbacks.append(reporter)
+    started = time.perf_counter()
+    status = "FAILED"
+    try:
+        new = optimize(study, Objective(ctx), budget)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        reporter.close()
+        _close_parent(tracker, parent, study, status)
+    return _result(study, new, prep, tracker, parent, storage, time.perf_counter() - started)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _parent_run(tracker: Tracker, study: optuna.Study, prep: Prepared) -> str:
+    known = study.user_attrs.get("mlflow_run_id")
+    if known is not None and tracker.client.get_experiment(tracker.experiment_id):
+        try:
+            tracker.client.get_run(known)
+            return tracker.study_run(study.study_name, run_id=known, tags={})
+        except Exception:  # the run is not in this tracking store: start a new parent
+            pass
+    parent = tracker.study_run(study.study_name, run_id=None,
+                               tags={"search.data_fingerprint": prep.data.fingerprint,
+                                     **environment_tags()})
+    space, data, split = prep.space, prep.data, prep.split
+    tracker.log(parent, params={
+        "data.source": space.data.source, "data.task": data.task, "data.rows": len(data.y),
+        "data.features": data.X.shape[1], "test.rows": len(split.test), "test.seed": split.seed,
+        "test.digest": split.digest(), "validation.scheme": space.validation.scheme,
+        "validation.folds": len(prep.folds), "sampler": space.study.sampler,
+        "pruner": type(prep.pruner).__name__, "metric": space.objective.metric,
+        "direction": space.direction})
+    tracker.log_text(parent, space.text, "space.yaml")
+    tracker.log_json(parent, {"seed": split.seed, "test": split.test.tolist(),
+                              "fingerprint": data.fingerprint}, "test_split.json")
+    study.set_user_attr("mlflow_run_id", parent)
+    study.set_user_attr("experiment_id", tracker.experiment_id)
+    return parent
+
+
+def _close_parent(tracker: Tracker, parent: str, study: optuna.Study, status: str) -> None:
+    c = counts(study)
+    metrics = {f"trials_{k}": float(v) for k, v in c.items()}
+    try:
+        best = study.best_trial
+        metrics["best_score"] = float(best.value or 0.0)
+        metrics["best_trial"] = float(best.number)
+    except ValueError:
+        best = None
+    tracker.log(parent, metrics=metrics)
+    if best is not None:
+        tracker.log_json(parent, {"number": best.number, "value": best.value,
+                                  "params": best.user_attrs.get("params", best.params)},
+                         "best_trial.json")
+    tracker.end(parent, status)
+
+
+def _result(study: optuna.Study, new: list[FrozenTrial], prep: Prepared, tracker: Tracker,
+            parent: str, storage: str | None, elapsed: float) -> SearchResult:
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    best = study.best_trial if complete else None
+    params = flat_params(best.user_attrs["params"]) if best and "params" in best.user_attrs else {}
+    return SearchResult(
+        study_name=study.study_name, metric=prep.space.objective.metric,
+        direction=prep.space.direction,
+        best_value=None if best is None else best.value,
+        best_std=None if best is None else best.user_attrs.get("score_std"),
+        best_trial=None if best is None else best.number, best_params=params,
+        counts=counts(study), new_trials=len(new), experiment_id=tracker.experiment_id,
+        parent_run_id=parent, tracking_uri=tracker.tracking_uri,
+        storage=mask_password(storage) if storage else "journal file (default)",
+        elapsed_s=elapsed)
+
+
+class Progress:
+    """A progress bar over trials with the best score so far, on stderr."""
+
+    def __init__(self, total: int | None, metric: str, stream: TextIO, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.metric, self.stream, self.enabled = metric, stream, enabled
+        self.bar = tqdm(total=total, unit="trial", file=stream, disable=not enabled,
+                        dynamic_ncols=True, leave=True)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if not self.enabled:
+            return
+        self.bar.update(1)
+        value = "" if trial.value is None else f" {self.metric}={trial.value:.4f}"
+        spread = trial.user_attrs.get("score_std")
+        if spread is not None and value:
+            value += f"±{spread:.4f}"
+        reason = trial.user_attrs.get("fail_reason", "")
+        secs = trial.duration.total_seconds() if trial.duration else 0.0
+        self.bar.write(f"trial {trial.number:>3} {trial.state.name:<8}{value} ({secs:.1f}s)"
+                       + (f" {reason[:120]}" if reason else ""), file=self.stream)
+        try:
+            self.bar.set_postfix_str(f"best {self.metric}={study.best_value:.4f} "
+                                     f"(trial {study.best_trial.number})")
+        except ValueError:
+            pass
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def result_json(result: SearchResult) -> str:
+    return json.dumps(result.as_dict(), indent=2, default=str)

@@ -1,0 +1,382 @@
+"""Space files: schema, validation with file/key/line in every message, and suggest(trial)."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+from search.errors import SpaceError
+
+if TYPE_CHECKING:
+    import optuna
+
+Scalar = bool | int | float | str
+
+OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adamax", "adagrad", "lion")
+ACTIVATIONS = ("relu", "elu", "selu", "gelu", "tanh", "sigmoid", "swish", "silu",
+               "leaky_relu", "mish", "softplus")
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid")
+PRUNERS = ("auto", "median", "successive_halving", "hyperband", "wilcoxon", "none")
+SCHEMES = ("holdout", "kfold", "repeated_kfold", "group_kfold", "time_series")
+TASKS = ("auto", "binary", "multiclass", "regression")
+METRICS = {  # name -> direction
+    "loss": "minimize", "log_loss": "minimize", "accuracy": "maximize", "roc_auc": "maximize",
+    "f1": "maximize", "mse": "minimize", "rmse": "minimize", "mae": "minimize", "r2": "maximize",
+}
+CLASSIFICATION_METRICS = ("loss", "log_loss", "accuracy", "roc_auc", "f1")
+REGRESSION_METRICS = ("loss", "mse", "rmse", "mae", "r2")
+INT_PARAMS = ("depth", "width", "batch_size", "epochs", "patience")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(_Strict):
+    """A numeric range sampled by Optuna."""
+
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+    optional: bool = False  # adds a use_<name> switch; off means 0 (L1, L2, dropout)
+    per_layer: bool = False  # width only: one value per hidden layer
+
+    @model_validator(mode="after")
+    def _check(self) -> Range:
+        if self.low > self.high:
+            raise ValueError(f"`low <= high` must hold, but got (low={self.low}, high={self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, but got low={self.low}")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"step must be > 0, but got step={self.step}")
+        if self.step is not None and self.log:
+            raise ValueError("a range cannot have both `log: true` and a step (Optuna has no "
+                             "such distribution); drop one of them")
+        return self
+
+
+class Choice(_Strict):
+    """A categorical choice."""
+
+    choices: list[Scalar] = Field(min_length=1)
+    per_layer: bool = False
+
+
+def _param_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "choice" if "choices" in value else "range"
+    return "fixed"
+
+
+Param = Annotated[
+    Annotated[Range, Tag("range")] | Annotated[Choice, Tag("choice")] | Annotated[Scalar, Tag("fixed")],
+    Discriminator(_param_kind),
+]
+
+
+class Params(_Strict):
+    """The hyperparameters; each one fixed, a range or a choice."""
+
+    depth: Param = 2
+    width: Param = 64
+    activation: Param = "relu"
+    dropout: Param = 0.0
+    l1: Param = 0.0
+    l2: Param = 0.0
+    batch_norm: Param = False
+    optimizer: Param = "adam"
+    learning_rate: Param = 1e-3
+    momentum: Param = 0.9
+    weight_decay: Param = 0.004
+    batch_size: Param = 32
+    epochs: Param = 100
+    patience: Param = 10
+
+
+class StudySpec(_Strict):
+    name: str | None = None
+    sampler: str = "tpe"
+    pruner: str = "auto"
+    trials: int | None = Field(default=20, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    seed: int = 42
+
+
+class DataSpec(_Strict):
+    source: str
+    target: str | None = None
+    task: str = "auto"
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 42
+    group_column: str | None = None
+    time_column: str | None = None
+    drop_columns: list[str] = Field(default_factory=list)
+
+
+class ValidationSpec(_Strict):
+    scheme: str = "kfold"
+    folds: int = Field(default=5, ge=2)
+    repeats: int = Field(default=2, ge=1)
+    val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    stratify: bool = True
+
+
+class ObjectiveSpec(_Strict):
+    metric: str = "loss"
+    direction: Literal["minimize", "maximize"] | None = None
+
+
+class TrainingSpec(_Strict):
+    steps_per_execution: int | Literal["auto"] = "auto"
+    verbose: int = Field(default=0, ge=0, le=2)
+
+
+class Space(_Strict):
+    """A validated, frozen space file."""
+
+    data: DataSpec
+    study: StudySpec = StudySpec()
+    validation: ValidationSpec = ValidationSpec()
+    objective: ObjectiveSpec = ObjectiveSpec()
+    params: Params = Params()
+    training: TrainingSpec = TrainingSpec()
+    path: str | None = Field(default=None, exclude=True)
+    text: str = Field(default="", exclude=True, repr=False)
+
+    @property
+    def name(self) -> str:
+        if self.study.name:
+            return self.study.name
+        return Path(self.path).stem if self.path else "study"
+
+    @property
+    def direction(self) -> str:
+        return self.objective.direction or METRICS.get(self.objective.metric, "minimize")
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.path).resolve().parent if self.path else Path.cwd()
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Sample one configuration; fixed values are included as they are."""
+        return suggest(self.params, trial)
+
+
+# ---------------------------------------------------------------- loading and errors
+
+
+def load_space(path: str | Path) -> Space:
+    """Read and validate a space file; raise SpaceError naming file, key and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpaceError(f"no such space file (looked in {Path.cwd()})", file=str(path))
+    text = path.read_text()
+    return parse_space(text, file=str(path))
+
+
+def parse_space(text: str, *, file: str = "<space>") -> Space:
+    try:
+        raw = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise SpaceError(f"not valid YAML ({getattr(exc, 'problem', exc)})", file=file,
+                         line=line) from None
+    if not isinstance(raw, dict):
+        raise SpaceError(f"a space file must be a mapping of sections, got {type(raw).__name__}",
+                         file=file)
+    try:
+        space = Space.model_validate({**raw, "path": file, "text": text})
+    except ValidationError as exc:
+        raise _space_error(exc, file, root) from None
+    _check_semantics(space, file, root)
+    return space
+
+
+def _space_error(exc: ValidationError, file: str, root: yaml.Node | None) -> SpaceError:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"] if p not in ("range", "choice", "fixed")]
+    key = ".".join(loc)
+    if err["type"] == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        valid = list(model.model_fields) if model else []
+        valid = [v for v in valid if v not in ("path", "text")]
+        near = difflib.get_close_matches(loc[-1], valid, n=1)
+        hint = f"; did you mean `{near[0]}`?" if near else ""
+        msg = f"unknown key `{loc[-1]}`{hint} (allowed: {', '.join(valid)})"
+    elif err["type"] == "missing":
+        msg = "this key is required"
+    elif err["type"] == "too_short" and loc[-1] == "choices":
+        msg = "an empty choice: list at least one value"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        if "input" in err and not isinstance(err["input"], dict):
+            msg += f" (got {err['input']!r})"
+    return SpaceError(msg, file=file, key=key, line=_line_of(root, loc))
+
+
+def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Space
+    for part in loc:
+        info = model.model_fields.get(part)
+        ann = info.annotation if info else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return Range if part in Params.model_fields else None
+        model = ann
+    return model
+
+
+def _line_of(root: yaml.Node | None, loc: list[str]) -> int | None:
+    node, line = root, None
+    for part in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key_node, value_node in node.value:
+            if key_node.value == part:
+                node, line = value_node, key_node.start_mark.line + 1
+                break
+        else:
+            break
+    return line
+
+
+def _check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
+    def fail(key: str, msg: str) -> None:
+        raise SpaceError(msg, file=file, key=key, line=_line_of(root, key.split(".")))
+
+    checks: list[tuple[str, Any, tuple[str, ...]]] = [
+        ("study.sampler", space.study.sampler, SAMPLERS),
+        ("study.pruner", space.study.pruner, PRUNERS),
+        ("validation.scheme", space.validation.scheme, SCHEMES),
+        ("data.task", space.data.task, TASKS),
+        ("objective.metric", space.objective.metric, tuple(METRICS)),
+    ]
+    for key, value, allowed in checks:
+        if value not in allowed:
+            near = difflib.get_close_matches(str(value), allowed, n=1)
+            hint = f"; did you mean `{near[0]}`?" if near else ""
+            fail(key, f"unknown value {value!r}{hint} (allowed: {', '.join(allowed)})")
+    if space.validation.scheme == "group_kfold" and not space.data.group_column:
+        fail("data.group_column", "validation scheme `group_kfold` needs `data.group_column`")
+    for name in Params.model_fields:
+        _check_param(name, getattr(space.params, name), lambda msg, n=name: fail(f"params.{n}", msg))
+    if space.study.sampler == "grid":
+        for name in Params.model_fields:
+            value = getattr(space.params, name)
+            if isinstance(value, Range) and (value.step is None or value.optional):
+                fail(f"params.{name}", "the grid sampler needs choices or a range with a step "
+                     "(and no `optional`)")
+            if isinstance(value, Range | Choice) and value.per_layer:
+                fail(f"params.{name}", "the grid sampler cannot search per-layer widths")
+
+
+def _values(param: Range | Choice | Scalar) -> list[Any]:
+    if isinstance(param, Range):
+        return [param.low, param.high]
+    if isinstance(param, Choice):
+        return list(param.choices)
+    return [param]
+
+
+def _check_param(name: str, param: Range | Choice | Scalar, fail: Any) -> None:
+    values = _values(param)
+    if isinstance(param, Range | Choice) and param.per_layer and name != "width":
+        fail("`per_layer` is only allowed on `width`")
+    if isinstance(param, Range) and param.optional and name not in ("l1", "l2", "dropout"):
+        fail("`optional` is only allowed on `l1`, `l2` and `dropout`")
+    if name in ("activation", "optimizer"):
+        allowed = ACTIVATIONS if name == "activation" else OPTIMIZERS
+        if isinstance(param, Range):
+            fail(f"{name} must be a name or a choice of names, not a range")
+        for v in values:
+            if str(v).lower() not in allowed:
+                near = difflib.get_close_matches(str(v).lower(), allowed, n=1)
+                hint = f"; did you mean `{near[0]}`?" if near else ""
+                fail(f"unknown {name} {v!r}{hint} (allowed: {', '.join(allowed)})")
+        return
+    if name == "batch_norm":
+        if any(not isinstance(v, bool) for v in values):
+            fail(f"batch_norm must be true/false or a choice of them, got {values}")
+        return
+    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
+        fail(f"{name} must be a number, a range or a choice of numbers, got {values}")
+    if name in INT_PARAMS:
+        if any(float(v) != int(v) for v in values) or (
+            isinstance(param, Range) and param.step is not None and param.step != int(param.step)):
+            fail(f"{name} takes whole numbers, got {values}")
+        if any(v < (0 if name == "patience" else 1) for v in values):
+            fail(f"{name} must be >= {0 if name == 'patience' else 1}, got {values}")
+    elif name == "dropout":
+        if any(not 0 <= v < 1 for v in values):
+            fail(f"dropout must lie in [0, 1), got {values}")
+    elif name in ("l1", "l2", "weight_decay", "momentum"):
+        if any(v < 0 for v in values):
+            fail(f"{name} must be >= 0, got {values}")
+    elif name == "learning_rate" and any(v <= 0 or not math.isfinite(v) for v in values):
+        fail(f"learning_rate must be > 0, got {values}")
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def suggest(params: Params, trial: optuna.Trial) -> dict[str, Any]:
+    """Resolve every hyperparameter for one trial (per-layer widths as `widths`)."""
+    out: dict[str, Any] = {}
+    for name in Params.model_fields:
+        if name == "width":
+            continue
+        out[name] = _suggest_one(trial, name, getattr(params, name))
+    width = params.width
+    if isinstance(width, Range | Choice) and width.per_layer:
+        out["widths"] = [_suggest_one(trial, f"width_{i}", width) for i in range(out["depth"])]
+    else:
+        out["widths"] = [_suggest_one(trial, "width", width)] * out["depth"]
+    if out["optimizer"] not in ("sgd", "rmsprop"):
+        out.pop("momentum")
+    if out["optimizer"] not in ("adamw", "lion"):
+        out.pop("weight_decay")
+    return out
+
+
+def _suggest_one(trial: optuna.Trial, name: str, param: Range | Choice | Scalar) -> Any:
+    base = name.split("_")[0] if name.startswith("width_") else name
+    if isinstance(param, Choice):
+        return trial.suggest_categorical(name, list(param.choices))  # type: ignore[arg-type]
+    if not isinstance(param, Range):
+        return int(param) if base in INT_PARAMS else param
+    if param.optional and not trial.suggest_categorical(f"use_{name}", [True, False]):
+        return 0.0
+    if base in INT_PARAMS:
+        return trial.suggest_int(name, int(param.low), int(param.high),
+                                 step=int(param.step or 1), log=param.log)
+    return trial.suggest_float(name, param.low, param.high, step=param.step, log=param.log)
+
+
+def grid_space(params: Params) -> dict[str, list[Any]]:
+    """The search space the grid sampler enumerates (validated beforehand)."""
+    grid: dict[str, list[Any]] = {}
+    for name in Params.model_fields:
+        value = getattr(params, name)
+        if isinstance(value, Choice):
+            grid[name] = list(value.choices)
+        elif isinstance(value, Range):
+            step = value.step or 1
+            count = int(round((value.high - value.low) / step)) + 1
+            values = [value.low + i * step for i in range(count)]
+            grid[name] = [int(v) for v in values] if name in INT_PARAMS else values
+    return grid

@@ -1,0 +1,190 @@
+"""Create or resume the Optuna study, with the sampler and pruner the space file names, and run it."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from search.data import Dataset, TestSplit, load_dataset, split_test
+from search.errors import DataError, InputError, SearchFailed, SpaceError
+from search.folds import Fold, make_folds
+from search.space import CLASSIFICATION_METRICS, REGRESSION_METRICS, Space, grid_space
+
+DEFAULT_HOME = Path("mlruns")
+
+
+def make_sampler(space: Space) -> optuna.samplers.BaseSampler:
+    name, seed = space.study.sampler, space.study.seed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                              constant_liar=True)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        if name == "grid":
+            return optuna.samplers.GridSampler(grid_space(space.params), seed=seed)
+        if name == "cmaes":
+            _require("cmaes", "pip install cmaes  (or: pip install '.[cmaes]')", space)
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        _require("torch", "pip install torch==2.13.0  (or: pip install '.[gp]')", space)
+        return optuna.samplers.GPSampler(seed=seed)
+
+
+def _require(module: str, command: str, space: Space) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise SpaceError(f"the {space.study.sampler!r} sampler needs the `{module}` package, "
+                         f"which is not installed; run: {command}", file=space.path,
+                         key="study.sampler")
+
+
+def make_pruner(space: Space, n_folds: int) -> optuna.pruners.BasePruner:
+    """Pruners see per-epoch values in holdout and per-fold scores in k-fold."""
+    name, holdout = space.study.pruner, n_folds == 1
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name in ("auto", "median"):
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10 if holdout else 0)
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=5 if holdout else 1)
+    if name == "hyperband":
+        max_resource = _max_value(space.params.epochs) if holdout else n_folds
+        return optuna.pruners.HyperbandPruner(min_resource=5 if holdout else 1,
+                                              max_resource=max_resource)
+    return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+
+
+def _max_value(param: Any) -> int:
+    if hasattr(param, "high"):
+        return int(param.high)
+    if hasattr(param, "choices"):
+        return int(max(param.choices))
+    return int(param)
+
+
+def open_storage(url: str | None, home: Path) -> BaseStorage:
+    """Optuna's journal file under `home` by default; RDB storages by URL."""
+    if url is None:
+        home.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(home / "optuna.journal")))
+    if url.split(":", 1)[0].split("+")[0] in ("sqlite", "postgresql", "mysql"):
+        return RDBStorage(url)
+    if url.endswith((".journal", ".log", ".jsonl")):
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(url))
+    raise InputError(f"--storage: {mask_password(url)!r} is neither a database URL "
+                     "(sqlite:///, postgresql://, mysql://) nor a journal file (*.journal)")
+
+
+def mask_password(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
+    head, sep, tail = url.partition("://")
+    if not sep or "@" not in tail:
+        return url
+    cred, at, rest = tail.rpartition("@")
+    if ":" in cred:
+        cred = cred.split(":", 1)[0] + ":***"
+    return f"{head}{sep}{cred}{at}{rest}"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything checked before anything is written: data, test split, folds."""
+
+    space: Space
+    data: Dataset
+    split: TestSplit
+    folds: list[Fold]
+    sampler: optuna.samplers.BaseSampler
+    pruner: optuna.pruners.BasePruner
+
+
+def prepare(space: Space) -> Prepared:
+    """Validate the whole search against its data; raises InputError, writes nothing."""
+    where = space.path or "<space>"
+    data = load_dataset(space.data, base_dir=space.base_dir, where=where)
+    allowed = REGRESSION_METRICS if data.task == "regression" else CLASSIFICATION_METRICS
+    if space.objective.metric not in allowed:
+        raise SpaceError(f"metric {space.objective.metric!r} does not fit a {data.task} task "
+                         f"(allowed: {', '.join(allowed)})", file=where, key="objective.metric")
+    split = split_test(data, space.data, where=where)
+    groups = data.groups[split.train] if data.groups is not None else None
+    folds = make_folds(space.validation, data.y[split.train], classification=data.is_classifier,
+                       seed=space.data.seed, groups=groups, where=where)
+    return Prepared(space, data, split, folds, make_sampler(space),
+                    make_pruner(space, len(folds)))
+
+
+def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:
+    """Create the study, or resume it after checking it was made from the same data."""
+    space = prep.space
+    study = optuna.create_study(storage=storage, study_name=name, sampler=prep.sampler,
+                                pruner=prep.pruner, direction=space.direction,
+                                load_if_exists=True)
+    attrs = study.user_attrs
+    if not attrs:
+        study.set_user_attr("data_fingerprint", prep.data.fingerprint)
+        study.set_user_attr("test_seed", prep.split.seed)
+        study.set_user_attr("test_digest", prep.split.digest())
+        study.set_user_attr("metric", space.objective.metric)
+        study.set_user_attr("space_file", space.path)
+        study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        return study
+    if study.direction.name.lower() != space.direction:
+        raise SpaceError(f"study {name!r} was created to {study.direction.name.lower()}; "
+                         f"this space asks to {space.direction}", file=space.path,
+                         key="objective.direction")
+    if attrs.get("data_fingerprint") != prep.data.fingerprint:
+        raise DataError(f"{space.path}: data.source: the data changed since study {name!r} was "
+                        f"created (fingerprint {attrs.get('data_fingerprint')} -> "
+                        f"{prep.data.fingerprint}); use a new --study name")
+    if attrs.get("test_digest") != prep.split.digest():
+        raise DataError(f"{space.path}: data.test_size: the test split differs from the one "
+                        f"study {name!r} was created with; use a new --study name")
+    return study
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return {s.name.lower(): states.count(s) for s in
+            (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
+
+
+def failure_reasons(trials: list[FrozenTrial]) -> list[str]:
+    reasons = {t.user_attrs.get("fail_reason", "unknown") for t in trials
+               if t.state == TrialState.FAIL}
+    return sorted(reasons)
+
+
+@dataclass
+class Budget:
+    """A trial/time budget for one `run` call."""
+
+    trials: int | None
+    timeout: float | None
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = field(default_factory=list)
+
+
+def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], float],
+             budget: Budget) -> list[FrozenTrial]:
+    """Run trials; a failing trial is recorded as failed and the study goes on."""
+    before = {t.number for t in study.get_trials(deepcopy=False)}
+    study.optimize(objective, n_trials=budget.trials, timeout=budget.timeout,
+                   catch=(Exception,), callbacks=budget.callbacks, gc_after_trial=False)
+    new = [t for t in study.get_trials() if t.number not in before]
+    if new and all(t.state == TrialState.FAIL for t in new):
+        reasons = "; ".join(failure_reasons(new))
+        raise SearchFailed(f"all {len(new)} trials failed: {reasons}")
+    return new

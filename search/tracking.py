@@ -1,0 +1,121 @@
+"""MLflow: the study as a parent run, trials as children, folds as grandchildren.
+
+Only this module talks to MLflow. It uses `MlflowClient` with explicit run ids (no
+active-run stack), so it works the same from threads and from worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+ROLE = "search.role"  # study | trial | fold | selection
+STUDY = "search.study"
+BATCH = 1000  # MLflow's limit of metrics per log_batch call
+PACKAGES = ("tensorflow", "keras", "optuna", "mlflow", "scikit-learn", "pandas", "numpy")
+
+
+def default_tracking_uri(home: Path) -> str:
+    return f"sqlite:///{(home / 'mlflow.db').resolve()}"
+
+
+class Tracker:
+    """Writes runs of one study's experiment."""
+
+    def __init__(self, tracking_uri: str, experiment: str, *, artifact_root: Path | None) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            location = None
+            if artifact_root is not None:
+                location = (artifact_root / experiment).resolve().as_uri()
+            self.experiment_id = self.client.create_experiment(experiment,
+                                                               artifact_location=location)
+        else:
+            if found.lifecycle_stage == "deleted":
+                self.client.restore_experiment(found.experiment_id)
+            self.experiment_id = found.experiment_id
+
+    # ------------------------------------------------------------ runs
+
+    def study_run(self, study: str, *, run_id: str | None, tags: Mapping[str, str]) -> str:
+        """Reopen the study's parent run, or create it."""
+        if run_id is not None:
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(self.experiment_id, run_name=study,
+                                     tags={ROLE: "study", STUDY: study, **tags})
+        return str(run.info.run_id)
+
+    def child_run(self, parent_id: str, name: str, *, role: str, tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=name,
+                                     tags={"mlflow.parentRunId": parent_id, ROLE: role, **tags})
+        return str(run.info.run_id)
+
+    def end(self, run_id: str, status: str = "FINISHED", *, reason: str | None = None) -> None:
+        if reason:
+            self.client.set_tag(run_id, "search.reason", reason[:5000])
+        self.client.set_terminated(run_id, status=status)
+
+    # ------------------------------------------------------------ values
+
+    def log(self, run_id: str, *, params: Mapping[str, Any] | None = None,
+            metrics: Mapping[str, float] | None = None,
+            series: Iterable[tuple[str, int, float]] = (),
+            tags: Mapping[str, Any] | None = None) -> None:
+        """Log params, last-value metrics, per-step series and tags in as few calls as possible."""
+        now = int(time.time() * 1000)
+        rows = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
+        rows += [Metric(k, float(v), now, step) for k, step, v in series]
+        p = [Param(k, _short(v)) for k, v in (params or {}).items()]
+        t = [RunTag(k, _short(v)) for k, v in (tags or {}).items()]
+        for start in range(0, max(len(rows), 1), BATCH):
+            chunk = rows[start:start + BATCH]
+            self.client.log_batch(run_id, metrics=chunk, params=p if start == 0 else [],
+                                  tags=t if start == 0 else [])
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self.client.log_text(run_id, text, path)
+
+    def log_json(self, run_id: str, obj: Any, path: str) -> None:
+        self.client.log_text(run_id, json.dumps(obj, indent=2, default=str), path)
+
+
+def _short(value: Any) -> str:
+    return str(value)[:6000]
+
+
+def environment_tags() -> dict[str, str]:
+    """Package versions, Python and the git commit, for reproducing a run later."""
+    tags = {f"search.version.{p}": _version(p) for p in PACKAGES}
+    tags["search.version.python"] = platform.python_version()
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
