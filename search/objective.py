@@ -170,13 +170,18 @@ class Objective:
         flat = flat_params(params)
         ctx.tracker.log(run_id, params=flat)
         for fold in ctx.folds:
-            result, summary = self._run_fold(trial, fold, params, seed, run_id, holdout)
+            result, text = self._run_fold(trial, fold, params, seed, run_id, holdout)
+            summary = summary or text
             results.append(result)
             value = result.scores[metric]
             if not math.isfinite(value):
                 raise TrialFailed(f"fold {fold.index}: {metric} is {value}")
             if not holdout:
-                trial.report(value, fold.index)
+                # Wilcoxon compares fold by fold; the others see the running mean, which
+                # estimates the final score better than one noisy fold does.
+                raw = space.study.pruner == "wilcoxon"
+                mean = float(np.mean([r.scores[metric] for r in results]))
+                trial.report(value if raw else mean, fold.index)
                 if trial.should_prune():
                     self._log_trial(trial, run_id, results, params, summary)
                     raise optuna.TrialPruned(f"pruned after fold {fold.index} ({metric}={value:.4g})")

@@ -39,6 +39,7 @@ class SearchResult:
     best_std: float | None
     best_trial: int | None
     best_params: dict[str, Any]
+    best_scores: dict[str, float]
     counts: dict[str, int]
     new_trials: int
     experiment_id: str
@@ -59,6 +60,9 @@ class SearchResult:
         if self.best_value is not None:
             lines.append(f"best: trial {self.best_trial}, {self.metric} = {self.best_value:.4f} "
                          f"± {self.best_std or 0:.4f} ({self.direction})")
+            cv = {k.removeprefix("cv_"): v for k, v in self.best_scores.items()
+                  if not k.endswith("_std") and k not in ("cv_loss", f"cv_{self.metric}")}
+            lines.append("  cross-validated: " + ", ".join(f"{k} {v:.4f}" for k, v in cv.items()))
             width = max(len(k) for k in self.best_params)
             lines += [f"  {k:<{width}}  {_fmt(v)}" for k, v in self.best_params.items()]
         return "\n".join(lines)
@@ -164,6 +168,7 @@ def _result(study: optuna.Study, new: list[FrozenTrial], prep: Prepared, tracker
         best_value=None if best is None else best.value,
         best_std=None if best is None else best.user_attrs.get("score_std"),
         best_trial=None if best is None else best.number, best_params=params,
+        best_scores={} if best is None else best.user_attrs.get("cv_scores", {}),
         counts=counts(study), new_trials=len(new), experiment_id=tracker.experiment_id,
         parent_run_id=parent, tracking_uri=tracker.tracking_uri,
         storage=mask_password(storage) if storage else "journal file (default)",
@@ -188,6 +193,8 @@ class Progress:
         spread = trial.user_attrs.get("score_std")
         if spread is not None and value:
             value += f"±{spread:.4f}"
+        if trial.state == TrialState.PRUNED:
+            value = f" at step {trial.last_step}"
         reason = trial.user_attrs.get("fail_reason", "")
         secs = trial.duration.total_seconds() if trial.duration else 0.0
         self.bar.write(f"trial {trial.number:>3} {trial.state.name:<8}{value} ({secs:.1f}s)"

@@ -1,0 +1,41 @@
+"""Shared helpers: tiny spaces, real stores in temporary folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """
+study: {{name: {name}, trials: {trials}, sampler: {sampler}, pruner: none, seed: 3}}
+data: {{source: {source}, test_size: 0.25}}
+validation: {{scheme: {scheme}, folds: {folds}}}
+params:
+  depth: {{low: 1, high: 2}}
+  width: {{low: 4, high: 16, per_layer: true}}
+  dropout: {{low: 0.0, high: 0.2}}
+  l2: {{low: 1.0e-5, high: 1.0e-3, log: true, optional: true}}
+  learning_rate: 0.01
+  batch_size: 32
+  epochs: {epochs}
+  patience: 2
+"""
+
+
+def tiny_space(tmp_path: Path, *, name: str = "tiny", trials: int = 2, source: str = "iris",
+               scheme: str = "kfold", folds: int = 3, epochs: int = 3,
+               sampler: str = "random") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY.format(name=name, trials=trials, source=source, scheme=scheme,
+                                folds=folds, epochs=epochs, sampler=sampler))
+    return path
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "mlruns"

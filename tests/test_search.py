@@ -1,0 +1,162 @@
+"""End to end on real stores in temporary folders: the run tree, resume, failures, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from search.runner import SearchResult, run_search
+from search.space import load_space
+from search.study import open_storage, prepare
+from search.tracking import ROLE
+from tests.conftest import ROOT, tiny_space
+
+
+def _runs(result: SearchResult) -> list:  # type: ignore[type-arg]
+    client = MlflowClient(result.tracking_uri)
+    return client.search_runs([result.experiment_id], max_results=1000)
+
+
+def _tree(result: SearchResult) -> dict[str, list[str]]:
+    children: dict[str, list[str]] = {}
+    for run in _runs(result):
+        parent = run.data.tags.get("mlflow.parentRunId")
+        if parent:
+            children.setdefault(parent, []).append(run.info.run_id)
+    return children
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SearchResult]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    space = tiny_space(tmp, name="tree", trials=2, folds=3)
+    return tmp, run_search(space, home=tmp / "mlruns", progress=False)
+
+
+def test_run_tree_is_study_then_trials_then_folds(searched: tuple[Path, SearchResult]) -> None:
+    _, result = searched
+    runs = {r.info.run_id: r for r in _runs(result)}
+    roles = {rid: r.data.tags[ROLE] for rid, r in runs.items()}
+    tree = _tree(result)
+    studies = [rid for rid, role in roles.items() if role == "study"]
+    assert studies == [result.parent_run_id]
+    trials = tree[result.parent_run_id]
+    assert len(trials) == 2 and all(roles[t] == "trial" for t in trials)
+    for t in trials:
+        folds = tree[t]
+        assert len(folds) == 3 and all(roles[f] == "fold" for f in folds)
+    # nothing is left RUNNING
+    assert {r.info.status for r in runs.values()} == {"FINISHED"}
+
+
+def test_trial_runs_carry_params_metrics_tags_and_artifacts(
+        searched: tuple[Path, SearchResult]) -> None:
+    _, result = searched
+    client = MlflowClient(result.tracking_uri)
+    trial = next(r for r in _runs(result) if r.data.tags[ROLE] == "trial")
+    assert {"depth", "width_0", "learning_rate", "batch_size"} <= set(trial.data.params)
+    assert {"score", "score_std", "cv_accuracy", "fold_0/best_epoch"} <= set(trial.data.metrics)
+    tags = trial.data.tags
+    for key in ("search.study", "search.trial", "search.seed", "search.data_fingerprint",
+                "search.version.tensorflow", "search.version.optuna"):
+        assert key in tags
+    history = client.get_metric_history(trial.info.run_id, "fold_0/val_loss")
+    assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
+    names = {a.path for a in client.list_artifacts(trial.info.run_id)}
+    assert {"space.yaml", "params.json", "history.csv", "model_summary.txt"} <= names
+
+
+def test_objective_is_mean_of_fold_scores(searched: tuple[Path, SearchResult]) -> None:
+    tmp, result = searched
+    study = optuna.load_study(study_name="tree", storage=open_storage(None, tmp / "mlruns"))
+    for t in study.trials:
+        folds = t.user_attrs["fold_scores"]
+        assert len(folds) == 3
+        assert t.value == pytest.approx(float(np.mean(folds)))
+        assert t.user_attrs["score_std"] == pytest.approx(float(np.std(folds)))
+        assert len(t.user_attrs["best_epochs"]) == 3
+
+
+def test_no_test_row_reaches_the_search(searched: tuple[Path, SearchResult]) -> None:
+    tmp, result = searched
+    prep = prepare(load_space(tmp / "tree.yaml"))
+    test = set(prep.split.test.tolist())
+    for fold in prep.folds:
+        train, val = prep.split.train[fold.train], prep.split.train[fold.val]
+        assert not set(train) & set(val)
+        assert not (set(train) | set(val)) & test
+    # the test rows recorded with the study are the ones the split makes
+    client = MlflowClient(result.tracking_uri)
+    path = client.download_artifacts(result.parent_run_id, "test_split.json", str(tmp))
+    assert sorted(json.loads(Path(path).read_text())["test"]) == sorted(test)
+
+
+def test_second_run_resumes_the_study(tmp_path: Path) -> None:
+    space = tiny_space(tmp_path, name="resume", trials=1, folds=2, epochs=2)
+    first = run_search(space, home=tmp_path / "m", progress=False)
+    second = run_search(space, home=tmp_path / "m", progress=False)
+    assert second.parent_run_id == first.parent_run_id
+    assert second.counts["complete"] == 2 and second.new_trials == 1
+    assert len(_tree(second)[first.parent_run_id]) == 2  # both trials under one parent
+
+
+def test_diverging_trial_fails_and_the_study_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "nan.yaml"
+    path.write_text("""
+study: {name: nan, trials: 2, sampler: grid, pruner: none}
+data: {source: diabetes}
+validation: {scheme: holdout}
+params:
+  optimizer: sgd
+  learning_rate: {choices: [1.0e+12, 0.001]}
+  depth: 1
+  width: 8
+  epochs: 3
+  patience: 1
+""")
+    result = run_search(path, home=tmp_path / "m", progress=False)
+    assert result.counts["fail"] == 1 and result.counts["complete"] == 1
+    study = optuna.load_study(study_name="nan", storage=open_storage(None, tmp_path / "m"))
+    failed = next(t for t in study.trials if t.state.name == "FAIL")
+    assert "NaN" in failed.user_attrs["fail_reason"]
+    run = MlflowClient(result.tracking_uri).get_run(failed.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED" and "NaN" in run.data.tags["search.reason"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "search.cli", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=600, check=False)
+
+
+@pytest.mark.parametrize(("space", "match"), [
+    ("params: {dropout: 2}\ndata: {source: iris}\n", "params.dropout"),
+    ("data: {source: missing.csv, target: y}\n", "no such data file"),
+    ("data: {source: iris}\nvalidation: {folds: 60}\n", "smallest class has"),
+    ("data: {source: diabetes}\nobjective: {metric: accuracy}\n", "objective.metric"),
+])
+def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, space: str, match: str) -> None:
+    (tmp_path / "bad.yaml").write_text(space)
+    out = _cli("run", "bad.yaml", "--home", "store", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad.yaml" in lines[0] and match in lines[0]
+    assert not (tmp_path / "store").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_cli_runs_a_search_and_prints_json(tmp_path: Path) -> None:
+    space = tiny_space(tmp_path, name="cli", trials=1, folds=2, epochs=2)
+    env_root = str(ROOT)
+    out = subprocess.run([sys.executable, "-m", "search.cli", "run", str(space), "--json",
+                          "--home", str(tmp_path / "m")], cwd=env_root, text=True,
+                         capture_output=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["study_name"] == "cli" and summary["counts"]["complete"] == 1
+    assert "oneDNN" not in out.stderr and "cuda" not in out.stderr.lower()
