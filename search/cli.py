@@ -12,29 +12,48 @@ from search.errors import InputError, SearchError
 UI_HINT = "make ui   # then open http://127.0.0.1:5000"
 
 
+def _stores(parser: argparse.ArgumentParser, *, storage: bool = True) -> None:
+    if storage:
+        parser.add_argument("--storage", help="Optuna storage URL or journal file "
+                            "(default: mlruns/optuna.journal)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: mlruns/mlflow.db)")
+    parser.add_argument("--home", default="mlruns", help="folder of the default stores")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show TensorFlow's own log lines")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="search", description=__doc__)
+    parser = argparse.ArgumentParser(prog="search", description="Hyperparameter search and "
+                                     "model selection for Keras models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run or resume the study a space file describes")
+    run = sub.add_parser("run", help="run or resume the study a space file describes, then "
+                         "select, test and register its final model")
     run.add_argument("space", help="a space file, e.g. spaces/default.yaml")
     run.add_argument("--trials", type=int, help="trials to add in this run (default: the file's)")
     run.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
     run.add_argument("--study", help="study name (default: the file's study.name or its stem)")
-    run.add_argument("--storage", help="Optuna storage URL or journal file (default: mlruns/)")
-    run.add_argument("--tracking-uri", help="MLflow tracking URI (default: mlruns/mlflow.db)")
-    run.add_argument("--home", default="mlruns", help="folder for the default stores")
+    run.add_argument("--no-select", action="store_true", help="skip the final model selection")
     run.add_argument("--json", action="store_true", help="print a machine-readable summary")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    run.add_argument("-v", "--verbose", action="store_true",
-                     help="show TensorFlow's own log lines and Keras' per-epoch output")
+    _stores(run)
+    select = sub.add_parser("select", help="recheck the top trials, refit the best, test it "
+                            "once against a baseline and register it")
+    select.add_argument("study")
+    _stores(select)
+    best = sub.add_parser("best", help="print the best trials of a study")
+    best.add_argument("study")
+    best.add_argument("-n", type=int, default=10, help="how many trials (default 10)")
+    _stores(best)
+    rep = sub.add_parser("reproduce", help="retrain a trial, fold or selection run and compare")
+    rep.add_argument("run_id")
+    _stores(rep, storage=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        return _run(args)
+        return _dispatch(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -44,6 +63,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume the study", file=sys.stderr)
         return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return _run(args)
+    _quiet_libraries(args.verbose)
+    if args.command == "select":
+        from search.selection import select
+
+        print(select(args.study, storage=args.storage, home=args.home,
+                     tracking_uri=args.tracking_uri))
+        return 0
+    if args.command == "best":
+        from search.report import best_table
+
+        print(best_table(args.study, storage=args.storage, home=args.home, n=args.n))
+        return 0
+    from search.reproduce import reproduce
+
+    result = reproduce(args.run_id, tracking_uri=args.tracking_uri, home=args.home)
+    print(result)
+    return 0 if result.equal else 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -61,16 +102,28 @@ def _run(args: argparse.Namespace) -> int:
                         study_name=args.study, storage=args.storage,
                         tracking_uri=args.tracking_uri, home=args.home,
                         progress=not (args.quiet or args.json))
+    if not args.json:
+        print(result, flush=True)
+    selection = None
+    if not args.no_select and result.best_value is not None:
+        from search.selection import select
+
+        if not (args.quiet or args.json):
+            print("\nselecting the final model: recheck, refit, one test ...", file=sys.stderr)
+        selection = select(result.study_name, storage=args.storage, home=args.home,
+                           tracking_uri=args.tracking_uri)
     if args.json:
-        print(result_json(result))
-    else:
-        print(result)
-        print(f"MLflow: experiment {result.experiment_id}, study run {result.parent_run_id}")
-        print(f"open the UI: {UI_HINT}")
+        print(result_json(result, selection))
+        return 0
+    if selection is not None:
+        print(f"\n{selection}")
+    print(f"MLflow: experiment {result.experiment_id}, study run {result.parent_run_id}")
+    print(f"open the UI: {UI_HINT}")
     return 0
 
 
 def _quiet_libraries(verbose: bool) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
     import logging
 
     import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)

@@ -61,8 +61,10 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
     frame, target, name = _read_source(spec, base_dir, where)
     if target not in frame.columns:
         near = ", ".join(map(str, frame.columns[:12]))
-        raise DataError(f"{where}: data.target: column {target!r} not found in {name} "
-                        f"(columns: {near}{', ...' if frame.shape[1] > 12 else ''})")
+        raise DataError(
+            f"{where}: data.target: column {target!r} not found in {name} "
+            f"(columns: {near}{', ...' if frame.shape[1] > 12 else ''})"
+        )
     for key in ("group_column", "time_column"):
         col = getattr(spec, key)
         if col is not None and col not in frame.columns:
@@ -76,8 +78,10 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
     bad = y_raw.isna().to_numpy()
     if bad.any():
         rows = np.flatnonzero(bad)[:5].tolist()
-        raise DataError(f"{where}: data.target: column {target!r} of {name} has {bad.sum()} "
-                        f"missing (NaN) values, first at rows {rows}; drop or fill them first")
+        raise DataError(
+            f"{where}: data.target: column {target!r} of {name} has {bad.sum()} "
+            f"missing (NaN) values, first at rows {rows}; drop or fill them first"
+        )
     task = _infer_task(y_raw, spec.task, where, target)
     y, classes = _encode_target(y_raw, task, where, target)
     drop = [target, *spec.drop_columns] + [c for c in (spec.group_column, spec.time_column) if c]
@@ -85,8 +89,15 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
     if X.shape[1] == 0:
         raise DataError(f"{where}: data.source: {name} has no feature columns besides the target")
     groups = frame[spec.group_column].to_numpy() if spec.group_column else None
-    return Dataset(name=name, X=X, y=y, task=task, classes=classes, groups=groups,
-                   fingerprint=fingerprint(frame))
+    return Dataset(
+        name=name,
+        X=X,
+        y=y,
+        task=task,
+        classes=classes,
+        groups=groups,
+        fingerprint=fingerprint(frame),
+    )
 
 
 def _read_source(spec: DataSpec, base_dir: Path, where: str) -> tuple[pd.DataFrame, str, str]:
@@ -98,11 +109,14 @@ def _read_source(spec: DataSpec, base_dir: Path, where: str) -> tuple[pd.DataFra
     if not path.is_absolute():
         path = base_dir / path if not (Path.cwd() / path).exists() else Path.cwd() / path
     if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
-        raise DataError(f"{where}: data.source: {spec.source!r} is neither a built-in data set "
-                        f"({', '.join(BUILTIN)}) nor a .csv/.tsv/.parquet file")
+        raise DataError(
+            f"{where}: data.source: {spec.source!r} is neither a built-in data set "
+            f"({', '.join(BUILTIN)}) nor a .csv/.tsv/.parquet file"
+        )
     if not path.is_file():
-        raise DataError(f"{where}: data.source: no such data file {spec.source!r} "
-                        f"(looked at {path})")
+        raise DataError(
+            f"{where}: data.source: no such data file {spec.source!r} (looked at {path})"
+        )
     if spec.target is None:
         raise DataError(f"{where}: data.target: a file source needs the name of its target column")
     try:
@@ -119,8 +133,10 @@ def _infer_task(y: pd.Series, task: str, where: str, target: str) -> str:
     numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
     if task == "regression":
         if not numeric:
-            raise DataError(f"{where}: data.target: task is regression but column {target!r} is "
-                            f"not numeric (dtype {y.dtype}, e.g. {y.iloc[0]!r})")
+            raise DataError(
+                f"{where}: data.target: task is regression but column {target!r} is "
+                f"not numeric (dtype {y.dtype}, e.g. {y.iloc[0]!r})"
+            )
         return task
     n_unique = y.nunique()
     if task == "auto":
@@ -135,8 +151,9 @@ def _infer_task(y: pd.Series, task: str, where: str, target: str) -> str:
     return task
 
 
-def _encode_target(y: pd.Series, task: str, where: str,
-                   target: str) -> tuple[np.ndarray, tuple[str, ...]]:
+def _encode_target(
+    y: pd.Series, task: str, where: str, target: str
+) -> tuple[np.ndarray, tuple[str, ...]]:
     if task == "regression":
         return y.to_numpy(dtype=np.float32), ()
     codes, uniques = pd.factorize(y, sort=True)
@@ -156,8 +173,10 @@ def split_test(data: Dataset, spec: DataSpec, *, where: str = "<space>") -> Test
     rows = np.arange(len(data.y))
     n_test = int(np.ceil(len(rows) * spec.test_size))
     if len(rows) - n_test < 4 or n_test < 1:
-        raise DataError(f"{where}: data.test_size: {len(rows)} rows are too few to hold out "
-                        f"{spec.test_size:.0%} for testing")
+        raise DataError(
+            f"{where}: data.test_size: {len(rows)} rows are too few to hold out "
+            f"{spec.test_size:.0%} for testing"
+        )
     if spec.time_column:
         return TestSplit(train=rows[:-n_test], test=rows[-n_test:], seed=spec.seed)
     if data.groups is not None:
@@ -169,11 +188,14 @@ def split_test(data: Dataset, spec: DataSpec, *, where: str = "<space>") -> Test
         counts = np.bincount(data.y)
         if counts.min() < 2:
             cls = data.classes[int(counts.argmin())]
-            raise DataError(f"{where}: data.target: class {cls!r} has {counts.min()} row; "
-                            "stratified test split needs at least 2 per class")
+            raise DataError(
+                f"{where}: data.target: class {cls!r} has {counts.min()} row; "
+                "stratified test split needs at least 2 per class"
+            )
         stratify = data.y
-    train, test = train_test_split(rows, test_size=spec.test_size, random_state=spec.seed,
-                                   stratify=stratify)
+    train, test = train_test_split(
+        rows, test_size=spec.test_size, random_state=spec.seed, stratify=stratify
+    )
     return TestSplit(train=np.sort(train), test=np.sort(test), seed=spec.seed)
 
 
@@ -183,11 +205,23 @@ def make_preprocessor(X: pd.DataFrame) -> ColumnTransformer:
     categorical = [c for c in X.columns if c not in numeric]
     return ColumnTransformer(
         [
-            ("num", Pipeline([("impute", SimpleImputer(strategy="median")),
-                              ("scale", StandardScaler())]), numeric),
-            ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                              ("onehot", OneHotEncoder(handle_unknown="ignore",
-                                                       sparse_output=False))]), categorical),
+            (
+                "num",
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
+                numeric,
+            ),
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            ),
         ],
         sparse_threshold=0.0,
     )

@@ -1,11 +1,11 @@
 """The service's exceptions.
 
-    SearchError                 base: anything the service raises on purpose
-     +-- InputError             the user's input is wrong; CLI exit code 2, nothing written
-     |    +-- SpaceError        a space file: names the file, the key and the line
-     |    +-- DataError         a data source: names the file and the column
-     +-- TrialFailed            one trial failed (NaN loss, ...); the study goes on
-     +-- SearchFailed           the search as a whole could not run; CLI exit code 1
+SearchError                 base: anything the service raises on purpose
+ +-- InputError             the user's input is wrong; CLI exit code 2, nothing written
+ |    +-- SpaceError        a space file: names the file, the key and the line
+ |    +-- DataError         a data source: names the file and the column
+ +-- TrialFailed            one trial failed (NaN loss, ...); the study goes on
+ +-- SearchFailed           the search as a whole could not run; CLI exit code 1
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ class InputError(SearchError):
 class SpaceError(InputError):
     """A space file is malformed or asks for something impossible."""
 
-    def __init__(self, message: str, *, file: str | None = None, key: str | None = None,
-                 line: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+    ) -> None:
         self.file, self.key, self.line, self.reason = file, key, line, message
         where = file or "<space>"
         if line is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import (
@@ -29,16 +30,24 @@ class Fold:
     val: np.ndarray
 
 
-def make_folds(spec: ValidationSpec, y: np.ndarray, *, classification: bool, seed: int,
-               groups: np.ndarray | None = None, where: str = "<space>") -> list[Fold]:
+def make_folds(
+    spec: ValidationSpec,
+    y: np.ndarray,
+    *,
+    classification: bool,
+    seed: int,
+    groups: np.ndarray | None = None,
+    where: str = "<space>",
+) -> list[Fold]:
     """Split the search rows (already without the test rows) into folds."""
     n = len(y)
     stratify = classification and spec.stratify and spec.scheme != "time_series"
     _check_sizes(spec, y, n, stratify=stratify, groups=groups, where=where)
     rows = np.arange(n)
     if spec.scheme == "holdout":
-        train, val = train_test_split(rows, test_size=spec.val_fraction, random_state=seed,
-                                      stratify=y if stratify else None)
+        train, val = train_test_split(
+            rows, test_size=spec.val_fraction, random_state=seed, stratify=y if stratify else None
+        )
         pairs = [(np.sort(train), np.sort(val))]
     else:
         splitter = _splitter(spec, stratify=stratify, seed=seed)
@@ -46,11 +55,14 @@ def make_folds(spec: ValidationSpec, y: np.ndarray, *, classification: bool, see
     return [Fold(i, np.asarray(tr), np.asarray(va)) for i, (tr, va) in enumerate(pairs)]
 
 
-def _splitter(spec: ValidationSpec, *, stratify: bool, seed: int) -> object:
+def _splitter(spec: ValidationSpec, *, stratify: bool, seed: int) -> Any:
     k = spec.folds
     if spec.scheme == "kfold":
-        return StratifiedKFold(k, shuffle=True, random_state=seed) if stratify else KFold(
-            k, shuffle=True, random_state=seed)
+        return (
+            StratifiedKFold(k, shuffle=True, random_state=seed)
+            if stratify
+            else KFold(k, shuffle=True, random_state=seed)
+        )
     if spec.scheme == "repeated_kfold":
         cls = RepeatedStratifiedKFold if stratify else RepeatedKFold
         return cls(n_splits=k, n_repeats=spec.repeats, random_state=seed)
@@ -61,15 +73,24 @@ def _splitter(spec: ValidationSpec, *, stratify: bool, seed: int) -> object:
     return TimeSeriesSplit(k)
 
 
-def _check_sizes(spec: ValidationSpec, y: np.ndarray, n: int, *, stratify: bool,
-                 groups: np.ndarray | None, where: str) -> None:
+def _check_sizes(
+    spec: ValidationSpec,
+    y: np.ndarray,
+    n: int,
+    *,
+    stratify: bool,
+    groups: np.ndarray | None,
+    where: str,
+) -> None:
     k = 2 if spec.scheme == "holdout" else spec.folds
     key = "validation.val_fraction" if spec.scheme == "holdout" else "validation.folds"
     if spec.scheme == "time_series":
         k += 1
     if n < k:
-        raise DataError(f"{where}: {key}: {n} training rows are fewer than the {k} "
-                        f"parts that `{spec.scheme}` needs")
+        raise DataError(
+            f"{where}: {key}: {n} training rows are fewer than the {k} "
+            f"parts that `{spec.scheme}` needs"
+        )
     if spec.scheme == "group_kfold" and groups is not None:
         n_groups = len(np.unique(groups))
         if n_groups < k:
@@ -78,6 +99,8 @@ def _check_sizes(spec: ValidationSpec, y: np.ndarray, n: int, *, stratify: bool,
         counts = np.bincount(y.astype(int))
         counts = counts[counts > 0]
         if counts.min() < k:
-            raise DataError(f"{where}: {key}: the smallest class has {counts.min()} rows, fewer "
-                            f"than the {k} folds a stratified `{spec.scheme}` needs; lower "
-                            "`validation.folds` or set `validation.stratify: false`")
+            raise DataError(
+                f"{where}: {key}: the smallest class has {counts.min()} rows, fewer "
+                f"than the {k} folds a stratified `{spec.scheme}` needs; lower "
+                "`validation.folds` or set `validation.stratify: false`"
+            )

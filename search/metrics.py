@@ -6,8 +6,13 @@ import numpy as np
 from sklearn import metrics as skm
 
 # Per-epoch Keras log keys that follow each objective metric (for pruning in holdout).
-EPOCH_KEYS = {"loss": "val_loss", "log_loss": "val_loss", "mse": "val_loss",
-              "accuracy": "val_accuracy", "mae": "val_mae"}
+EPOCH_KEYS = {
+    "loss": "val_loss",
+    "log_loss": "val_loss",
+    "mse": "val_loss",
+    "accuracy": "val_accuracy",
+    "mae": "val_mae",
+}
 
 
 def keras_metrics(task: str) -> list[str]:
@@ -19,16 +24,25 @@ def scores(task: str, y_true: np.ndarray, output: np.ndarray) -> dict[str, float
     if task == "regression":
         pred = output.reshape(-1).astype(np.float64)
         mse = float(skm.mean_squared_error(y_true, pred))
-        return {"loss": mse, "mse": mse, "rmse": float(np.sqrt(mse)),
-                "mae": float(skm.mean_absolute_error(y_true, pred)),
-                "r2": float(skm.r2_score(y_true, pred))}
+        return {
+            "loss": mse,
+            "mse": mse,
+            "rmse": float(np.sqrt(mse)),
+            "mae": float(skm.mean_absolute_error(y_true, pred)),
+            "r2": float(skm.r2_score(y_true, pred)),
+        }
     proba = _probabilities(task, output)
     labels = np.arange(proba.shape[1])
     pred = proba.argmax(axis=1)
-    out = {"log_loss": float(skm.log_loss(y_true, proba, labels=labels)),
-           "accuracy": float(skm.accuracy_score(y_true, pred)),
-           "f1": float(skm.f1_score(y_true, pred, average="binary" if task == "binary"
-                                    else "macro", zero_division=0.0))}
+    out = {
+        "log_loss": float(skm.log_loss(y_true, proba, labels=labels)),
+        "accuracy": float(skm.accuracy_score(y_true, pred)),
+        "f1": float(
+            skm.f1_score(
+                y_true, pred, average="binary" if task == "binary" else "macro", zero_division=0.0
+            )
+        ),
+    }
     out["loss"] = out["log_loss"]
     out["roc_auc"] = _roc_auc(task, y_true, proba)
     return out
@@ -39,7 +53,8 @@ def _probabilities(task: str, output: np.ndarray) -> np.ndarray:
     if task == "binary":
         p = p.reshape(-1)
         return np.column_stack([1 - p, p])
-    return p / p.sum(axis=1, keepdims=True)
+    out: np.ndarray = p / p.sum(axis=1, keepdims=True)
+    return out
 
 
 def _roc_auc(task: str, y_true: np.ndarray, proba: np.ndarray) -> float:

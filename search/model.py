@@ -16,15 +16,23 @@ HEADS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_model(params: dict[str, Any], *, n_features: int, task: str, n_classes: int = 0,
-                steps_per_execution: int = 1, metrics: list[str] | None = None) -> keras.Model:
+def build_model(
+    params: dict[str, Any],
+    *,
+    n_features: int,
+    task: str,
+    n_classes: int = 0,
+    steps_per_execution: int = 1,
+    metrics: list[str] | None = None,
+) -> keras.Model:
     """An MLP: [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> task head."""
     reg = _regularizer(params.get("l1", 0.0), params.get("l2", 0.0))
     inputs = keras.Input(shape=(n_features,), name="features")
     x = inputs
     for i, width in enumerate(params["widths"]):
-        x = keras.layers.Dense(int(width), kernel_regularizer=reg,
-                               use_bias=not params["batch_norm"], name=f"dense_{i}")(x)
+        x = keras.layers.Dense(
+            int(width), kernel_regularizer=reg, use_bias=not params["batch_norm"], name=f"dense_{i}"
+        )(x)
         if params["batch_norm"]:
             x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
         x = keras.layers.Activation(params["activation"], name=f"act_{i}")(x)
@@ -34,8 +42,12 @@ def build_model(params: dict[str, Any], *, n_features: int, task: str, n_classes
     units = n_classes if task == "multiclass" else 1
     outputs = keras.layers.Dense(units, activation=activation, name="output", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name="mlp")
-    model.compile(optimizer=make_optimizer(params), loss=loss, metrics=metrics,
-                  steps_per_execution=steps_per_execution)
+    model.compile(
+        optimizer=make_optimizer(params),
+        loss=loss,
+        metrics=metrics,
+        steps_per_execution=steps_per_execution,
+    )
     return model
 
 
@@ -58,8 +70,12 @@ def make_optimizer(params: dict[str, Any]) -> keras.optimizers.Optimizer:
     if name in ("adamw", "lion"):
         cls = keras.optimizers.AdamW if name == "adamw" else keras.optimizers.Lion
         return cls(lr, weight_decay=params.get("weight_decay", 0.004))
-    classes = {"adam": keras.optimizers.Adam, "nadam": keras.optimizers.Nadam,
-               "adamax": keras.optimizers.Adamax, "adagrad": keras.optimizers.Adagrad}
+    classes = {
+        "adam": keras.optimizers.Adam,
+        "nadam": keras.optimizers.Nadam,
+        "adamax": keras.optimizers.Adamax,
+        "adagrad": keras.optimizers.Adagrad,
+    }
     return classes[name](lr)
 
 
@@ -84,5 +100,10 @@ def eval_dataset(x: np.ndarray, y: np.ndarray) -> tf.data.Dataset:
 
 def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
     """Forward pass without `predict`'s per-model tf.function tracing."""
-    parts = [np.asarray(model(x[i:i + 8192], training=False)) for i in range(0, len(x), 8192)]
+    parts = [np.asarray(model(x[i : i + 8192], training=False)) for i in range(0, len(x), 8192)]
     return np.concatenate(parts) if parts else np.empty((0, 1), dtype=np.float32)
+
+
+def deterministic() -> None:
+    """Make TensorFlow's kernels deterministic so that a seeded run can be reproduced exactly."""
+    tf.config.experimental.enable_op_determinism()

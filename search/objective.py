@@ -57,14 +57,17 @@ class SearchContext:
     def arrays(self, fold: Fold) -> FoldArrays:
         """Preprocess a fold once per search and reuse it in every trial."""
         if fold.index not in self._arrays:
-            rows = self.split.train
-            X, y = self.data.X, self.data.y
-            tr, va = rows[fold.train], rows[fold.val]
-            pre = make_preprocessor(X).fit(X.iloc[tr])
-            self._arrays[fold.index] = FoldArrays(
-                pre.transform(X.iloc[tr]).astype(np.float32), y[tr],
-                pre.transform(X.iloc[va]).astype(np.float32), y[va])
+            self._arrays[fold.index] = fold_arrays(self.data, self.split.train, fold)
         return self._arrays[fold.index]
+
+
+def fold_arrays(data: Dataset, rows: np.ndarray, fold: Fold) -> FoldArrays:
+    """Fit the preprocessing on the fold's training rows only, then transform both parts."""
+    X, y = data.X, data.y
+    tr, va = rows[fold.train], rows[fold.val]
+    pre = make_preprocessor(X).fit(X.iloc[tr])
+    return FoldArrays(pre.transform(X.iloc[tr]).astype(np.float32), y[tr],
+                      pre.transform(X.iloc[va]).astype(np.float32), y[va])
 
 
 def trial_seed(study_seed: int, number: int) -> int:
@@ -76,7 +79,7 @@ def steps_per_execution(space: Space) -> int:
     return 16 if value == "auto" else int(value)
 
 
-class _PruneOnEpoch(keras.callbacks.Callback):
+class _PruneOnEpoch(keras.callbacks.Callback):  # type: ignore[misc]
     """Report a per-epoch value to Optuna; stop training when the pruner says so."""
 
     def __init__(self, trial: optuna.Trial, key: str) -> None:
@@ -93,35 +96,60 @@ class _PruneOnEpoch(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def fit_fold(params: dict[str, Any], arrays: FoldArrays, *, data: Dataset, seed: int,
-             spe: int, callbacks: list[keras.callbacks.Callback] | None = None,
-             verbose: int = 0) -> tuple[keras.Model, FoldResult]:
+def fit_fold(
+    params: dict[str, Any],
+    arrays: FoldArrays,
+    *,
+    data: Dataset,
+    seed: int,
+    spe: int,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    verbose: int = 0,
+) -> tuple[keras.Model, FoldResult]:
     """Fit one fresh model on a fold with early stopping on val_loss; restore the best weights."""
     keras.utils.set_random_seed(seed)
-    model = build_model(params, n_features=arrays.x_train.shape[1], task=data.task,
-                        n_classes=data.n_classes, steps_per_execution=spe,
-                        metrics=keras_metrics(data.task))
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(params["patience"]),
-                                         restore_best_weights=True)
-    train = train_dataset(arrays.x_train, arrays.y_train, batch_size=int(params["batch_size"]),
-                          seed=seed)
-    fit = model.fit(train, validation_data=eval_dataset(arrays.x_val, arrays.y_val),
-                    epochs=int(params["epochs"]), shuffle=False,
-                    callbacks=[stop, keras.callbacks.TerminateOnNaN(), *(callbacks or [])],
-                    verbose=verbose)
+    model = build_model(
+        params,
+        n_features=arrays.x_train.shape[1],
+        task=data.task,
+        n_classes=data.n_classes,
+        steps_per_execution=spe,
+        metrics=keras_metrics(data.task),
+    )
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=int(params["patience"]), restore_best_weights=True
+    )
+    train = train_dataset(
+        arrays.x_train, arrays.y_train, batch_size=int(params["batch_size"]), seed=seed
+    )
+    fit = model.fit(
+        train,
+        validation_data=eval_dataset(arrays.x_val, arrays.y_val),
+        epochs=int(params["epochs"]),
+        shuffle=False,
+        callbacks=[stop, keras.callbacks.TerminateOnNaN(), *(callbacks or [])],
+        verbose=verbose,
+    )
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     losses = np.asarray(history.get("loss", []), dtype=float)
     if losses.size == 0 or not np.all(np.isfinite(losses)):
         bad = int(np.flatnonzero(~np.isfinite(losses))[0]) + 1 if losses.size else 0
-        raise TrialFailed(f"training diverged: loss became NaN/inf at epoch {bad} "
-                          f"(learning_rate={params['learning_rate']:.3g})")
+        raise TrialFailed(
+            f"training diverged: loss became NaN/inf at epoch {bad} "
+            f"(learning_rate={params['learning_rate']:.3g})"
+        )
     output = predict(model, arrays.x_val)
     if not np.all(np.isfinite(output)):
         raise TrialFailed("the model predicts NaN/inf on the validation rows")
     val = np.asarray(history["val_loss"], dtype=float)
     best = int(np.nanargmin(val)) + 1 if np.isfinite(val).any() else len(val)
-    result = FoldResult(index=-1, scores=scores(data.task, arrays.y_val, output),
-                        best_epoch=best, epochs=len(losses), history=history)
+    result = FoldResult(
+        index=-1,
+        scores=scores(data.task, arrays.y_val, output),
+        best_epoch=best,
+        epochs=len(losses),
+        history=history,
+    )
     return model, result
 
 
@@ -136,16 +164,22 @@ class Objective:
         params = space.suggest(trial)
         seed = trial_seed(space.study.seed, trial.number)
         run_id = ctx.tracker.child_run(
-            ctx.parent_run_id, f"trial-{trial.number}", role="trial",
-            tags={**ctx.tags, "search.trial": str(trial.number), "search.seed": str(seed)})
+            ctx.parent_run_id,
+            f"trial-{trial.number}",
+            role="trial",
+            tags={**ctx.tags, "search.trial": str(trial.number), "search.seed": str(seed)},
+        )
         trial.set_user_attr("mlflow_run_id", run_id)
         trial.set_user_attr("seed", seed)
         started = time.perf_counter()
         try:
             value = self._run_folds(trial, params, seed, run_id)
         except optuna.TrialPruned as exc:
-            ctx.tracker.log(run_id, metrics={"duration_s": time.perf_counter() - started},
-                            tags={"search.state": "PRUNED"})
+            ctx.tracker.log(
+                run_id,
+                metrics={"duration_s": time.perf_counter() - started},
+                tags={"search.state": "PRUNED"},
+            )
             ctx.tracker.end(run_id, "KILLED", reason=str(exc) or "pruned")
             raise
         except BaseException as exc:
@@ -153,16 +187,19 @@ class Objective:
             trial.set_user_attr("fail_reason", reason)
             state = "INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
             ctx.tracker.log(run_id, tags={"search.state": state})
-            ctx.tracker.end(run_id, "KILLED" if state == "INTERRUPTED" else "FAILED",
-                            reason=reason)
+            ctx.tracker.end(run_id, "KILLED" if state == "INTERRUPTED" else "FAILED", reason=reason)
             raise
-        ctx.tracker.log(run_id, metrics={"duration_s": time.perf_counter() - started},
-                        tags={"search.state": "COMPLETE"})
+        ctx.tracker.log(
+            run_id,
+            metrics={"duration_s": time.perf_counter() - started},
+            tags={"search.state": "COMPLETE"},
+        )
         ctx.tracker.end(run_id)
         return value
 
-    def _run_folds(self, trial: optuna.Trial, params: dict[str, Any], seed: int,
-                   run_id: str) -> float:
+    def _run_folds(
+        self, trial: optuna.Trial, params: dict[str, Any], seed: int, run_id: str
+    ) -> float:
         ctx, space = self.ctx, self.ctx.space
         metric, holdout = space.objective.metric, len(ctx.folds) == 1
         results: list[FoldResult] = []
@@ -184,40 +221,63 @@ class Objective:
                 trial.report(value if raw else mean, fold.index)
                 if trial.should_prune():
                     self._log_trial(trial, run_id, results, params, summary)
-                    raise optuna.TrialPruned(f"pruned after fold {fold.index} ({metric}={value:.4g})")
+                    raise optuna.TrialPruned(
+                        f"pruned after fold {fold.index} ({metric}={value:.4g})"
+                    )
         return self._log_trial(trial, run_id, results, params, summary)
 
-    def _run_fold(self, trial: optuna.Trial, fold: Fold, params: dict[str, Any], seed: int,
-                  run_id: str, holdout: bool) -> tuple[FoldResult, str]:
+    def _run_fold(
+        self,
+        trial: optuna.Trial,
+        fold: Fold,
+        params: dict[str, Any],
+        seed: int,
+        run_id: str,
+        holdout: bool,
+    ) -> tuple[FoldResult, str]:
         ctx = self.ctx
-        fold_run = ctx.tracker.child_run(run_id, f"trial-{trial.number}-fold-{fold.index}",
-                                         role="fold", tags={**ctx.tags,
-                                                            "search.trial": str(trial.number),
-                                                            "search.fold": str(fold.index)})
+        fold_run = ctx.tracker.child_run(
+            run_id,
+            f"trial-{trial.number}-fold-{fold.index}",
+            role="fold",
+            tags={**ctx.tags, "search.trial": str(trial.number), "search.fold": str(fold.index)},
+        )
         callbacks: list[keras.callbacks.Callback] = []
         key = EPOCH_KEYS.get(ctx.space.objective.metric)
         if holdout and key:
             callbacks.append(_PruneOnEpoch(trial, key))
         try:
-            model, result = fit_fold(params, ctx.arrays(fold), data=ctx.data, seed=seed + fold.index,
-                                     spe=steps_per_execution(ctx.space), callbacks=callbacks,
-                                     verbose=ctx.space.training.verbose)
+            model, result = fit_fold(
+                params,
+                ctx.arrays(fold),
+                data=ctx.data,
+                seed=seed + fold.index,
+                spe=steps_per_execution(ctx.space),
+                callbacks=callbacks,
+                verbose=ctx.space.training.verbose,
+            )
         except BaseException as exc:
             ctx.tracker.end(fold_run, "FAILED", reason=f"{type(exc).__name__}: {exc}")
             keras.backend.clear_session()
             raise
-        result = FoldResult(fold.index, result.scores, result.best_epoch, result.epochs,
-                            result.history)
+        result = FoldResult(
+            fold.index, result.scores, result.best_epoch, result.epochs, result.history
+        )
         summary = summary_text(model) if fold.index == 0 else ""
         del model
         keras.backend.clear_session()
         gc.collect()
         series = [(k, e, v) for k, vals in result.history.items() for e, v in enumerate(vals)]
-        ctx.tracker.log(fold_run, params={"fold": fold.index, "train_rows": len(fold.train),
-                                          "val_rows": len(fold.val)},
-                        metrics={**{f"val_{k}": v for k, v in result.scores.items()},
-                                 "best_epoch": result.best_epoch, "epochs": result.epochs},
-                        series=series)
+        ctx.tracker.log(
+            fold_run,
+            params={"fold": fold.index, "train_rows": len(fold.train), "val_rows": len(fold.val)},
+            metrics={
+                **{f"val_{k}": v for k, v in result.scores.items()},
+                "best_epoch": result.best_epoch,
+                "epochs": result.epochs,
+            },
+            series=[(f"epoch/{k}", e, v) for k, e, v in series],
+        )
         pruned = any(isinstance(c, _PruneOnEpoch) and c.pruned_at >= 0 for c in callbacks)
         ctx.tracker.end(fold_run, "KILLED" if pruned else "FINISHED")
         ctx.tracker.log(run_id, series=[(f"fold_{fold.index}/{k}", e, v) for k, e, v in series])
@@ -225,8 +285,14 @@ class Objective:
             raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
         return result, summary
 
-    def _log_trial(self, trial: optuna.Trial, run_id: str, results: list[FoldResult], params: dict[str, Any],
-                   summary: str) -> float:
+    def _log_trial(
+        self,
+        trial: optuna.Trial,
+        run_id: str,
+        results: list[FoldResult],
+        params: dict[str, Any],
+        summary: str,
+    ) -> float:
         ctx, space = self.ctx, self.ctx.space
         metric = space.objective.metric
         agg: dict[str, float] = {}
@@ -236,11 +302,15 @@ class Objective:
             agg[f"cv_{name}_std"] = float(np.std(values))
         value, spread = agg[f"cv_{metric}"], agg[f"cv_{metric}_std"]
         best_epochs = [r.best_epoch for r in results]
-        metrics = {**agg, "score": value, "score_std": spread,
-                   "best_epoch_median": float(np.median(best_epochs)),
-                   "folds_done": float(len(results)),
-                   **{f"fold_{r.index}/best_epoch": r.best_epoch for r in results},
-                   **{f"fold_{r.index}/{metric}": r.scores[metric] for r in results}}
+        metrics = {
+            **agg,
+            "score": value,
+            "score_std": spread,
+            "best_epoch_median": float(np.median(best_epochs)),
+            "folds_done": float(len(results)),
+            **{f"fold_{r.index}/best_epoch": r.best_epoch for r in results},
+            **{f"fold_{r.index}/{metric}": r.scores[metric] for r in results},
+        }
         ctx.tracker.log(run_id, metrics=metrics)
         ctx.tracker.log_text(run_id, ctx.space.text, "space.yaml")
         ctx.tracker.log_json(run_id, params, "params.json")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import sys
 import time
@@ -12,6 +14,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.model import deterministic
 from search.objective import Objective, SearchContext, flat_params
 from search.space import Space, load_space
 from search.study import (
@@ -54,14 +57,21 @@ class SearchResult:
 
     def __str__(self) -> str:
         c = self.counts
-        lines = [f"study {self.study_name!r}: {self.new_trials} new trials in "
-                 f"{self.elapsed_s:.0f}s; {c['complete']} complete, {c['pruned']} pruned, "
-                 f"{c['fail']} failed in all"]
+        lines = [
+            f"study {self.study_name!r}: {self.new_trials} new trials in "
+            f"{self.elapsed_s:.0f}s; {c['complete']} complete, {c['pruned']} pruned, "
+            f"{c['fail']} failed in all"
+        ]
         if self.best_value is not None:
-            lines.append(f"best: trial {self.best_trial}, {self.metric} = {self.best_value:.4f} "
-                         f"± {self.best_std or 0:.4f} ({self.direction})")
-            cv = {k.removeprefix("cv_"): v for k, v in self.best_scores.items()
-                  if not k.endswith("_std") and k not in ("cv_loss", f"cv_{self.metric}")}
+            lines.append(
+                f"best: trial {self.best_trial}, {self.metric} = {self.best_value:.4f} "
+                f"± {self.best_std or 0:.4f} ({self.direction})"
+            )
+            cv = {
+                k.removeprefix("cv_"): v
+                for k, v in self.best_scores.items()
+                if not k.endswith("_std") and k not in ("cv_loss", f"cv_{self.metric}")
+            }
             lines.append("  cross-validated: " + ", ".join(f"{k} {v:.4f}" for k, v in cv.items()))
             width = max(len(k) for k in self.best_params)
             lines += [f"  {k:<{width}}  {_fmt(v)}" for k, v in self.best_params.items()]
@@ -72,26 +82,46 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def run_search(space: Space | str | Path, *, n_trials: int | None = None,
-               timeout: float | None = None, study_name: str | None = None,
-               storage: str | None = None, tracking_uri: str | None = None,
-               home: str | Path = DEFAULT_HOME, progress: bool = True,
-               stream: TextIO | None = None) -> SearchResult:
+def run_search(
+    space: Space | str | Path,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    study_name: str | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    home: str | Path = DEFAULT_HOME,
+    progress: bool = True,
+    stream: TextIO | None = None,
+) -> SearchResult:
     """Run (or resume) the study a space file describes; every trial is logged to MLflow."""
     space = load_space(space) if isinstance(space, str | Path) else space
     prep = prepare(space)  # bad input stops here, before anything is written
+    deterministic()
     home = Path(home)
     name = study_name or space.name
     uri = tracking_uri or default_tracking_uri(_mkdir(home))
     study = open_study(prep, open_storage(storage, home), name)
     tracker = Tracker(uri, name, artifact_root=home / "artifacts")
     parent = _parent_run(tracker, study, prep)
-    ctx = SearchContext(space=space, data=prep.data, split=prep.split, folds=prep.folds,
-                        tracker=tracker, parent_run_id=parent,
-                        tags={STUDY: name, "search.data_fingerprint": prep.data.fingerprint,
-                              "search.space_file": str(space.path), **environment_tags()})
-    budget = Budget(trials=n_trials if n_trials is not None else space.study.trials,
-                    timeout=timeout if timeout is not None else space.study.timeout)
+    ctx = SearchContext(
+        space=space,
+        data=prep.data,
+        split=prep.split,
+        folds=prep.folds,
+        tracker=tracker,
+        parent_run_id=parent,
+        tags={
+            STUDY: name,
+            "search.data_fingerprint": prep.data.fingerprint,
+            "search.space_file": str(space.path),
+            **environment_tags(),
+        },
+    )
+    budget = Budget(
+        trials=n_trials if n_trials is not None else space.study.trials,
+        timeout=timeout if timeout is not None else space.study.timeout,
+    )
     reporter = Progress(budget.trials, space.objective.metric, stream or sys.stderr, progress)
     budget.callbacks.append(reporter)
     started = time.perf_counter()
@@ -121,20 +151,36 @@ def _parent_run(tracker: Tracker, study: optuna.Study, prep: Prepared) -> str:
             return tracker.study_run(study.study_name, run_id=known, tags={})
         except Exception:  # the run is not in this tracking store: start a new parent
             pass
-    parent = tracker.study_run(study.study_name, run_id=None,
-                               tags={"search.data_fingerprint": prep.data.fingerprint,
-                                     **environment_tags()})
+    parent = tracker.study_run(
+        study.study_name,
+        run_id=None,
+        tags={"search.data_fingerprint": prep.data.fingerprint, **environment_tags()},
+    )
     space, data, split = prep.space, prep.data, prep.split
-    tracker.log(parent, params={
-        "data.source": space.data.source, "data.task": data.task, "data.rows": len(data.y),
-        "data.features": data.X.shape[1], "test.rows": len(split.test), "test.seed": split.seed,
-        "test.digest": split.digest(), "validation.scheme": space.validation.scheme,
-        "validation.folds": len(prep.folds), "sampler": space.study.sampler,
-        "pruner": type(prep.pruner).__name__, "metric": space.objective.metric,
-        "direction": space.direction})
+    tracker.log(
+        parent,
+        params={
+            "data.source": space.data.source,
+            "data.task": data.task,
+            "data.rows": len(data.y),
+            "data.features": data.X.shape[1],
+            "test.rows": len(split.test),
+            "test.seed": split.seed,
+            "test.digest": split.digest(),
+            "validation.scheme": space.validation.scheme,
+            "validation.folds": len(prep.folds),
+            "sampler": space.study.sampler,
+            "pruner": type(prep.pruner).__name__,
+            "metric": space.objective.metric,
+            "direction": space.direction,
+        },
+    )
     tracker.log_text(parent, space.text, "space.yaml")
-    tracker.log_json(parent, {"seed": split.seed, "test": split.test.tolist(),
-                              "fingerprint": data.fingerprint}, "test_split.json")
+    tracker.log_json(
+        parent,
+        {"seed": split.seed, "test": split.test.tolist(), "fingerprint": data.fingerprint},
+        "test_split.json",
+    )
     study.set_user_attr("mlflow_run_id", parent)
     study.set_user_attr("experiment_id", tracker.experiment_id)
     return parent
@@ -151,28 +197,47 @@ def _close_parent(tracker: Tracker, parent: str, study: optuna.Study, status: st
         best = None
     tracker.log(parent, metrics=metrics)
     if best is not None:
-        tracker.log_json(parent, {"number": best.number, "value": best.value,
-                                  "params": best.user_attrs.get("params", best.params)},
-                         "best_trial.json")
+        tracker.log_json(
+            parent,
+            {
+                "number": best.number,
+                "value": best.value,
+                "params": best.user_attrs.get("params", best.params),
+            },
+            "best_trial.json",
+        )
     tracker.end(parent, status)
 
 
-def _result(study: optuna.Study, new: list[FrozenTrial], prep: Prepared, tracker: Tracker,
-            parent: str, storage: str | None, elapsed: float) -> SearchResult:
+def _result(
+    study: optuna.Study,
+    new: list[FrozenTrial],
+    prep: Prepared,
+    tracker: Tracker,
+    parent: str,
+    storage: str | None,
+    elapsed: float,
+) -> SearchResult:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     best = study.best_trial if complete else None
     params = flat_params(best.user_attrs["params"]) if best and "params" in best.user_attrs else {}
     return SearchResult(
-        study_name=study.study_name, metric=prep.space.objective.metric,
+        study_name=study.study_name,
+        metric=prep.space.objective.metric,
         direction=prep.space.direction,
         best_value=None if best is None else best.value,
         best_std=None if best is None else best.user_attrs.get("score_std"),
-        best_trial=None if best is None else best.number, best_params=params,
+        best_trial=None if best is None else best.number,
+        best_params=params,
         best_scores={} if best is None else best.user_attrs.get("cv_scores", {}),
-        counts=counts(study), new_trials=len(new), experiment_id=tracker.experiment_id,
-        parent_run_id=parent, tracking_uri=tracker.tracking_uri,
+        counts=counts(study),
+        new_trials=len(new),
+        experiment_id=tracker.experiment_id,
+        parent_run_id=parent,
+        tracking_uri=tracker.tracking_uri,
         storage=mask_password(storage) if storage else "journal file (default)",
-        elapsed_s=elapsed)
+        elapsed_s=elapsed,
+    )
 
 
 class Progress:
@@ -182,8 +247,14 @@ class Progress:
         from tqdm import tqdm
 
         self.metric, self.stream, self.enabled = metric, stream, enabled
-        self.bar = tqdm(total=total, unit="trial", file=stream, disable=not enabled,
-                        dynamic_ncols=True, leave=True)
+        self.bar = tqdm(
+            total=total,
+            unit="trial",
+            file=stream,
+            disable=not enabled,
+            dynamic_ncols=True,
+            leave=True,
+        )
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if not self.enabled:
@@ -197,17 +268,22 @@ class Progress:
             value = f" at step {trial.last_step}"
         reason = trial.user_attrs.get("fail_reason", "")
         secs = trial.duration.total_seconds() if trial.duration else 0.0
-        self.bar.write(f"trial {trial.number:>3} {trial.state.name:<8}{value} ({secs:.1f}s)"
-                       + (f" {reason[:120]}" if reason else ""), file=self.stream)
-        try:
-            self.bar.set_postfix_str(f"best {self.metric}={study.best_value:.4f} "
-                                     f"(trial {study.best_trial.number})")
-        except ValueError:
-            pass
+        self.bar.write(
+            f"trial {trial.number:>3} {trial.state.name:<8}{value} ({secs:.1f}s)"
+            + (f" {reason[:120]}" if reason else ""),
+            file=self.stream,
+        )
+        with contextlib.suppress(ValueError):
+            self.bar.set_postfix_str(
+                f"best {self.metric}={study.best_value:.4f} (trial {study.best_trial.number})"
+            )
 
     def close(self) -> None:
         self.bar.close()
 
 
-def result_json(result: SearchResult) -> str:
-    return json.dumps(result.as_dict(), indent=2, default=str)
+def result_json(result: SearchResult, selection: Any = None) -> str:
+    out = result.as_dict()
+    if selection is not None:
+        out["selection"] = dataclasses.asdict(selection)
+    return json.dumps(out, indent=2, default=str)

@@ -26,15 +26,33 @@ if TYPE_CHECKING:
 Scalar = bool | int | float | str
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adamax", "adagrad", "lion")
-ACTIVATIONS = ("relu", "elu", "selu", "gelu", "tanh", "sigmoid", "swish", "silu",
-               "leaky_relu", "mish", "softplus")
+ACTIVATIONS = (
+    "relu",
+    "elu",
+    "selu",
+    "gelu",
+    "tanh",
+    "sigmoid",
+    "swish",
+    "silu",
+    "leaky_relu",
+    "mish",
+    "softplus",
+)
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid")
 PRUNERS = ("auto", "median", "successive_halving", "hyperband", "wilcoxon", "none")
 SCHEMES = ("holdout", "kfold", "repeated_kfold", "group_kfold", "time_series")
 TASKS = ("auto", "binary", "multiclass", "regression")
 METRICS = {  # name -> direction
-    "loss": "minimize", "log_loss": "minimize", "accuracy": "maximize", "roc_auc": "maximize",
-    "f1": "maximize", "mse": "minimize", "rmse": "minimize", "mae": "minimize", "r2": "maximize",
+    "loss": "minimize",
+    "log_loss": "minimize",
+    "accuracy": "maximize",
+    "roc_auc": "maximize",
+    "f1": "maximize",
+    "mse": "minimize",
+    "rmse": "minimize",
+    "mae": "minimize",
+    "r2": "maximize",
 }
 CLASSIFICATION_METRICS = ("loss", "log_loss", "accuracy", "roc_auc", "f1")
 REGRESSION_METRICS = ("loss", "mse", "rmse", "mae", "r2")
@@ -64,8 +82,10 @@ class Range(_Strict):
         if self.step is not None and self.step <= 0:
             raise ValueError(f"step must be > 0, but got step={self.step}")
         if self.step is not None and self.log:
-            raise ValueError("a range cannot have both `log: true` and a step (Optuna has no "
-                             "such distribution); drop one of them")
+            raise ValueError(
+                "a range cannot have both `log: true` and a step (Optuna has no "
+                "such distribution); drop one of them"
+            )
         return self
 
 
@@ -83,7 +103,9 @@ def _param_kind(value: Any) -> str:
 
 
 Param = Annotated[
-    Annotated[Range, Tag("range")] | Annotated[Choice, Tag("choice")] | Annotated[Scalar, Tag("fixed")],
+    Annotated[Range, Tag("range")]
+    | Annotated[Choice, Tag("choice")]
+    | Annotated[Scalar, Tag("fixed")],
     Discriminator(_param_kind),
 ]
 
@@ -145,6 +167,16 @@ class TrainingSpec(_Strict):
     verbose: int = Field(default=0, ge=0, le=2)
 
 
+class SelectionSpec(_Strict):
+    """How the final model is chosen, refitted and tested."""
+
+    top_k: int = Field(default=5, ge=1)  # candidates re-evaluated against the winner's curse
+    recheck_folds: int = Field(default=5, ge=2)
+    refit: Literal["single", "ensemble"] = "single"
+    bootstrap: int = Field(default=1000, ge=100)
+    champion: bool = True  # register the model and move the alias when it wins
+
+
 class Space(_Strict):
     """A validated, frozen space file."""
 
@@ -154,6 +186,7 @@ class Space(_Strict):
     objective: ObjectiveSpec = ObjectiveSpec()
     params: Params = Params()
     training: TrainingSpec = TrainingSpec()
+    selection: SelectionSpec = SelectionSpec()
     path: str | None = Field(default=None, exclude=True)
     text: str = Field(default="", exclude=True, repr=False)
 
@@ -164,8 +197,10 @@ class Space(_Strict):
         return Path(self.path).stem if self.path else "study"
 
     @property
-    def direction(self) -> str:
-        return self.objective.direction or METRICS.get(self.objective.metric, "minimize")
+    def direction(self) -> Literal["minimize", "maximize"]:
+        if self.objective.direction is not None:
+            return self.objective.direction
+        return "maximize" if METRICS.get(self.objective.metric) == "maximize" else "minimize"
 
     @property
     def base_dir(self) -> Path:
@@ -195,11 +230,13 @@ def parse_space(text: str, *, file: str = "<space>") -> Space:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise SpaceError(f"not valid YAML ({getattr(exc, 'problem', exc)})", file=file,
-                         line=line) from None
+        raise SpaceError(
+            f"not valid YAML ({getattr(exc, 'problem', exc)})", file=file, line=line
+        ) from None
     if not isinstance(raw, dict):
-        raise SpaceError(f"a space file must be a mapping of sections, got {type(raw).__name__}",
-                         file=file)
+        raise SpaceError(
+            f"a space file must be a mapping of sections, got {type(raw).__name__}", file=file
+        )
     try:
         space = Space.model_validate({**raw, "path": file, "text": text})
     except ValidationError as exc:
@@ -274,13 +311,17 @@ def _check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
     if space.validation.scheme == "group_kfold" and not space.data.group_column:
         fail("data.group_column", "validation scheme `group_kfold` needs `data.group_column`")
     for name in Params.model_fields:
-        _check_param(name, getattr(space.params, name), lambda msg, n=name: fail(f"params.{n}", msg))
+        _check_param(
+            name, getattr(space.params, name), lambda msg, n=name: fail(f"params.{n}", msg)
+        )
     if space.study.sampler == "grid":
         for name in Params.model_fields:
             value = getattr(space.params, name)
             if isinstance(value, Range) and (value.step is None or value.optional):
-                fail(f"params.{name}", "the grid sampler needs choices or a range with a step "
-                     "(and no `optional`)")
+                fail(
+                    f"params.{name}",
+                    "the grid sampler needs choices or a range with a step (and no `optional`)",
+                )
             if isinstance(value, Range | Choice) and value.per_layer:
                 fail(f"params.{name}", "the grid sampler cannot search per-layer widths")
 
@@ -317,7 +358,8 @@ def _check_param(name: str, param: Range | Choice | Scalar, fail: Any) -> None:
         fail(f"{name} must be a number, a range or a choice of numbers, got {values}")
     if name in INT_PARAMS:
         if any(float(v) != int(v) for v in values) or (
-            isinstance(param, Range) and param.step is not None and param.step != int(param.step)):
+            isinstance(param, Range) and param.step is not None and param.step != int(param.step)
+        ):
             fail(f"{name} takes whole numbers, got {values}")
         if any(v < (0 if name == "patience" else 1) for v in values):
             fail(f"{name} must be >= {0 if name == 'patience' else 1}, got {values}")
@@ -362,8 +404,9 @@ def _suggest_one(trial: optuna.Trial, name: str, param: Range | Choice | Scalar)
     if param.optional and not trial.suggest_categorical(f"use_{name}", [True, False]):
         return 0.0
     if base in INT_PARAMS:
-        return trial.suggest_int(name, int(param.low), int(param.high),
-                                 step=int(param.step or 1), log=param.log)
+        return trial.suggest_int(
+            name, int(param.low), int(param.high), step=int(param.step or 1), log=param.log
+        )
     return trial.suggest_float(name, param.low, param.high, step=param.step, log=param.log)
 
 
@@ -376,7 +419,7 @@ def grid_space(params: Params) -> dict[str, list[Any]]:
             grid[name] = list(value.choices)
         elif isinstance(value, Range):
             step = value.step or 1
-            count = int(round((value.high - value.low) / step)) + 1
+            count = round((value.high - value.low) / step) + 1
             values = [value.low + i * step for i in range(count)]
             grid[name] = [int(v) for v in values] if name in INT_PARAMS else values
     return grid

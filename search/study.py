@@ -1,4 +1,4 @@
-"""Create or resume the Optuna study, with the sampler and pruner the space file names, and run it."""
+"""Create or resume the Optuna study with the sampler and pruner the space file names."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def make_sampler(space: Space) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                              constant_liar=True)
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, constant_liar=True
+            )
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "qmc":
@@ -45,9 +46,12 @@ def make_sampler(space: Space) -> optuna.samplers.BaseSampler:
 
 def _require(module: str, command: str, space: Space) -> None:
     if importlib.util.find_spec(module) is None:
-        raise SpaceError(f"the {space.study.sampler!r} sampler needs the `{module}` package, "
-                         f"which is not installed; run: {command}", file=space.path,
-                         key="study.sampler")
+        raise SpaceError(
+            f"the {space.study.sampler!r} sampler needs the `{module}` package, "
+            f"which is not installed; run: {command}",
+            file=space.path,
+            key="study.sampler",
+        )
 
 
 def make_pruner(space: Space, n_folds: int) -> optuna.pruners.BasePruner:
@@ -61,8 +65,9 @@ def make_pruner(space: Space, n_folds: int) -> optuna.pruners.BasePruner:
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=5 if holdout else 1)
     if name == "hyperband":
         max_resource = _max_value(space.params.epochs) if holdout else n_folds
-        return optuna.pruners.HyperbandPruner(min_resource=5 if holdout else 1,
-                                              max_resource=max_resource)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=5 if holdout else 1, max_resource=max_resource
+        )
     return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
 
 
@@ -84,8 +89,10 @@ def open_storage(url: str | None, home: Path) -> BaseStorage:
     if url.endswith((".journal", ".log", ".jsonl")):
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(url))
-    raise InputError(f"--storage: {mask_password(url)!r} is neither a database URL "
-                     "(sqlite:///, postgresql://, mysql://) nor a journal file (*.journal)")
+    raise InputError(
+        f"--storage: {mask_password(url)!r} is neither a database URL "
+        "(sqlite:///, postgresql://, mysql://) nor a journal file (*.journal)"
+    )
 
 
 def mask_password(url: str) -> str:
@@ -117,22 +124,36 @@ def prepare(space: Space) -> Prepared:
     data = load_dataset(space.data, base_dir=space.base_dir, where=where)
     allowed = REGRESSION_METRICS if data.task == "regression" else CLASSIFICATION_METRICS
     if space.objective.metric not in allowed:
-        raise SpaceError(f"metric {space.objective.metric!r} does not fit a {data.task} task "
-                         f"(allowed: {', '.join(allowed)})", file=where, key="objective.metric")
+        raise SpaceError(
+            f"metric {space.objective.metric!r} does not fit a {data.task} task "
+            f"(allowed: {', '.join(allowed)})",
+            file=where,
+            key="objective.metric",
+        )
     split = split_test(data, space.data, where=where)
     groups = data.groups[split.train] if data.groups is not None else None
-    folds = make_folds(space.validation, data.y[split.train], classification=data.is_classifier,
-                       seed=space.data.seed, groups=groups, where=where)
-    return Prepared(space, data, split, folds, make_sampler(space),
-                    make_pruner(space, len(folds)))
+    folds = make_folds(
+        space.validation,
+        data.y[split.train],
+        classification=data.is_classifier,
+        seed=space.data.seed,
+        groups=groups,
+        where=where,
+    )
+    return Prepared(space, data, split, folds, make_sampler(space), make_pruner(space, len(folds)))
 
 
 def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:
     """Create the study, or resume it after checking it was made from the same data."""
     space = prep.space
-    study = optuna.create_study(storage=storage, study_name=name, sampler=prep.sampler,
-                                pruner=prep.pruner, direction=space.direction,
-                                load_if_exists=True)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        sampler=prep.sampler,
+        pruner=prep.pruner,
+        direction=space.direction,
+        load_if_exists=True,
+    )
     attrs = study.user_attrs
     if not attrs:
         study.set_user_attr("data_fingerprint", prep.data.fingerprint)
@@ -140,31 +161,48 @@ def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:
         study.set_user_attr("test_digest", prep.split.digest())
         study.set_user_attr("metric", space.objective.metric)
         study.set_user_attr("space_file", space.path)
+        study.set_user_attr("space_text", space.text)
         study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         return study
     if study.direction.name.lower() != space.direction:
-        raise SpaceError(f"study {name!r} was created to {study.direction.name.lower()}; "
-                         f"this space asks to {space.direction}", file=space.path,
-                         key="objective.direction")
-    if attrs.get("data_fingerprint") != prep.data.fingerprint:
-        raise DataError(f"{space.path}: data.source: the data changed since study {name!r} was "
-                        f"created (fingerprint {attrs.get('data_fingerprint')} -> "
-                        f"{prep.data.fingerprint}); use a new --study name")
-    if attrs.get("test_digest") != prep.split.digest():
-        raise DataError(f"{space.path}: data.test_size: the test split differs from the one "
-                        f"study {name!r} was created with; use a new --study name")
+        raise SpaceError(
+            f"study {name!r} was created to {study.direction.name.lower()}; "
+            f"this space asks to {space.direction}",
+            file=space.path,
+            key="objective.direction",
+        )
+    check_same_data(study, prep)
     return study
+
+
+def check_same_data(study: optuna.Study, prep: Prepared) -> None:
+    """Refuse to go on when the data or the test split differ from the study's."""
+    attrs, name, space = study.user_attrs, study.study_name, prep.space
+    if attrs.get("data_fingerprint") != prep.data.fingerprint:
+        raise DataError(
+            f"{space.path}: data.source: the data changed since study {name!r} was "
+            f"created (fingerprint {attrs.get('data_fingerprint')} -> "
+            f"{prep.data.fingerprint}); use a new --study name"
+        )
+    if attrs.get("test_digest") != prep.split.digest():
+        raise DataError(
+            f"{space.path}: data.test_size: the test split differs from the one "
+            f"study {name!r} was created with; use a new --study name"
+        )
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
     states = [t.state for t in study.get_trials(deepcopy=False)]
-    return {s.name.lower(): states.count(s) for s in
-            (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
+    return {
+        s.name.lower(): states.count(s)
+        for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+    }
 
 
 def failure_reasons(trials: list[FrozenTrial]) -> list[str]:
-    reasons = {t.user_attrs.get("fail_reason", "unknown") for t in trials
-               if t.state == TrialState.FAIL}
+    reasons = {
+        t.user_attrs.get("fail_reason", "unknown") for t in trials if t.state == TrialState.FAIL
+    }
     return sorted(reasons)
 
 
@@ -177,12 +215,19 @@ class Budget:
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = field(default_factory=list)
 
 
-def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], float],
-             budget: Budget) -> list[FrozenTrial]:
+def optimize(
+    study: optuna.Study, objective: Callable[[optuna.Trial], float], budget: Budget
+) -> list[FrozenTrial]:
     """Run trials; a failing trial is recorded as failed and the study goes on."""
     before = {t.number for t in study.get_trials(deepcopy=False)}
-    study.optimize(objective, n_trials=budget.trials, timeout=budget.timeout,
-                   catch=(Exception,), callbacks=budget.callbacks, gc_after_trial=False)
+    study.optimize(
+        objective,
+        n_trials=budget.trials,
+        timeout=budget.timeout,
+        catch=(Exception,),
+        callbacks=budget.callbacks,
+        gc_after_trial=False,
+    )
     new = [t for t in study.get_trials() if t.number not in before]
     if new and all(t.state == TrialState.FAIL for t in new):
         reasons = "; ".join(failure_reasons(new))

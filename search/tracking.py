@@ -7,6 +7,8 @@ active-run stack), so it works the same from threads and from worker processes.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import platform
 import subprocess
 import time
@@ -14,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -39,8 +43,9 @@ class Tracker:
             location = None
             if artifact_root is not None:
                 location = (artifact_root / experiment).resolve().as_uri()
-            self.experiment_id = self.client.create_experiment(experiment,
-                                                               artifact_location=location)
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=location
+            )
         else:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
@@ -53,13 +58,17 @@ class Tracker:
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
             return run_id
-        run = self.client.create_run(self.experiment_id, run_name=study,
-                                     tags={ROLE: "study", STUDY: study, **tags})
+        run = self.client.create_run(
+            self.experiment_id, run_name=study, tags={ROLE: "study", STUDY: study, **tags}
+        )
         return str(run.info.run_id)
 
     def child_run(self, parent_id: str, name: str, *, role: str, tags: Mapping[str, str]) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=name,
-                                     tags={"mlflow.parentRunId": parent_id, ROLE: role, **tags})
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=name,
+            tags={"mlflow.parentRunId": parent_id, ROLE: role, **tags},
+        )
         return str(run.info.run_id)
 
     def end(self, run_id: str, status: str = "FINISHED", *, reason: str | None = None) -> None:
@@ -69,10 +78,15 @@ class Tracker:
 
     # ------------------------------------------------------------ values
 
-    def log(self, run_id: str, *, params: Mapping[str, Any] | None = None,
-            metrics: Mapping[str, float] | None = None,
-            series: Iterable[tuple[str, int, float]] = (),
-            tags: Mapping[str, Any] | None = None) -> None:
+    def log(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        series: Iterable[tuple[str, int, float]] = (),
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
         """Log params, last-value metrics, per-step series and tags in as few calls as possible."""
         now = int(time.time() * 1000)
         rows = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
@@ -80,9 +94,10 @@ class Tracker:
         p = [Param(k, _short(v)) for k, v in (params or {}).items()]
         t = [RunTag(k, _short(v)) for k, v in (tags or {}).items()]
         for start in range(0, max(len(rows), 1), BATCH):
-            chunk = rows[start:start + BATCH]
-            self.client.log_batch(run_id, metrics=chunk, params=p if start == 0 else [],
-                                  tags=t if start == 0 else [])
+            chunk = rows[start : start + BATCH]
+            self.client.log_batch(
+                run_id, metrics=chunk, params=p if start == 0 else [], tags=t if start == 0 else []
+            )
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.client.log_text(run_id, text, path)
@@ -114,8 +129,60 @@ def _version(package: str) -> str:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def log_champion(tracker: Tracker, run_id: str, *, artifacts: dict[str, str],
+                 example: Any, output: Any) -> str:
+    """Log preprocessing + network(s) as one pyfunc model on `run_id`; returns its URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from search.champion import ChampionModel
+
+    mlflow.set_tracking_uri(tracker.tracking_uri)
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # the CloudPickle notice
+    logging.getLogger("mlflow.models").setLevel(logging.ERROR)
+    requirements = [f"{p}=={_version(p)}" for p in (*PACKAGES, "joblib")
+                    if _version(p) != "absent"]
+    package = Path(__file__).resolve().parent
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=ChampionModel(), artifacts=artifacts,
+            signature=infer_signature(example, output), input_example=example,
+            pip_requirements=requirements, code_paths=[str(package)])
+    tracker.client.update_run(run_id, status="RUNNING")
+    return str(info.model_uri)
+
+
+def register_champion(tracker: Tracker, model_uri: str, name: str, *, tags: dict[str, str],
+                      is_better: Any) -> tuple[str, bool, str]:
+    """Register a new version; move the `champion` alias only if `is_better(current_tags)`."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracker.tracking_uri)
+    logging.getLogger("mlflow.tracking._model_registry").setLevel(logging.WARNING)
+    client = tracker.client
+    version = mlflow.register_model(model_uri, name).version
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    try:
+        current = client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        current = None
+    if current is None:
+        client.set_registered_model_alias(name, "champion", version)
+        return str(version), True, f"registered {name} version {version} as @champion"
+    verdict, why = is_better(current.tags)
+    if verdict:
+        client.set_registered_model_alias(name, "champion", version)
+        return str(version), True, (f"registered {name} version {version}; it beats version "
+                                    f"{current.version} ({why}) and is now @champion")
+    return str(version), False, (f"registered {name} version {version}; @champion stays on "
+                                 f"version {current.version} ({why})")

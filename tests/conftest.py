@@ -27,12 +27,29 @@ params:
 """
 
 
-def tiny_space(tmp_path: Path, *, name: str = "tiny", trials: int = 2, source: str = "iris",
-               scheme: str = "kfold", folds: int = 3, epochs: int = 3,
-               sampler: str = "random") -> Path:
+def tiny_space(
+    tmp_path: Path,
+    *,
+    name: str = "tiny",
+    trials: int = 2,
+    source: str = "iris",
+    scheme: str = "kfold",
+    folds: int = 3,
+    epochs: int = 3,
+    sampler: str = "random",
+) -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(TINY.format(name=name, trials=trials, source=source, scheme=scheme,
-                                folds=folds, epochs=epochs, sampler=sampler))
+    path.write_text(
+        TINY.format(
+            name=name,
+            trials=trials,
+            source=source,
+            scheme=scheme,
+            folds=folds,
+            epochs=epochs,
+            sampler=sampler,
+        )
+    )
     return path
 
 

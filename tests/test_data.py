@@ -23,11 +23,19 @@ def _load(tmp_path: Path, **spec: object) -> object:
     return load_dataset(DataSpec(**spec), base_dir=tmp_path, where="s.yaml")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("source", "task", "n_classes"), [
-    ("breast_cancer", "binary", 2), ("digits", "multiclass", 10), ("iris", "multiclass", 3),
-    ("wine", "multiclass", 3), ("diabetes", "regression", 0)])
-def test_builtin_sets_infer_their_task(tmp_path: Path, source: str, task: str,
-                                       n_classes: int) -> None:
+@pytest.mark.parametrize(
+    ("source", "task", "n_classes"),
+    [
+        ("breast_cancer", "binary", 2),
+        ("digits", "multiclass", 10),
+        ("iris", "multiclass", 3),
+        ("wine", "multiclass", 3),
+        ("diabetes", "regression", 0),
+    ],
+)
+def test_builtin_sets_infer_their_task(
+    tmp_path: Path, source: str, task: str, n_classes: int
+) -> None:
     data = load_dataset(DataSpec(source=source), base_dir=tmp_path)
     assert data.task == task
     assert data.n_classes == n_classes
@@ -35,10 +43,14 @@ def test_builtin_sets_infer_their_task(tmp_path: Path, source: str, task: str,
 
 
 def test_csv_with_text_target_and_categoricals(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0] * 5, "c": ["a", "b", None, "a"] * 5,
-                          "y": ["no", "yes", "no", "yes"] * 5})
-    data = load_dataset(DataSpec(source=str(_csv(tmp_path, frame)), target="y"),
-                        base_dir=tmp_path)
+    frame = pd.DataFrame(
+        {
+            "x": [1.0, 2.0, np.nan, 4.0] * 5,
+            "c": ["a", "b", None, "a"] * 5,
+            "y": ["no", "yes", "no", "yes"] * 5,
+        }
+    )
+    data = load_dataset(DataSpec(source=str(_csv(tmp_path, frame)), target="y"), base_dir=tmp_path)
     assert data.task == "binary" and data.classes == ("no", "yes")
     assert set(data.X.columns) == {"x", "c"}
 
@@ -51,22 +63,41 @@ def test_parquet_source(tmp_path: Path) -> None:
     assert data.task == "regression"
 
 
-@pytest.mark.parametrize(("frame", "spec", "match"), [
-    (None, {"source": "nope.csv", "target": "y"}, r"s.yaml: data.source: no such data file"),
-    (pd.DataFrame({"x": [1, 2], "y": [0, 1]}), {"target": "label"},
-     r"data.target: column 'label' not found"),
-    (pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]}), {"target": "y", "task": "regression"},
-     r"task is regression but column 'y' is not numeric"),
-    (pd.DataFrame({"x": [1, 2, 3, 4], "y": [0.0, np.nan, 1.0, 0.0]}), {"target": "y"},
-     r"has 1 missing \(NaN\) values, first at rows \[1\]"),
-    (pd.DataFrame({"x": [1, 2, 3], "y": [1, 1, 1]}), {"target": "y"}, "a single class"),
-    (pd.DataFrame({"x": [1, 2, 3], "y": [0, 1, 2]}), {"target": "y", "task": "binary"},
-     "binary needs 2 classes"),
-    (pd.DataFrame({"x": [1, 2], "y": [0, 1]}), {"target": "y", "group_column": "g"},
-     "data.group_column: column 'g' not found"),
-])
-def test_bad_data_is_refused_with_file_and_column(tmp_path: Path, frame: pd.DataFrame | None,
-                                                  spec: dict[str, object], match: str) -> None:
+@pytest.mark.parametrize(
+    ("frame", "spec", "match"),
+    [
+        (None, {"source": "nope.csv", "target": "y"}, r"s.yaml: data.source: no such data file"),
+        (
+            pd.DataFrame({"x": [1, 2], "y": [0, 1]}),
+            {"target": "label"},
+            r"data.target: column 'label' not found",
+        ),
+        (
+            pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]}),
+            {"target": "y", "task": "regression"},
+            r"task is regression but column 'y' is not numeric",
+        ),
+        (
+            pd.DataFrame({"x": [1, 2, 3, 4], "y": [0.0, np.nan, 1.0, 0.0]}),
+            {"target": "y"},
+            r"has 1 missing \(NaN\) values, first at rows \[1\]",
+        ),
+        (pd.DataFrame({"x": [1, 2, 3], "y": [1, 1, 1]}), {"target": "y"}, "a single class"),
+        (
+            pd.DataFrame({"x": [1, 2, 3], "y": [0, 1, 2]}),
+            {"target": "y", "task": "binary"},
+            "binary needs 2 classes",
+        ),
+        (
+            pd.DataFrame({"x": [1, 2], "y": [0, 1]}),
+            {"target": "y", "group_column": "g"},
+            "data.group_column: column 'g' not found",
+        ),
+    ],
+)
+def test_bad_data_is_refused_with_file_and_column(
+    tmp_path: Path, frame: pd.DataFrame | None, spec: dict[str, object], match: str
+) -> None:
     if frame is not None:
         spec = {"source": str(_csv(tmp_path, frame)), **spec}
     with pytest.raises(DataError, match=match):
@@ -87,8 +118,9 @@ def test_test_split_is_seeded_stratified_and_disjoint(tmp_path: Path) -> None:
 
 
 def test_group_split_keeps_groups_out_of_the_test_rows(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"x": np.arange(60.0), "g": np.repeat(np.arange(20), 3),
-                          "y": np.tile([0, 1], 30)})
+    frame = pd.DataFrame(
+        {"x": np.arange(60.0), "g": np.repeat(np.arange(20), 3), "y": np.tile([0, 1], 30)}
+    )
     spec = DataSpec(source=str(_csv(tmp_path, frame)), target="y", group_column="g")
     data = load_dataset(spec, base_dir=tmp_path)
     split = split_test(data, spec)
@@ -114,8 +146,9 @@ def test_fingerprint_changes_with_one_value(tmp_path: Path) -> None:
 
 
 def test_preprocessor_uses_training_statistics_only() -> None:
-    X = pd.DataFrame({"x": [0.0, 2.0, np.nan, 100.0], "c": ["a", "b", np.nan, "z"]},
-                     dtype=object).astype({"x": float})
+    X = pd.DataFrame(
+        {"x": [0.0, 2.0, np.nan, 100.0], "c": ["a", "b", np.nan, "z"]}, dtype=object
+    ).astype({"x": float})
     pre = make_preprocessor(X).fit(X.iloc[:3])
     out = pre.transform(X)
     # median of the training rows (1.0) fills the gap; mean/std from training rows only

@@ -16,12 +16,15 @@ def _check_partition(folds: list, n: int) -> None:  # type: ignore[type-arg]
         assert set(f.train) | set(f.val) <= set(range(n))
 
 
-@pytest.mark.parametrize(("scheme", "expected"), [
-    ("holdout", 1), ("kfold", 4), ("repeated_kfold", 8), ("time_series", 4)])
+@pytest.mark.parametrize(
+    ("scheme", "expected"),
+    [("holdout", 1), ("kfold", 4), ("repeated_kfold", 8), ("time_series", 4)],
+)
 def test_schemes_give_disjoint_folds(scheme: str, expected: int) -> None:
     y = np.tile([0, 1, 2], 40)
-    folds = make_folds(ValidationSpec(scheme=scheme, folds=4, repeats=2), y,
-                       classification=True, seed=0)
+    folds = make_folds(
+        ValidationSpec(scheme=scheme, folds=4, repeats=2), y, classification=True, seed=0
+    )
     assert len(folds) == expected
     _check_partition(folds, len(y))
     if scheme == "kfold":  # every row is validated exactly once
@@ -37,15 +40,17 @@ def test_stratified_folds_keep_class_balance() -> None:
 def test_group_kfold_keeps_entities_together() -> None:
     groups = np.repeat(np.arange(15), 4)
     y = np.tile([0, 1], 30)
-    folds = make_folds(ValidationSpec(scheme="group_kfold", folds=3), y, classification=True,
-                       seed=0, groups=groups)
+    folds = make_folds(
+        ValidationSpec(scheme="group_kfold", folds=3), y, classification=True, seed=0, groups=groups
+    )
     for f in folds:
         assert not set(groups[f.train]) & set(groups[f.val])
 
 
 def test_time_series_validates_on_later_rows() -> None:
-    folds = make_folds(ValidationSpec(scheme="time_series", folds=3), np.arange(40.0),
-                       classification=False, seed=0)
+    folds = make_folds(
+        ValidationSpec(scheme="time_series", folds=3), np.arange(40.0), classification=False, seed=0
+    )
     for f in folds:
         assert f.train.max() < f.val.min()
 

@@ -57,15 +57,22 @@ def test_run_tree_is_study_then_trials_then_folds(searched: tuple[Path, SearchRe
 
 
 def test_trial_runs_carry_params_metrics_tags_and_artifacts(
-        searched: tuple[Path, SearchResult]) -> None:
+    searched: tuple[Path, SearchResult],
+) -> None:
     _, result = searched
     client = MlflowClient(result.tracking_uri)
     trial = next(r for r in _runs(result) if r.data.tags[ROLE] == "trial")
     assert {"depth", "width_0", "learning_rate", "batch_size"} <= set(trial.data.params)
     assert {"score", "score_std", "cv_accuracy", "fold_0/best_epoch"} <= set(trial.data.metrics)
     tags = trial.data.tags
-    for key in ("search.study", "search.trial", "search.seed", "search.data_fingerprint",
-                "search.version.tensorflow", "search.version.optuna"):
+    for key in (
+        "search.study",
+        "search.trial",
+        "search.seed",
+        "search.data_fingerprint",
+        "search.version.tensorflow",
+        "search.version.optuna",
+    ):
         assert key in tags
     history = client.get_metric_history(trial.info.run_id, "fold_0/val_loss")
     assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
@@ -74,7 +81,7 @@ def test_trial_runs_carry_params_metrics_tags_and_artifacts(
 
 
 def test_objective_is_mean_of_fold_scores(searched: tuple[Path, SearchResult]) -> None:
-    tmp, result = searched
+    tmp, _result = searched
     study = optuna.load_study(study_name="tree", storage=open_storage(None, tmp / "mlruns"))
     for t in study.trials:
         folds = t.user_attrs["fold_scores"]
@@ -131,16 +138,25 @@ params:
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "search.cli", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "search.cli", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
 
 
-@pytest.mark.parametrize(("space", "match"), [
-    ("params: {dropout: 2}\ndata: {source: iris}\n", "params.dropout"),
-    ("data: {source: missing.csv, target: y}\n", "no such data file"),
-    ("data: {source: iris}\nvalidation: {folds: 60}\n", "smallest class has"),
-    ("data: {source: diabetes}\nobjective: {metric: accuracy}\n", "objective.metric"),
-])
+@pytest.mark.parametrize(
+    ("space", "match"),
+    [
+        ("params: {dropout: 2}\ndata: {source: iris}\n", "params.dropout"),
+        ("data: {source: missing.csv, target: y}\n", "no such data file"),
+        ("data: {source: iris}\nvalidation: {folds: 60}\n", "smallest class has"),
+        ("data: {source: diabetes}\nobjective: {metric: accuracy}\n", "objective.metric"),
+    ],
+)
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, space: str, match: str) -> None:
     (tmp_path / "bad.yaml").write_text(space)
     out = _cli("run", "bad.yaml", "--home", "store", cwd=tmp_path)
@@ -153,9 +169,23 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, space: str, ma
 def test_cli_runs_a_search_and_prints_json(tmp_path: Path) -> None:
     space = tiny_space(tmp_path, name="cli", trials=1, folds=2, epochs=2)
     env_root = str(ROOT)
-    out = subprocess.run([sys.executable, "-m", "search.cli", "run", str(space), "--json",
-                          "--home", str(tmp_path / "m")], cwd=env_root, text=True,
-                         capture_output=True, timeout=600, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "search.cli",
+            "run",
+            str(space),
+            "--json",
+            "--home",
+            str(tmp_path / "m"),
+        ],
+        cwd=env_root,
+        text=True,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["study_name"] == "cli" and summary["counts"]["complete"] == 1

@@ -16,28 +16,72 @@ BASE = "data:\n  source: iris\n"
 BAD = [
     ("data: [iris\n", "not valid YAML", None),
     ("- a\n- b\n", "must be a mapping", None),
-    (BASE + "params:\n  dropuot: 0.1\n", "unknown key `dropuot`; did you mean `dropout`", "params.dropuot"),
+    (
+        BASE + "params:\n  dropuot: 0.1\n",
+        "unknown key `dropuot`; did you mean `dropout`",
+        "params.dropuot",
+    ),
     (BASE + "studdy: {}\n", "did you mean `study`", "studdy"),
-    (BASE + "params:\n  learning_rate: {low: 0.1, high: 0.01}\n", "`low <= high` must hold", "params.learning_rate"),
-    (BASE + "params:\n  l2: {low: 0, high: 0.1, log: true}\n", "log range needs low > 0", "params.l2"),
-    (BASE + "params:\n  dropout: {low: 0.1, high: 1.0}\n", r"dropout must lie in \[0, 1\)", "params.dropout"),
+    (
+        BASE + "params:\n  learning_rate: {low: 0.1, high: 0.01}\n",
+        "`low <= high` must hold",
+        "params.learning_rate",
+    ),
+    (
+        BASE + "params:\n  l2: {low: 0, high: 0.1, log: true}\n",
+        "log range needs low > 0",
+        "params.l2",
+    ),
+    (
+        BASE + "params:\n  dropout: {low: 0.1, high: 1.0}\n",
+        r"dropout must lie in \[0, 1\)",
+        "params.dropout",
+    ),
     (BASE + "params:\n  dropout: 1.5\n", r"dropout must lie in \[0, 1\)", "params.dropout"),
     (BASE + "params:\n  l1: -0.1\n", "l1 must be >= 0", "params.l1"),
     (BASE + "params:\n  l2: {choices: [0.0, -1.0]}\n", "l2 must be >= 0", "params.l2"),
     (BASE + "params:\n  optimizer: {choices: []}\n", "empty choice", "params.optimizer.choices"),
-    (BASE + "study:\n  sampler: tpee\n", "unknown value 'tpee'; did you mean `tpe`", "study.sampler"),
+    (
+        BASE + "study:\n  sampler: tpee\n",
+        "unknown value 'tpee'; did you mean `tpe`",
+        "study.sampler",
+    ),
     (BASE + "study:\n  pruner: medain\n", "did you mean `median`", "study.pruner"),
-    (BASE + "params:\n  optimizer: {choices: [adam, adamm]}\n", "unknown optimizer 'adamm'", "params.optimizer"),
-    (BASE + "params:\n  activation: rellu\n", "unknown activation 'rellu'; did you mean `relu`", "params.activation"),
+    (
+        BASE + "params:\n  optimizer: {choices: [adam, adamm]}\n",
+        "unknown optimizer 'adamm'",
+        "params.optimizer",
+    ),
+    (
+        BASE + "params:\n  activation: rellu\n",
+        "unknown activation 'rellu'; did you mean `relu`",
+        "params.activation",
+    ),
     (BASE + "validation:\n  scheme: loo\n", "unknown value 'loo'", "validation.scheme"),
     (BASE + "validation:\n  folds: 1\n", "greater than or equal to 2", "validation.folds"),
     (BASE + "objective:\n  metric: acc\n", "unknown value 'acc'", "objective.metric"),
     (BASE + "params:\n  depth: {low: 1.5, high: 3}\n", "whole numbers", "params.depth"),
     (BASE + "params:\n  depth: 0\n", "depth must be >= 1", "params.depth"),
-    (BASE + "params:\n  dropout: {low: 0.0, high: 0.5, per_layer: true}\n", "only allowed on `width`", "params.dropout"),
-    (BASE + "params:\n  learning_rate: {low: 0.001, high: 0.1, log: true, step: 0.01}\n", "both `log: true` and a step", "params.learning_rate"),
-    (BASE + "study:\n  sampler: grid\nparams:\n  dropout: {low: 0.0, high: 0.5}\n", "grid sampler needs", "params.dropout"),
-    (BASE + "validation:\n  scheme: group_kfold\n", "needs `data.group_column`", "data.group_column"),
+    (
+        BASE + "params:\n  dropout: {low: 0.0, high: 0.5, per_layer: true}\n",
+        "only allowed on `width`",
+        "params.dropout",
+    ),
+    (
+        BASE + "params:\n  learning_rate: {low: 0.001, high: 0.1, log: true, step: 0.01}\n",
+        "both `log: true` and a step",
+        "params.learning_rate",
+    ),
+    (
+        BASE + "study:\n  sampler: grid\nparams:\n  dropout: {low: 0.0, high: 0.5}\n",
+        "grid sampler needs",
+        "params.dropout",
+    ),
+    (
+        BASE + "validation:\n  scheme: group_kfold\n",
+        "needs `data.group_column`",
+        "data.group_column",
+    ),
     ("study:\n  trials: 3\n", "this key is required", "data"),
 ]
 
@@ -83,7 +127,9 @@ def _trial(space_text: str, seed: int = 0) -> tuple[dict[str, object], optuna.tr
 
 
 def test_per_layer_width_is_conditional_on_depth() -> None:
-    text = BASE + "params:\n  depth: {low: 1, high: 4}\n  width: {low: 8, high: 64, per_layer: true}\n"
+    text = (
+        BASE + "params:\n  depth: {low: 1, high: 4}\n  width: {low: 8, high: 64, per_layer: true}\n"
+    )
     for seed in range(6):
         params, frozen = _trial(text, seed)
         depth = params["depth"]
