@@ -9,7 +9,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc.model import PythonModel
 
 from search.data import categorical_as_object
 
@@ -25,15 +25,19 @@ class ChampionModel(PythonModel):  # type: ignore[misc]
         self.classes: list[str] = meta["classes"]
         self.columns: list[str] = meta["columns"]
         self.pre = joblib.load(context.artifacts["preprocessor"])
-        self.nets = [keras.saving.load_model(context.artifacts[f"network_{i}"], compile=False)
-                     for i in range(meta["networks"])]
+        self.nets = [
+            keras.saving.load_model(context.artifacts[f"network_{i}"], compile=False)
+            for i in range(meta["networks"])
+        ]
 
-    def predict(self, context: Any, model_input: pd.DataFrame,
-                params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         missing = [c for c in self.columns if c not in model_input.columns]
         if missing:
-            raise ValueError(f"input rows lack the columns {missing}; the model was trained "
-                             f"on {self.columns}")
+            raise ValueError(
+                f"input rows lack the columns {missing}; the model was trained on {self.columns}"
+            )
         x = self.pre.transform(categorical_as_object(model_input[self.columns]))
         output = network_output(self.nets, x.astype(np.float32))
         return output_frame(self.task, self.classes, output)
@@ -42,7 +46,8 @@ class ChampionModel(PythonModel):  # type: ignore[misc]
 def network_output(nets: list[Any], x: np.ndarray) -> np.ndarray:
     """Mean of the networks' outputs (one network, or the fold models of an ensemble)."""
     outs = [np.asarray(net(x, training=False), dtype=np.float64) for net in nets]
-    return np.mean(outs, axis=0)
+    mean: np.ndarray = np.mean(outs, axis=0)
+    return mean
 
 
 def output_frame(task: str, classes: list[str], output: np.ndarray) -> pd.DataFrame:
@@ -57,12 +62,15 @@ def output_frame(task: str, classes: list[str], output: np.ndarray) -> pd.DataFr
     return frame
 
 
-def save_parts(folder: Path, *, pre: Any, nets: list[Any], task: str, classes: list[str],
-               columns: list[str]) -> dict[str, str]:
+def save_parts(
+    folder: Path, *, pre: Any, nets: list[Any], task: str, classes: list[str], columns: list[str]
+) -> dict[str, str]:
     """Write the pieces the pyfunc loads; returns MLflow's `artifacts` mapping."""
     folder.mkdir(parents=True, exist_ok=True)
-    artifacts = {"preprocessor": str(folder / "preprocessor.joblib"),
-                 "meta": str(folder / "meta.json")}
+    artifacts = {
+        "preprocessor": str(folder / "preprocessor.joblib"),
+        "meta": str(folder / "meta.json"),
+    }
     joblib.dump(pre, artifacts["preprocessor"])
     meta = {"task": task, "classes": classes, "columns": columns, "networks": len(nets)}
     Path(artifacts["meta"]).write_text(json.dumps(meta))

@@ -14,20 +14,26 @@ UI_HINT = "make ui   # then open http://127.0.0.1:5000"
 
 def _stores(parser: argparse.ArgumentParser, *, storage: bool = True) -> None:
     if storage:
-        parser.add_argument("--storage", help="Optuna storage URL or journal file "
-                            "(default: mlruns/optuna.journal)")
+        parser.add_argument(
+            "--storage", help="Optuna storage URL or journal file (default: mlruns/optuna.journal)"
+        )
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: mlruns/mlflow.db)")
     parser.add_argument("--home", default="mlruns", help="folder of the default stores")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show TensorFlow's own log lines")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show TensorFlow's own log lines"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="search", description="Hyperparameter search and "
-                                     "model selection for Keras models.")
+    parser = argparse.ArgumentParser(
+        prog="search", description="Hyperparameter search and model selection for Keras models."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run or resume the study a space file describes, then "
-                         "select, test and register its final model")
+    run = sub.add_parser(
+        "run",
+        help="run or resume the study a space file describes, then "
+        "select, test and register its final model",
+    )
     run.add_argument("space", help="a space file, e.g. spaces/default.yaml")
     run.add_argument("--trials", type=int, help="trials to add in this run (default: the file's)")
     run.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
@@ -36,8 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print a machine-readable summary")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _stores(run)
-    select = sub.add_parser("select", help="recheck the top trials, refit the best, test it "
-                            "once against a baseline and register it")
+    select = sub.add_parser(
+        "select",
+        help="recheck the top trials, refit the best, test it "
+        "once against a baseline and register it",
+    )
     select.add_argument("study")
     _stores(select)
     best = sub.add_parser("best", help="print the best trials of a study")
@@ -72,8 +81,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "select":
         from search.selection import select
 
-        print(select(args.study, storage=args.storage, home=args.home,
-                     tracking_uri=args.tracking_uri))
+        print(
+            select(args.study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri)
+        )
         return 0
     if args.command == "best":
         from search.report import best_table
@@ -98,10 +108,16 @@ def _run(args: argparse.Namespace) -> int:
     _quiet_libraries(args.verbose)
     from search.runner import result_json, run_search
 
-    result = run_search(space, n_trials=args.trials, timeout=args.timeout,
-                        study_name=args.study, storage=args.storage,
-                        tracking_uri=args.tracking_uri, home=args.home,
-                        progress=not (args.quiet or args.json))
+    result = run_search(
+        space,
+        n_trials=args.trials,
+        timeout=args.timeout,
+        study_name=args.study,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        home=args.home,
+        progress=not (args.quiet or args.json),
+    )
     if not args.json:
         print(result, flush=True)
     selection = None
@@ -110,8 +126,9 @@ def _run(args: argparse.Namespace) -> int:
 
         if not (args.quiet or args.json):
             print("\nselecting the final model: recheck, refit, one test ...", file=sys.stderr)
-        selection = select(result.study_name, storage=args.storage, home=args.home,
-                           tracking_uri=args.tracking_uri)
+        selection = select(
+            result.study_name, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri
+        )
     if args.json:
         print(result_json(result, selection))
         return 0

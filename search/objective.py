@@ -66,8 +66,12 @@ def fold_arrays(data: Dataset, rows: np.ndarray, fold: Fold) -> FoldArrays:
     X, y = data.X, data.y
     tr, va = rows[fold.train], rows[fold.val]
     pre = make_preprocessor(X).fit(X.iloc[tr])
-    return FoldArrays(pre.transform(X.iloc[tr]).astype(np.float32), y[tr],
-                      pre.transform(X.iloc[va]).astype(np.float32), y[va])
+    return FoldArrays(
+        pre.transform(X.iloc[tr]).astype(np.float32),
+        y[tr],
+        pre.transform(X.iloc[va]).astype(np.float32),
+        y[va],
+    )
 
 
 def trial_seed(study_seed: int, number: int) -> int:

@@ -24,12 +24,19 @@ def best_table(study_name: str, *, storage: str | None, home: str | Path, n: int
     rows = [header]
     for t in shown:
         params = flat_params(t.user_attrs.get("params", {"widths": []}))
-        rows.append([str(t.number), f"{t.value:.4f}", f"{t.user_attrs.get('score_std', 0):.4f}",
-                     *[_fmt(params.get(k, "")) for k in keys]])
+        rows.append(
+            [
+                str(t.number),
+                f"{t.value:.4f}",
+                f"{t.user_attrs.get('score_std', 0):.4f}",
+                *[_fmt(params.get(k, "")) for k in keys],
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join([f"study {study_name!r}: {len(done)} complete trials, best {len(shown)}:",
-                      *lines])
+    return "\n".join(
+        [f"study {study_name!r}: {len(done)} complete trials, best {len(shown)}:", *lines]
+    )
 
 
 def _fmt(value: object) -> str:

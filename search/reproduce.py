@@ -38,8 +38,10 @@ class Reproduction:
         return bool(self.rows) and all(a == b for _, a, b in self.rows)
 
     def __str__(self) -> str:
-        lines = [f"{self.role} run {self.run_id}:",
-                 f"  {'metric':<28} {'recorded':>22} {'reproduced':>22}"]
+        lines = [
+            f"{self.role} run {self.run_id}:",
+            f"  {'metric':<28} {'recorded':>22} {'reproduced':>22}",
+        ]
         for name, rec, rep in self.rows:
             mark = "" if rec == rep else "   <- differs"
             lines.append(f"  {name:<28} {rec!r:>22} {rep!r:>22}{mark}")
@@ -47,8 +49,9 @@ class Reproduction:
         return "\n".join(lines)
 
 
-def reproduce(run_id: str, *, tracking_uri: str | None = None,
-              home: str | Path = DEFAULT_HOME) -> Reproduction:
+def reproduce(
+    run_id: str, *, tracking_uri: str | None = None, home: str | Path = DEFAULT_HOME
+) -> Reproduction:
     """Retrain what a run recorded, with its parameters and seeds, and compare its metrics."""
     client = MlflowClient(tracking_uri or default_tracking_uri(Path(home)))
     run = _get_run(client, run_id)
@@ -57,18 +60,26 @@ def reproduce(run_id: str, *, tracking_uri: str | None = None,
         what = "a study run" if role == "study" else "not a run made by this service"
         raise InputError(f"run {run_id}: {what}; reproduce a trial, fold or selection run")
     if run.info.status != "FINISHED":
-        raise InputError(f"run {run_id} ended {run.info.status} ({run.data.tags.get('search.state', '')}"
-                         "); only finished runs can be reproduced in full")
+        raise InputError(
+            f"run {run_id} ended {run.info.status} ({run.data.tags.get('search.state', '')}"
+            "); only finished runs can be reproduced in full"
+        )
     source = _get_run(client, run.data.tags["mlflow.parentRunId"]) if role == "fold" else run
     space_text = _artifact(client, source.info.run_id, "space.yaml")
     params = json.loads(_artifact(client, source.info.run_id, "params.json"))
-    space = parse_space(space_text, file=f"run {source.info.run_id}: space.yaml")
+    space = parse_space(
+        space_text,
+        file=f"run {source.info.run_id}: space.yaml",
+        origin=source.data.tags.get("search.space_dir"),
+    )
     prep = prepare(space)
     recorded_fp = run.data.tags.get("search.data_fingerprint")
     if recorded_fp != prep.data.fingerprint:
-        raise DataError(f"run {run_id}: the data no longer matches the run's (fingerprint "
-                        f"{recorded_fp} recorded, {prep.data.fingerprint} now); refusing to "
-                        "reproduce on other data")
+        raise DataError(
+            f"run {run_id}: the data no longer matches the run's (fingerprint "
+            f"{recorded_fp} recorded, {prep.data.fingerprint} now); refusing to "
+            "reproduce on other data"
+        )
     seed = int(source.data.tags["search.seed"])
     deterministic()
     keras.utils.set_random_seed(seed)
@@ -82,22 +93,26 @@ def reproduce(run_id: str, *, tracking_uri: str | None = None,
     for fold_run in sorted(fold_runs, key=lambda r: int(r.data.tags["search.fold"])):
         index = int(fold_run.data.tags["search.fold"])
         arrays = fold_arrays(prep.data, prep.split.train, folds[index])
-        _, res = fit_fold(params, arrays, data=prep.data, seed=seed + index,
-                          spe=steps_per_execution(space))
+        _, res = fit_fold(
+            params, arrays, data=prep.data, seed=seed + index, spe=steps_per_execution(space)
+        )
         keras.backend.clear_session()
         fold_scores.append(res.scores[metric])
         for name, value in sorted(res.scores.items()):
-            out.rows.append((f"fold {index} val_{name}", fold_run.data.metrics[f"val_{name}"],
-                             value))
-        out.rows.append((f"fold {index} best_epoch", fold_run.data.metrics["best_epoch"],
-                         float(res.best_epoch)))
+            out.rows.append(
+                (f"fold {index} val_{name}", fold_run.data.metrics[f"val_{name}"], value)
+            )
+        out.rows.append(
+            (f"fold {index} best_epoch", fold_run.data.metrics["best_epoch"], float(res.best_epoch))
+        )
     if role == "trial":
         out.rows.append(("trial score", run.data.metrics["score"], float(np.mean(fold_scores))))
     return out
 
 
-def _selection(out: Reproduction, run: Run, prep: Prepared, params: dict[str, Any],
-               seed: int) -> None:
+def _selection(
+    out: Reproduction, run: Run, prep: Prepared, params: dict[str, Any], seed: int
+) -> None:
     epochs = int(run.data.metrics["refit_epochs"])
     final = refit_params(prep, params, epochs=epochs, seed=seed)
     output, y = test_output(prep, final)
@@ -117,9 +132,11 @@ def _get_run(client: MlflowClient, run_id: str) -> Run:
 
 def _children(client: MlflowClient, run_id: str) -> list[Run]:
     run = client.get_run(run_id)
-    found = client.search_runs([run.info.experiment_id],
-                               filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
-                               max_results=1000)
+    found = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
+        max_results=1000,
+    )
     return [r for r in found if r.data.tags.get(ROLE) == "fold"]
 
 
@@ -128,6 +145,7 @@ def _artifact(client: MlflowClient, run_id: str, path: str) -> str:
         try:
             local = client.download_artifacts(run_id, path, tmp)
         except (MlflowException, OSError):
-            raise InputError(f"run {run_id} has no {path} artifact; it cannot be "
-                             "reproduced") from None
+            raise InputError(
+                f"run {run_id} has no {path} artifact; it cannot be reproduced"
+            ) from None
         return Path(local).read_text()

@@ -115,6 +115,7 @@ def run_search(
             STUDY: name,
             "search.data_fingerprint": prep.data.fingerprint,
             "search.space_file": str(space.path),
+            "search.space_dir": str(space.base_dir),
             **environment_tags(),
         },
     )

@@ -31,9 +31,11 @@ from search.tracking import (
     register_champion,
 )
 
-REPORT = {"binary": ("accuracy", "roc_auc", "f1", "log_loss"),
-          "multiclass": ("accuracy", "roc_auc", "f1", "log_loss"),
-          "regression": ("mae", "rmse", "r2", "mse")}
+REPORT = {
+    "binary": ("accuracy", "roc_auc", "f1", "log_loss"),
+    "multiclass": ("accuracy", "roc_auc", "f1", "log_loss"),
+    "regression": ("mae", "rmse", "r2", "mse"),
+}
 RECHECK_SEED = 10_007  # model seeds of the recheck differ from the search's
 
 
@@ -80,17 +82,25 @@ class SelectionResult:
         lines = ["candidates (search score -> recheck on new folds and seeds):"]
         for c in self.candidates:
             mark = "*" if c.trial == self.chosen.trial else " "
-            lines.append(f" {mark} trial {c.trial:>4}  {c.search_score:.4f} -> "
-                         f"{c.recheck_score:.4f} ± {c.recheck_std:.4f}")
-        lines.append(f"final test (trial {self.chosen.trial}, refit {self.epochs} epochs; "
-                     "95% bootstrap intervals):")
+            lines.append(
+                f" {mark} trial {c.trial:>4}  {c.search_score:.4f} -> "
+                f"{c.recheck_score:.4f} ± {c.recheck_std:.4f}"
+            )
+        lines.append(
+            f"final test (trial {self.chosen.trial}, refit {self.epochs} epochs; "
+            "95% bootstrap intervals):"
+        )
         lines.append(f"  {'metric':<10} {'model':<26} {'baseline':<26} model - baseline")
         for name in self.test:
-            lines.append(f"  {name:<10} {self.test[name]!s:<26} {self.baseline[name]!s:<26} "
-                         f"{self.difference[name]}")
+            lines.append(
+                f"  {name:<10} {self.test[name]!s:<26} {self.baseline[name]!s:<26} "
+                f"{self.difference[name]}"
+            )
         verdict = "beats" if self.beats_baseline else "does NOT clearly beat"
-        lines.append(f"the model {verdict} the baseline on {self.metric}; validation-to-test "
-                     f"gap {self.gap:+.4f}")
+        lines.append(
+            f"the model {verdict} the baseline on {self.metric}; validation-to-test "
+            f"gap {self.gap:+.4f}"
+        )
         lines += [f"warning: {w}" for w in self.warnings]
         if self.registry:
             lines.append(self.registry)
@@ -101,21 +111,33 @@ def load_study(name: str, storage: str | None, home: Path) -> optuna.Study:
     store = open_storage(storage, home)
     names = [s.study_name for s in optuna.get_all_study_summaries(store)]
     if name not in names:
-        raise InputError(f"study {name!r} not found in the storage (studies: "
-                         f"{', '.join(names) or 'none'})")
+        raise InputError(
+            f"study {name!r} not found in the storage (studies: {', '.join(names) or 'none'})"
+        )
     return optuna.load_study(study_name=name, storage=store)
 
 
 def study_space(study: optuna.Study) -> Space:
     text = study.user_attrs.get("space_text")
     if not text:
-        raise InputError(f"study {study.study_name!r} was not made by this service "
-                         "(it has no space file recorded)")
-    return parse_space(text, file=study.user_attrs.get("space_file") or "<space>")
+        raise InputError(
+            f"study {study.study_name!r} was not made by this service "
+            "(it has no space file recorded)"
+        )
+    return parse_space(
+        text,
+        file=study.user_attrs.get("space_file") or "<space>",
+        origin=study.user_attrs.get("space_dir"),
+    )
 
 
-def select(study_name: str, *, storage: str | None = None, home: str | Path = DEFAULT_HOME,
-           tracking_uri: str | None = None) -> SelectionResult:
+def select(
+    study_name: str,
+    *,
+    storage: str | None = None,
+    home: str | Path = DEFAULT_HOME,
+    tracking_uri: str | None = None,
+) -> SelectionResult:
     """Choose, refit and test the final model of a study; log and register it in MLflow."""
     home = Path(home)
     study = load_study(study_name, storage, home)
@@ -131,8 +153,9 @@ def select(study_name: str, *, storage: str | None = None, home: str | Path = DE
     trial = next(t for t in complete if t.number == chosen.trial)
     final = refit(prep, trial)
     result = evaluate(prep, final, chosen, candidates, trial)
-    tracker = Tracker(tracking_uri or default_tracking_uri(home), study_name,
-                      artifact_root=home / "artifacts")
+    tracker = Tracker(
+        tracking_uri or default_tracking_uri(home), study_name, artifact_root=home / "artifacts"
+    )
     _log(tracker, study, prep, final, result, trial)
     return result
 
@@ -151,11 +174,18 @@ def recheck_folds(prep: Prepared) -> list[Fold]:
     space, data = prep.space, prep.data
     spec = space.validation
     scheme = "kfold" if spec.scheme == "holdout" else spec.scheme
-    check = ValidationSpec(scheme=scheme, folds=space.selection.recheck_folds,
-                           repeats=1, stratify=spec.stratify)
+    check = ValidationSpec(
+        scheme=scheme, folds=space.selection.recheck_folds, repeats=1, stratify=spec.stratify
+    )
     groups = data.groups[prep.split.train] if data.groups is not None else None
-    return make_folds(check, data.y[prep.split.train], classification=data.is_classifier,
-                      seed=space.data.seed + 1, groups=groups, where=space.path or "<space>")
+    return make_folds(
+        check,
+        data.y[prep.split.train],
+        classification=data.is_classifier,
+        seed=space.data.seed + 1,
+        groups=groups,
+        where=space.path or "<space>",
+    )
 
 
 def recheck(prep: Prepared, trials: list[FrozenTrial]) -> list[Candidate]:
@@ -169,12 +199,14 @@ def recheck(prep: Prepared, trials: list[FrozenTrial]) -> list[Candidate]:
         seed = trial_seed(prep.space.study.seed, t.number) + RECHECK_SEED
         values = []
         for f in folds:
-            _, res = fit_fold(params, arrays[f.index], data=prep.data, seed=seed + f.index,
-                              spe=spe)
+            _, res = fit_fold(params, arrays[f.index], data=prep.data, seed=seed + f.index, spe=spe)
             keras.backend.clear_session()
             values.append(res.scores[metric])
-        out.append(Candidate(t.number, float(t.value or 0.0), float(np.mean(values)),
-                             float(np.std(values))))
+        out.append(
+            Candidate(
+                t.number, float(t.value or 0.0), float(np.mean(values)), float(np.std(values))
+            )
+        )
     return out
 
 
@@ -201,15 +233,25 @@ def refit_params(prep: Prepared, params: dict[str, Any], *, epochs: int, seed: i
         nets = [_fold_net(prep, x, f, params, seed + f.index, spe) for f in prep.folds]
         return Final(pre, nets, epochs)
     keras.utils.set_random_seed(seed)
-    net = build_model(params, n_features=x.shape[1], task=data.task, n_classes=data.n_classes,
-                      steps_per_execution=spe)
-    net.fit(train_dataset(x, data.y[rows], batch_size=int(params["batch_size"]), seed=seed),
-            epochs=epochs, shuffle=False, verbose=0)
+    net = build_model(
+        params,
+        n_features=x.shape[1],
+        task=data.task,
+        n_classes=data.n_classes,
+        steps_per_execution=spe,
+    )
+    net.fit(
+        train_dataset(x, data.y[rows], batch_size=int(params["batch_size"]), seed=seed),
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+    )
     return Final(pre, [net], epochs)
 
 
-def _fold_net(prep: Prepared, x: np.ndarray, fold: Fold, params: dict[str, Any], seed: int,
-              spe: int) -> Any:
+def _fold_net(
+    prep: Prepared, x: np.ndarray, fold: Fold, params: dict[str, Any], seed: int, spe: int
+) -> Any:
     y = prep.data.y[prep.split.train]
     arrays = FoldArrays(x[fold.train], y[fold.train], x[fold.val], y[fold.val])
     net, _ = fit_fold(params, arrays, data=prep.data, seed=seed, spe=spe)
@@ -233,8 +275,9 @@ def test_output(prep: Prepared, final: Final) -> tuple[np.ndarray, np.ndarray]:
     return network_output(final.nets, x), prep.data.y[test]
 
 
-def evaluate(prep: Prepared, final: Final, chosen: Candidate, candidates: list[Candidate],
-             trial: FrozenTrial) -> SelectionResult:
+def evaluate(
+    prep: Prepared, final: Final, chosen: Candidate, candidates: list[Candidate], trial: FrozenTrial
+) -> SelectionResult:
     """The one look at the test rows: model and baseline, with paired bootstrap intervals."""
     data, space = prep.data, prep.space
     test, train = prep.split.test, prep.split.train
@@ -242,8 +285,9 @@ def evaluate(prep: Prepared, final: Final, chosen: Candidate, candidates: list[C
     base_out = baseline_output(data, data.y[train], len(test))
     names = list(dict.fromkeys([*REPORT[data.task], _named(space.objective.metric, data.task)]))
     model_s, base_s = scores(data.task, y, model_out), scores(data.task, y, base_out)
-    boots = _bootstrap(data.task, y, model_out, base_out, names, space.selection.bootstrap,
-                       seed=space.data.seed)
+    boots = _bootstrap(
+        data.task, y, model_out, base_out, names, space.selection.bootstrap, seed=space.data.seed
+    )
     test_iv, base_iv, diff_iv = {}, {}, {}
     for name in names:
         m, b = boots[name]
@@ -259,13 +303,25 @@ def evaluate(prep: Prepared, final: Final, chosen: Candidate, candidates: list[C
     cv = float(trial.value or 0.0)
     worse = cv > test_iv[metric].high if better_high else cv < test_iv[metric].low
     if worse:
-        warnings.append(f"the validation score {cv:.4f} lies outside the test interval "
-                        f"{test_iv[metric]}: the search overfitted its validation data")
+        warnings.append(
+            f"the validation score {cv:.4f} lies outside the test interval "
+            f"{test_iv[metric]}: the search overfitted its validation data"
+        )
     if not beats:
         warnings.append("the model does not beat the baseline by more than the interval")
-    return SelectionResult(study_name="", metric=metric, chosen=chosen, candidates=candidates,
-                           epochs=final.epochs, test=test_iv, baseline=base_iv,
-                           difference=diff_iv, beats_baseline=beats, gap=gap, warnings=warnings)
+    return SelectionResult(
+        study_name="",
+        metric=metric,
+        chosen=chosen,
+        candidates=candidates,
+        epochs=final.epochs,
+        test=test_iv,
+        baseline=base_iv,
+        difference=diff_iv,
+        beats_baseline=beats,
+        gap=gap,
+        warnings=warnings,
+    )
 
 
 def _named(metric: str, task: str) -> str:
@@ -274,8 +330,16 @@ def _named(metric: str, task: str) -> str:
     return metric
 
 
-def _bootstrap(task: str, y: np.ndarray, model_out: np.ndarray, base_out: np.ndarray,
-               names: list[str], n: int, *, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _bootstrap(
+    task: str,
+    y: np.ndarray,
+    model_out: np.ndarray,
+    base_out: np.ndarray,
+    names: list[str],
+    n: int,
+    *,
+    seed: int,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(seed)
     model_v = {k: np.empty(n) for k in names}
     base_v = {k: np.empty(n) for k in names}
@@ -292,25 +356,55 @@ def _ci(values: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _log(tracker: Tracker, study: optuna.Study, prep: Prepared, final: Final,
-         result: SelectionResult, trial: FrozenTrial) -> None:
+def _log(
+    tracker: Tracker,
+    study: optuna.Study,
+    prep: Prepared,
+    final: Final,
+    result: SelectionResult,
+    trial: FrozenTrial,
+) -> None:
     result.study_name = study.study_name
     parent = study.user_attrs["mlflow_run_id"]
     seed = trial_seed(prep.space.study.seed, trial.number)
-    run = tracker.child_run(parent, "selection", role="selection", tags={
-        STUDY: study.study_name, "search.trial": str(trial.number), "search.seed": str(seed),
-        "search.data_fingerprint": prep.data.fingerprint, **environment_tags()})
+    run = tracker.child_run(
+        parent,
+        "selection",
+        role="selection",
+        tags={
+            STUDY: study.study_name,
+            "search.trial": str(trial.number),
+            "search.seed": str(seed),
+            "search.data_fingerprint": prep.data.fingerprint,
+            "search.space_dir": str(prep.space.base_dir),
+            **environment_tags(),
+        },
+    )
     result.run_id = run
-    metrics: dict[str, float] = {"refit_epochs": final.epochs, "gap": result.gap,
-                                 "beats_baseline": float(result.beats_baseline)}
+    metrics: dict[str, float] = {
+        "refit_epochs": final.epochs,
+        "gap": result.gap,
+        "beats_baseline": float(result.beats_baseline),
+    }
     for name, iv in result.test.items():
-        metrics |= {f"test_{name}": iv.value, f"test_{name}_low": iv.low,
-                    f"test_{name}_high": iv.high, f"baseline_{name}": result.baseline[name].value,
-                    f"diff_{name}_low": result.difference[name].low,
-                    f"diff_{name}_high": result.difference[name].high}
-    tracker.log(run, params={"trial": trial.number, "refit": prep.space.selection.refit,
-                             "refit_epochs": final.epochs, "top_k": prep.space.selection.top_k},
-                metrics=metrics)
+        metrics |= {
+            f"test_{name}": iv.value,
+            f"test_{name}_low": iv.low,
+            f"test_{name}_high": iv.high,
+            f"baseline_{name}": result.baseline[name].value,
+            f"diff_{name}_low": result.difference[name].low,
+            f"diff_{name}_high": result.difference[name].high,
+        }
+    tracker.log(
+        run,
+        params={
+            "trial": trial.number,
+            "refit": prep.space.selection.refit,
+            "refit_epochs": final.epochs,
+            "top_k": prep.space.selection.top_k,
+        },
+        metrics=metrics,
+    )
     tracker.log_text(run, str(result), "final_test.txt")
     tracker.log_json(run, [c.__dict__ for c in result.candidates], "candidates.json")
     tracker.log_json(run, trial.user_attrs["params"], "params.json")
@@ -320,17 +414,25 @@ def _log(tracker: Tracker, study: optuna.Study, prep: Prepared, final: Final,
     tracker.end(run)
 
 
-def _register(tracker: Tracker, study: optuna.Study, prep: Prepared, final: Final,
-              result: SelectionResult) -> None:
+def _register(
+    tracker: Tracker, study: optuna.Study, prep: Prepared, final: Final, result: SelectionResult
+) -> None:
     data = prep.data
     example = data.X.iloc[prep.split.train[:5]]
     with tempfile.TemporaryDirectory() as tmp:
-        artifacts = save_parts(Path(tmp), pre=final.pre, nets=final.nets, task=data.task,
-                               classes=list(data.classes), columns=list(data.X.columns))
+        artifacts = save_parts(
+            Path(tmp),
+            pre=final.pre,
+            nets=final.nets,
+            task=data.task,
+            classes=list(data.classes),
+            columns=list(data.X.columns),
+        )
         x = final.pre.transform(example).astype(np.float32)
         output = output_frame(data.task, list(data.classes), network_output(final.nets, x))
-        result.model_uri = log_champion(tracker, result.run_id, artifacts=artifacts,
-                                        example=example, output=output)
+        result.model_uri = log_champion(
+            tracker, result.run_id, artifacts=artifacts, example=example, output=output
+        )
     metric = result.metric
     score = result.test[metric].value
     digest = prep.split.digest()
@@ -343,7 +445,13 @@ def _register(tracker: Tracker, study: optuna.Study, prep: Prepared, final: Fina
         better = score > old if higher else score < old
         return better, f"test {metric} {score:.4f} vs {old:.4f}"
 
-    tags = {"test_digest": digest, f"test_{metric}": repr(score), "trial": str(result.chosen.trial),
-            "data_fingerprint": data.fingerprint, "selection_run": result.run_id}
+    tags = {
+        "test_digest": digest,
+        f"test_{metric}": repr(score),
+        "trial": str(result.chosen.trial),
+        "data_fingerprint": data.fingerprint,
+        "selection_run": result.run_id,
+    }
     result.version, result.promoted, result.registry = register_champion(
-        tracker, result.model_uri, study.study_name, tags=tags, is_better=is_better)
+        tracker, result.model_uri, study.study_name, tags=tags, is_better=is_better
+    )

@@ -189,6 +189,7 @@ class Space(_Strict):
     selection: SelectionSpec = SelectionSpec()
     path: str | None = Field(default=None, exclude=True)
     text: str = Field(default="", exclude=True, repr=False)
+    origin: str | None = Field(default=None, exclude=True)  # folder relative paths start from
 
     @property
     def name(self) -> str:
@@ -204,6 +205,8 @@ class Space(_Strict):
 
     @property
     def base_dir(self) -> Path:
+        if self.origin:
+            return Path(self.origin)
         return Path(self.path).resolve().parent if self.path else Path.cwd()
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
@@ -223,7 +226,8 @@ def load_space(path: str | Path) -> Space:
     return parse_space(text, file=str(path))
 
 
-def parse_space(text: str, *, file: str = "<space>") -> Space:
+def parse_space(text: str, *, file: str = "<space>", origin: str | None = None) -> Space:
+    """Validate a space file's text; `origin` is the folder its relative paths start from."""
     try:
         raw = yaml.safe_load(text)
         root = yaml.compose(text)
@@ -238,7 +242,7 @@ def parse_space(text: str, *, file: str = "<space>") -> Space:
             f"a space file must be a mapping of sections, got {type(raw).__name__}", file=file
         )
     try:
-        space = Space.model_validate({**raw, "path": file, "text": text})
+        space = Space.model_validate({**raw, "path": file, "text": text, "origin": origin})
     except ValidationError as exc:
         raise _space_error(exc, file, root) from None
     _check_semantics(space, file, root)
@@ -252,7 +256,7 @@ def _space_error(exc: ValidationError, file: str, root: yaml.Node | None) -> Spa
     if err["type"] == "extra_forbidden":
         model = _model_at(loc[:-1])
         valid = list(model.model_fields) if model else []
-        valid = [v for v in valid if v not in ("path", "text")]
+        valid = [v for v in valid if v not in ("path", "text", "origin")]
         near = difflib.get_close_matches(loc[-1], valid, n=1)
         hint = f"; did you mean `{near[0]}`?" if near else ""
         msg = f"unknown key `{loc[-1]}`{hint} (allowed: {', '.join(valid)})"

@@ -162,6 +162,7 @@ def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:
         study.set_user_attr("metric", space.objective.metric)
         study.set_user_attr("space_file", space.path)
         study.set_user_attr("space_text", space.text)
+        study.set_user_attr("space_dir", str(space.base_dir))
         study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         return study
     if study.direction.name.lower() != space.direction:

@@ -137,8 +137,9 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def log_champion(tracker: Tracker, run_id: str, *, artifacts: dict[str, str],
-                 example: Any, output: Any) -> str:
+def log_champion(
+    tracker: Tracker, run_id: str, *, artifacts: dict[str, str], example: Any, output: Any
+) -> str:
     """Log preprocessing + network(s) as one pyfunc model on `run_id`; returns its URI."""
     import mlflow
     from mlflow.models import infer_signature
@@ -148,20 +149,25 @@ def log_champion(tracker: Tracker, run_id: str, *, artifacts: dict[str, str],
     mlflow.set_tracking_uri(tracker.tracking_uri)
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # the CloudPickle notice
     logging.getLogger("mlflow.models").setLevel(logging.ERROR)
-    requirements = [f"{p}=={_version(p)}" for p in (*PACKAGES, "joblib")
-                    if _version(p) != "absent"]
+    requirements = [f"{p}=={_version(p)}" for p in (*PACKAGES, "joblib") if _version(p) != "absent"]
     package = Path(__file__).resolve().parent
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=ChampionModel(), artifacts=artifacts,
-            signature=infer_signature(example, output), input_example=example,
-            pip_requirements=requirements, code_paths=[str(package)])
+            name="model",
+            python_model=ChampionModel(),
+            artifacts=artifacts,
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=requirements,
+            code_paths=[str(package)],
+        )
     tracker.client.update_run(run_id, status="RUNNING")
     return str(info.model_uri)
 
 
-def register_champion(tracker: Tracker, model_uri: str, name: str, *, tags: dict[str, str],
-                      is_better: Any) -> tuple[str, bool, str]:
+def register_champion(
+    tracker: Tracker, model_uri: str, name: str, *, tags: dict[str, str], is_better: Any
+) -> tuple[str, bool, str]:
     """Register a new version; move the `champion` alias only if `is_better(current_tags)`."""
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -182,7 +188,19 @@ def register_champion(tracker: Tracker, model_uri: str, name: str, *, tags: dict
     verdict, why = is_better(current.tags)
     if verdict:
         client.set_registered_model_alias(name, "champion", version)
-        return str(version), True, (f"registered {name} version {version}; it beats version "
-                                    f"{current.version} ({why}) and is now @champion")
-    return str(version), False, (f"registered {name} version {version}; @champion stays on "
-                                 f"version {current.version} ({why})")
+        return (
+            str(version),
+            True,
+            (
+                f"registered {name} version {version}; it beats version "
+                f"{current.version} ({why}) and is now @champion"
+            ),
+        )
+    return (
+        str(version),
+        False,
+        (
+            f"registered {name} version {version}; @champion stays on "
+            f"version {current.version} ({why})"
+        ),
+    )

@@ -1,0 +1,162 @@
+"""Selection, the champion in a fresh process, and exact reproduction, on real stores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from sklearn.datasets import load_breast_cancer
+
+from search.errors import DataError, InputError, SearchFailed
+from search.reproduce import reproduce
+from search.runner import SearchResult, run_search
+from search.selection import SelectionResult, select
+from search.study import open_storage
+from search.tracking import ROLE
+
+SPACE = """
+study: {name: bc, trials: 3, sampler: random, pruner: none, seed: 5}
+data: {source: bc.csv, target: target, test_size: 0.3}
+validation: {scheme: kfold, folds: 2}
+selection: {top_k: 2, recheck_folds: 2, bootstrap: 200}
+params:
+  depth: 1
+  width: {low: 8, high: 16}
+  learning_rate: {low: 0.003, high: 0.03, log: true}
+  batch_size: 32
+  epochs: 15
+  patience: 3
+"""
+
+
+@pytest.fixture(scope="module")
+def selected(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, SearchResult, SelectionResult]:
+    tmp = tmp_path_factory.mktemp("sel")
+    load_breast_cancer(as_frame=True).frame.to_csv(tmp / "bc.csv", index=False)
+    (tmp / "bc.yaml").write_text(SPACE)
+    result = run_search(tmp / "bc.yaml", home=tmp / "m", progress=False)
+    return tmp, result, select("bc", home=tmp / "m")
+
+
+def test_selection_rechecks_candidates_and_beats_the_baseline(
+    selected: tuple[Path, SearchResult, SelectionResult],
+) -> None:
+    _, _result, sel = selected
+    assert len(sel.candidates) == 2  # top_k
+    assert sel.chosen.recheck_score == min(c.recheck_score for c in sel.candidates)
+    for iv in sel.test.values():
+        assert iv.low <= iv.value <= iv.high
+    assert set(sel.test) >= {"accuracy", "roc_auc", "f1", "log_loss"}
+    assert sel.baseline["roc_auc"].value == pytest.approx(0.5)  # a constant predictor
+    assert sel.beats_baseline and sel.difference["log_loss"].high < 0
+    assert "final test" in str(sel) and "baseline" in str(sel)
+
+
+def test_selection_run_sits_under_the_study_run(
+    selected: tuple[Path, SearchResult, SelectionResult],
+) -> None:
+    _, result, sel = selected
+    run = MlflowClient(result.tracking_uri).get_run(sel.run_id)
+    assert run.data.tags[ROLE] == "selection" and run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.parentRunId"] == result.parent_run_id
+    assert run.data.metrics["test_accuracy"] == sel.test["accuracy"].value
+    assert {"test_log_loss_low", "baseline_accuracy", "gap"} <= set(run.data.metrics)
+
+
+def test_champion_loads_in_a_fresh_process_from_raw_rows(
+    selected: tuple[Path, SearchResult, SelectionResult],
+) -> None:
+    tmp, result, sel = selected
+    study = optuna.load_study(study_name="bc", storage=open_storage(None, tmp / "m"))
+    assert study.user_attrs["test_digest"]
+    client = MlflowClient(result.tracking_uri)
+    path = client.download_artifacts(result.parent_run_id, "test_split.json", str(tmp))
+    test_rows = json.loads(Path(path).read_text())["test"]
+    raw = pd.read_csv(tmp / "bc.csv").iloc[test_rows]
+    raw.drop(columns="target").to_csv(tmp / "rows.csv", index=False)
+    code = (
+        "import mlflow, pandas as pd, sys\n"
+        f"mlflow.set_tracking_uri({result.tracking_uri!r})\n"
+        "m = mlflow.pyfunc.load_model('models:/bc@champion')\n"
+        f"out = m.predict(pd.read_csv({str(tmp / 'rows.csv')!r}))\n"
+        f"out.to_csv({str(tmp / 'pred.csv')!r}, index=False)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    pred = pd.read_csv(tmp / "pred.csv")
+    truth = raw["target"].astype(str).to_numpy()
+    accuracy = float(np.mean(pred["prediction"].astype(str).to_numpy() == truth))
+    # the champion, from raw rows in another process, gives the logged test accuracy
+    assert accuracy == pytest.approx(sel.test["accuracy"].value, abs=1e-12)
+    assert {"proba_0", "proba_1"} <= set(pred.columns)
+
+
+def test_alias_moves_only_for_a_better_model(
+    selected: tuple[Path, SearchResult, SelectionResult],
+) -> None:
+    tmp, _, first = selected
+    assert first.promoted and first.version == "1"
+    again = select("bc", home=tmp / "m")  # same data, same seeds: the same score, not better
+    assert again.version == "2" and not again.promoted
+    assert "@champion stays on version 1" in again.registry
+
+
+def test_trial_reproduces_exactly(selected: tuple[Path, SearchResult, SelectionResult]) -> None:
+    tmp, _, _ = selected
+    study = optuna.load_study(study_name="bc", storage=open_storage(None, tmp / "m"))
+    run_id = study.best_trial.user_attrs["mlflow_run_id"]
+    rep = reproduce(run_id, home=tmp / "m")
+    assert rep.equal, str(rep)  # equality, not closeness
+    assert any(name == "trial score" for name, _, _ in rep.rows)
+
+
+def test_selection_reproduces_exactly(selected: tuple[Path, SearchResult, SelectionResult]) -> None:
+    tmp, _, sel = selected
+    rep = reproduce(sel.run_id, home=tmp / "m")
+    assert rep.equal, str(rep)
+    assert {"test_accuracy", "test_log_loss"} <= {name for name, _, _ in rep.rows}
+
+
+def test_bad_run_ids_are_refused(selected: tuple[Path, SearchResult, SelectionResult]) -> None:
+    tmp, result, _ = selected
+    with pytest.raises(InputError, match="not found"):
+        reproduce("0" * 32, home=tmp / "m")
+    with pytest.raises(InputError, match="a study run"):
+        reproduce(result.parent_run_id, home=tmp / "m")
+    with pytest.raises(InputError, match="study 'nope' not found"):
+        select("nope", home=tmp / "m")
+
+
+def test_study_without_complete_trial(tmp_path: Path) -> None:
+    (tmp_path / "nan.yaml").write_text("""
+study: {name: nan, trials: 1, pruner: none}
+data: {source: diabetes}
+validation: {scheme: holdout}
+params: {optimizer: sgd, learning_rate: 1.0e+12, depth: 1, width: 4, epochs: 2, patience: 1}
+""")
+    with pytest.raises(SearchFailed, match="all 1 trials failed"):
+        run_search(tmp_path / "nan.yaml", home=tmp_path / "m", progress=False)
+    with pytest.raises(InputError, match="no complete trial"):
+        select("nan", home=tmp_path / "m")
+
+
+def test_changed_data_is_refused(selected: tuple[Path, SearchResult, SelectionResult]) -> None:
+    tmp, _, sel = selected  # runs last in this module: it alters the data file
+    frame = pd.read_csv(tmp / "bc.csv")
+    frame.iloc[0, 0] += 1.0
+    frame.to_csv(tmp / "bc.csv", index=False)
+    with pytest.raises(DataError, match="no longer matches"):
+        reproduce(sel.run_id, home=tmp / "m")
+    with pytest.raises(DataError, match="the data changed"):
+        select("bc", home=tmp / "m")
