@@ -24,6 +24,28 @@ def _stores(parser: argparse.ArgumentParser, *, storage: bool = True) -> None:
     )
 
 
+def _pool_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gpus", help="'all' or GPU ids like 0,1: one worker per GPU slot")
+    parser.add_argument("--per-gpu", type=int, default=1, help="workers sharing each GPU")
+    parser.add_argument(
+        "--workers", type=int, help="number of workers (CPU workers without --gpus)"
+    )
+    parser.add_argument("--gpu-memory-mb", type=int, help="memory budget of a shared GPU slot")
+    parser.add_argument(
+        "--recycle",
+        type=int,
+        default=50,
+        help="start a fresh worker process after N trials (flat memory)",
+    )
+    parser.add_argument("--heartbeat", type=float, default=5.0, help="seconds between beats")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="a trial without a heartbeat for this long is failed and retried",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="search", description="Hyperparameter search and model selection for Keras models."
@@ -41,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-select", action="store_true", help="skip the final model selection")
     run.add_argument("--json", action="store_true", help="print a machine-readable summary")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _pool_args(run)
     _stores(run)
     select = sub.add_parser(
         "select",
@@ -53,6 +76,17 @@ def _parser() -> argparse.ArgumentParser:
     best.add_argument("study")
     best.add_argument("-n", type=int, default=10, help="how many trials (default 10)")
     _stores(best)
+    submit = sub.add_parser("submit", help="queue a study on the shared storage")
+    submit.add_argument("space")
+    submit.add_argument("--trials", type=int, help="budget: complete or pruned trials")
+    submit.add_argument("--priority", type=int, default=0, help="higher runs first")
+    submit.add_argument("--study", help="study name (default: the file's)")
+    _stores(submit)
+    stat = sub.add_parser("status", help="list queued, running and finished studies")
+    _stores(stat)
+    serve = sub.add_parser("serve", help="run workers until every queued study is done")
+    _pool_args(serve)
+    _stores(serve)
     rep = sub.add_parser("reproduce", help="retrain a trial, fold or selection run and compare")
     rep.add_argument("run_id")
     _stores(rep, storage=False)
@@ -85,6 +119,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             select(args.study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri)
         )
         return 0
+    if args.command in ("submit", "status", "serve"):
+        return _queue(args)
     if args.command == "best":
         from search.report import best_table
 
@@ -97,6 +133,48 @@ def _dispatch(args: argparse.Namespace) -> int:
     return 0 if result.equal else 1
 
 
+def _queue(args: argparse.Namespace) -> int:
+    from search.queue import Queue, status, status_table, submit
+
+    queue = Queue.open(args.storage, args.home, args.tracking_uri)
+    if args.command == "submit":
+        name = submit(
+            args.space, queue, trials=args.trials, priority=args.priority, study_name=args.study
+        )
+        print(f"queued study {name!r}; start workers with: search serve")
+    elif args.command == "serve":
+        _serve(args)
+    print(status_table(status(queue)))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from search.study import mask_password
+    from search.workers import plan_slots, serve
+
+    slots = plan_slots(args.gpus, per_gpu=args.per_gpu, workers=args.workers)
+    where = mask_password(args.storage) if args.storage else "the journal file"
+    print(
+        f"{len(slots)} workers on {where}: "
+        + ", ".join(f"GPU {s.gpu}" if s.gpu is not None else "CPU" for s in slots),
+        file=sys.stderr,
+    )
+    report = serve(
+        slots,
+        storage=args.storage,
+        home=args.home,
+        tracking_uri=args.tracking_uri,
+        recycle=args.recycle,
+        heartbeat_s=args.heartbeat,
+        grace_s=args.grace,
+        gpu_memory_mb=args.gpu_memory_mb,
+    )
+    if report.interrupted:
+        print(
+            "interrupted: running trials ended as failed; `search serve` resumes", file=sys.stderr
+        )
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.trials is not None and args.trials < 1:
         raise InputError(f"--trials must be >= 1, got {args.trials}")
@@ -105,6 +183,14 @@ def _run(args: argparse.Namespace) -> int:
     from search.space import load_space
 
     space = load_space(args.space)
+    if args.gpus or args.workers:  # the one-study shortcut of submit + serve
+        from search.queue import Queue, submit
+
+        queue = Queue.open(args.storage, args.home, args.tracking_uri)
+        args.study = submit(space, queue, trials=args.trials, study_name=args.study)
+        _serve(args)
+        args.command = "status"
+        return _queue(args)
     _quiet_libraries(args.verbose)
     from search.runner import result_json, run_search
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,17 @@ def steps_per_execution(space: Space) -> int:
     return 16 if value == "auto" else int(value)
 
 
+STOP = threading.Event()  # set by a worker's signal handler: end the trial at the next epoch
+
+
+class _StopOnRequest(keras.callbacks.Callback):  # type: ignore[misc]
+    """Turn a stop request into KeyboardInterrupt at an epoch boundary (Ctrl-C on a pool)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if STOP.is_set():
+            raise KeyboardInterrupt("stop requested")
+
+
 class _PruneOnEpoch(keras.callbacks.Callback):  # type: ignore[misc]
     """Report a per-epoch value to Optuna; stop training when the pruner says so."""
 
@@ -131,7 +143,7 @@ def fit_fold(
         validation_data=eval_dataset(arrays.x_val, arrays.y_val),
         epochs=int(params["epochs"]),
         shuffle=False,
-        callbacks=[stop, keras.callbacks.TerminateOnNaN(), *(callbacks or [])],
+        callbacks=[stop, keras.callbacks.TerminateOnNaN(), _StopOnRequest(), *(callbacks or [])],
         verbose=verbose,
     )
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -26,18 +26,18 @@ def silenced_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-def import_tensorflow(verbose: bool = False) -> None:
-    """Import TensorFlow and touch its devices once, quietly unless `verbose`."""
+def import_tensorflow(verbose: bool = False, configure: Callable[[], None] | None = None) -> None:
+    """Import TensorFlow and run a first op, quietly unless `verbose`.
+
+    `configure` runs between the import and the first op: thread pools and GPU memory can
+    only be set there.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
-    if verbose:
+    with contextlib.nullcontext() if verbose else silenced_stderr():
         import tensorflow as tf
 
-        tf.config.list_physical_devices("GPU")
-        return
-    with silenced_stderr():
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")
+        if configure is not None:
+            configure()
         tf.constant(0.0) + 1.0  # first op: CUDA probing messages happen here
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="keras")

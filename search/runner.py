@@ -103,22 +103,8 @@ def run_search(
     uri = tracking_uri or default_tracking_uri(_mkdir(home))
     study = open_study(prep, open_storage(storage, home), name)
     tracker = Tracker(uri, name, artifact_root=home / "artifacts")
-    parent = _parent_run(tracker, study, prep)
-    ctx = SearchContext(
-        space=space,
-        data=prep.data,
-        split=prep.split,
-        folds=prep.folds,
-        tracker=tracker,
-        parent_run_id=parent,
-        tags={
-            STUDY: name,
-            "search.data_fingerprint": prep.data.fingerprint,
-            "search.space_file": str(space.path),
-            "search.space_dir": str(space.base_dir),
-            **environment_tags(),
-        },
-    )
+    parent = parent_run(tracker, study, prep)
+    ctx = make_context(prep, tracker, parent, name)
     budget = Budget(
         trials=n_trials if n_trials is not None else space.study.trials,
         timeout=timeout if timeout is not None else space.study.timeout,
@@ -135,8 +121,28 @@ def run_search(
         raise
     finally:
         reporter.close()
-        _close_parent(tracker, parent, study, status)
+        close_parent(tracker, parent, study, status)
     return _result(study, new, prep, tracker, parent, storage, time.perf_counter() - started)
+
+
+def make_context(prep: Prepared, tracker: Tracker, parent: str, name: str) -> SearchContext:
+    space = prep.space
+    tags = {
+        STUDY: name,
+        "search.data_fingerprint": prep.data.fingerprint,
+        "search.space_file": str(space.path),
+        "search.space_dir": str(space.base_dir),
+        **environment_tags(),
+    }
+    return SearchContext(
+        space=space,
+        data=prep.data,
+        split=prep.split,
+        folds=prep.folds,
+        tracker=tracker,
+        parent_run_id=parent,
+        tags=tags,
+    )
 
 
 def _mkdir(path: Path) -> Path:
@@ -144,7 +150,7 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _parent_run(tracker: Tracker, study: optuna.Study, prep: Prepared) -> str:
+def parent_run(tracker: Tracker, study: optuna.Study, prep: Prepared) -> str:
     known = study.user_attrs.get("mlflow_run_id")
     if known is not None and tracker.client.get_experiment(tracker.experiment_id):
         try:
@@ -187,7 +193,7 @@ def _parent_run(tracker: Tracker, study: optuna.Study, prep: Prepared) -> str:
     return parent
 
 
-def _close_parent(tracker: Tracker, parent: str, study: optuna.Study, status: str) -> None:
+def close_parent(tracker: Tracker, parent: str, study: optuna.Study, status: str) -> None:
     c = counts(study)
     metrics = {f"trials_{k}": float(v) for k, v in c.items()}
     try:

@@ -1,0 +1,330 @@
+"""Several studies on one shared storage: submit, status, claim a trial, heartbeats, recovery.
+
+A study's budget counts complete and pruned trials. Workers claim trials under a lock (a
+file lock for the journal file and SQLite, an advisory lock for PostgreSQL), so no study
+runs more trials than its budget however many workers ask at once. Every running trial
+carries its worker's host, pid and a heartbeat in its user attributes; a trial whose
+worker died is marked failed, its MLflow runs end FAILED, and it is retried once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from search.errors import InputError
+from search.space import Space, load_space
+from search.study import DEFAULT_HOME, open_storage, open_study, prepare
+from search.tracking import Tracker, default_tracking_uri
+
+HEARTBEAT_S = 5.0
+GRACE_S = 30.0
+ACTIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Where the studies live: one Optuna storage and one MLflow store."""
+
+    storage_url: str | None
+    home: Path
+    tracking_uri: str
+    heartbeat_s: float = HEARTBEAT_S
+    grace_s: float = GRACE_S
+
+    @classmethod
+    def open(
+        cls,
+        storage: str | None = None,
+        home: str | Path = DEFAULT_HOME,
+        tracking_uri: str | None = None,
+        **timing: float,
+    ) -> Queue:
+        home = Path(home)
+        home.mkdir(parents=True, exist_ok=True)
+        return cls(storage, home, tracking_uri or default_tracking_uri(home), **timing)
+
+    def storage(self) -> BaseStorage:
+        return open_storage(self.storage_url, self.home)
+
+    @contextlib.contextmanager
+    def lock(self, storage: BaseStorage) -> Iterator[None]:
+        """One claim at a time across processes (and machines, for PostgreSQL)."""
+        if isinstance(storage, RDBStorage) and storage.engine.dialect.name == "postgresql":
+            from sqlalchemy import text
+
+            with storage.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(7391)"))
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(7391)"))
+            return
+        path = self.home / "claims.lock"
+        with open(path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def submit(
+    space: Space | str | Path,
+    queue: Queue,
+    *,
+    trials: int | None = None,
+    priority: int = 0,
+    study_name: str | None = None,
+) -> str:
+    """Queue a study: validate everything, create it, record its budget and priority."""
+    from search.runner import parent_run
+
+    space = load_space(space) if isinstance(space, str | Path) else space
+    budget = trials if trials is not None else space.study.trials
+    if budget is None or budget < 1:
+        raise InputError(f"--trials must be >= 1, got {budget}")
+    prep = prepare(space)
+    name = study_name or space.name
+    study = open_study(prep, queue.storage(), name)
+    tracker = Tracker(queue.tracking_uri, name, artifact_root=queue.home / "artifacts")
+    parent = parent_run(tracker, study, prep)
+    tracker.client.update_run(parent, status="SCHEDULED")
+    study.set_user_attr("budget", int(budget))
+    study.set_user_attr("priority", int(priority))
+    study.set_user_attr("queued_at", time.time())
+    return name
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    name: str
+    priority: int
+    budget: int
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    best: float | None
+
+    @property
+    def done(self) -> int:
+        return self.complete + self.pruned
+
+    @property
+    def state(self) -> str:
+        if self.done >= self.budget:
+            return "finished"
+        return "running" if self.running or self.done or self.failed else "queued"
+
+
+def status(queue: Queue) -> list[StudyStatus]:
+    storage = queue.storage()
+    out = []
+    for summary in optuna.get_all_study_summaries(storage):
+        if "budget" not in summary.user_attrs:
+            continue
+        trials = storage.get_all_trials(summary._study_id, deepcopy=False)
+        out.append(_status(summary, trials))
+    return sorted(out, key=lambda s: (-s.priority, s.name))
+
+
+def _status(summary: Any, trials: list[FrozenTrial]) -> StudyStatus:
+    name, attrs = summary.study_name, summary.user_attrs
+    states = [t.state for t in trials]
+    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best = None
+    if values:
+        best = max(values) if summary.direction.name == "MAXIMIZE" else min(values)
+    return StudyStatus(
+        name,
+        int(attrs.get("priority", 0)),
+        int(attrs["budget"]),
+        states.count(TrialState.COMPLETE),
+        states.count(TrialState.PRUNED),
+        states.count(TrialState.FAIL),
+        states.count(TrialState.RUNNING),
+        best,
+    )
+
+
+def status_table(rows: list[StudyStatus]) -> str:
+    if not rows:
+        return "no studies queued (search submit SPACE)"
+    head = (
+        f"{'study':<24} {'state':<9} {'prio':>4} {'done/budget':>11} {'pruned':>6} "
+        f"{'failed':>6} {'running':>7} {'best':>10}"
+    )
+    lines = [head]
+    for r in rows:
+        best = "" if r.best is None else f"{r.best:.4f}"
+        lines.append(
+            f"{r.name:<24} {r.state:<9} {r.priority:>4} {r.done:>5}/{r.budget:<5} "
+            f"{r.pruned:>6} {r.failed:>6} {r.running:>7} {best:>10}"
+        )
+    return "\n".join(lines)
+
+
+@dataclass
+class Claim:
+    study: optuna.Study
+    trial: optuna.Trial
+
+
+def claim(queue: Queue, storage: BaseStorage) -> Claim | None:
+    """Take the next trial of the most urgent unfinished study, or None when none has room."""
+    with queue.lock(storage):
+        recover_stale(queue, storage)
+        candidates = []
+        for summary in optuna.get_all_study_summaries(storage):
+            attrs = summary.user_attrs
+            if "budget" not in attrs:
+                continue
+            trials = storage.get_all_trials(summary._study_id, deepcopy=False)
+            s = _status(summary, trials)
+            taken = s.complete + s.pruned + s.running
+            if taken >= s.budget or s.failed >= max(3, 2 * s.budget):
+                continue  # full, or giving up on a study whose trials keep failing
+            candidates.append((-s.priority, taken, summary.study_name))
+        if not candidates:
+            return None
+        name = min(candidates)[2]
+        study = optuna.load_study(study_name=name, storage=storage)
+        trial = study.ask()
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("heartbeat", time.time())
+        return Claim(study, trial)
+
+
+def pending(storage: BaseStorage) -> bool:
+    """Is any queued study still unfinished (so a trial may need a retry later)?"""
+    for summary in optuna.get_all_study_summaries(storage):
+        if "budget" in summary.user_attrs:
+            trials = storage.get_all_trials(summary._study_id, deepcopy=False)
+            if _status(summary, trials).state != "finished":
+                return True
+    return False
+
+
+class Heartbeat:
+    """Refresh a running trial's heartbeat from a background thread."""
+
+    def __init__(self, storage: BaseStorage, trial_id: int, every: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, args=(storage, trial_id, every), daemon=True
+        )
+
+    def _beat(self, storage: BaseStorage, trial_id: int, every: float) -> None:
+        while not self._stop.wait(every):
+            with contextlib.suppress(Exception):  # the trial may have just finished
+                storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _dead(trial: FrozenTrial, grace_s: float, now: float) -> str | None:
+    owner = str(trial.user_attrs.get("worker", ":"))
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return f"worker {owner} died"
+        except PermissionError:
+            pass
+    beat = float(
+        trial.user_attrs.get(
+            "heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else now
+        )
+    )
+    if now - beat > grace_s:
+        return f"worker {owner} stopped its heartbeat {now - beat:.0f}s ago"
+    return None
+
+
+def recover_stale(queue: Queue, storage: BaseStorage) -> list[int]:
+    """Fail the trials of dead workers, end their MLflow runs FAILED, retry each once."""
+    recovered = []
+    now = time.time()
+    for summary in optuna.get_all_study_summaries(storage):
+        if "budget" not in summary.user_attrs:
+            continue
+        trials = storage.get_all_trials(summary._study_id, deepcopy=False)
+        retried = {t.user_attrs.get("retry_of") for t in trials}
+        for t in trials:
+            reason = _dead(t, queue.grace_s, now) if t.state == TrialState.RUNNING else None
+            if reason is None:
+                continue
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            _fail_runs(queue, summary.study_name, t, reason)
+            if t.number not in retried and "retry_of" not in t.user_attrs:
+                study = optuna.load_study(study_name=summary.study_name, storage=storage)
+                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            recovered.append(t.number)
+    return recovered
+
+
+def _fail_runs(queue: Queue, study: str, trial: FrozenTrial, reason: str) -> None:
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if not run_id:
+        return
+    tracker = Tracker(queue.tracking_uri, study, artifact_root=queue.home / "artifacts")
+    found = tracker.client.search_runs(
+        [tracker.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    for run in [*found, tracker.client.get_run(run_id)]:
+        if run.info.status == "RUNNING":
+            tracker.end(run.info.run_id, "FAILED", reason=reason)
+
+
+def _sweep(tracker: Tracker, study: optuna.Study) -> None:
+    """End trial and fold runs left RUNNING although their trial is no longer running."""
+    running = {
+        str(t.number) for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING
+    }
+    stale = tracker.client.search_runs(
+        [tracker.experiment_id], filter_string="attributes.status = 'RUNNING'"
+    )
+    for run in stale:
+        tags = run.data.tags
+        if tags.get("search.role") in ("trial", "fold") and tags.get("search.trial") not in running:
+            tracker.end(run.info.run_id, "KILLED", reason="the worker pool stopped")
+
+
+def close_parents(queue: Queue) -> None:
+    """After the pool stops: no study run is left RUNNING."""
+    from search.runner import close_parent
+
+    storage = queue.storage()
+    for st in status(queue):
+        study = optuna.load_study(study_name=st.name, storage=storage)
+        run_id = study.user_attrs.get("mlflow_run_id")
+        if not run_id:
+            continue
+        tracker = Tracker(queue.tracking_uri, st.name, artifact_root=queue.home / "artifacts")
+        _sweep(tracker, study)
+        if tracker.client.get_run(run_id).info.status in ("RUNNING", "SCHEDULED"):
+            final = "FINISHED" if st.state == "finished" else "KILLED"
+            if st.state == "queued":
+                continue  # nobody worked on it: it stays SCHEDULED
+            close_parent(tracker, run_id, study, final)

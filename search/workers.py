@@ -1,0 +1,381 @@
+"""A pool of worker processes, one per GPU slot (or CPU share), pulling trials from the queue.
+
+Each worker sees only its GPU (CUDA_VISIBLE_DEVICES) and, when several share one, a memory
+budget; CPU workers split TensorFlow's thread pools. A worker exits after `recycle` trials
+and the pool starts a fresh one, so memory stays flat over long searches. Ctrl-C stops
+claiming, ends the running trials as failed (interrupted) and leaves the studies resumable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the pool process stays light: TensorFlow is imported by workers only
+    import optuna
+
+    from search.objective import SearchContext
+    from search.queue import Claim, Queue
+
+EXIT_NO_WORK = 3
+EXIT_RECYCLE = 0
+
+
+@dataclass(frozen=True)
+class Slot:
+    index: int
+    gpu: str | None  # a GPU id, or None for a CPU worker
+    share: int  # workers sharing this GPU (or the CPU)
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids from nvidia-smi, without importing TensorFlow in the pool process."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    out = subprocess.run(
+        ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return [line.strip() for line in out.stdout.splitlines() if line.strip().isdigit()]
+
+
+def plan_slots(gpus: str | None, *, per_gpu: int = 1, workers: int | None = None) -> list[Slot]:
+    """`--gpus 0,1 --per-gpu 2` -> slots on GPUs 0, 0, 1, 1; no GPUs -> CPU workers."""
+    from search.errors import InputError
+
+    if per_gpu < 1:
+        raise InputError(f"--per-gpu must be >= 1, got {per_gpu}")
+    ids = (
+        visible_gpus()
+        if gpus == "all"
+        else [g.strip() for g in (gpus or "").split(",") if g.strip()]
+    )
+    if any(not g.isdigit() for g in ids):
+        raise InputError(f"--gpus takes 'all' or ids like 0,1; got {gpus!r}")
+    if ids:
+        slots = [
+            Slot(i, gpu, per_gpu) for i, gpu in enumerate(g for g in ids for _ in range(per_gpu))
+        ]
+        return slots[:workers] if workers else slots
+    n = workers or 1
+    if n < 1:
+        raise InputError(f"--workers must be >= 1, got {n}")
+    return [Slot(i, None, n) for i in range(n)]
+
+
+def slot_env(slot: Slot, *, gpu_memory_mb: int | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["SEARCH_SLOT"] = str(slot.index)
+    if slot.gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = slot.gpu
+        if slot.share > 1:
+            env["SEARCH_GPU_SHARE"] = str(slot.share)
+        if gpu_memory_mb:
+            env["SEARCH_GPU_MEMORY_MB"] = str(gpu_memory_mb)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // slot.share)
+        env["SEARCH_CPU_THREADS"] = str(threads)
+    return env
+
+
+@dataclass
+class PoolReport:
+    started: int = 0
+    recycled: int = 0
+    restarted: int = 0
+    interrupted: bool = False
+    crashes_in_a_row: int = 0
+
+
+MAX_QUICK_CRASHES = 3  # a worker that dies this often right after starting is broken
+QUICK_S = 60.0
+
+
+def serve(
+    slots: list[Slot],
+    *,
+    storage: str | None,
+    home: str | Path,
+    tracking_uri: str | None,
+    recycle: int = 50,
+    heartbeat_s: float = 5.0,
+    grace_s: float = 30.0,
+    gpu_memory_mb: int | None = None,
+    log: Path | None = None,
+) -> PoolReport:
+    """Run worker processes until every queued study has reached its budget."""
+    from search.errors import SearchFailed
+    from search.queue import Queue, close_parents, recover_stale
+
+    queue = Queue.open(storage, home, tracking_uri, heartbeat_s=heartbeat_s, grace_s=grace_s)
+    args = [
+        sys.executable,
+        "-m",
+        "search.workers",
+        "--home",
+        str(queue.home),
+        "--tracking-uri",
+        queue.tracking_uri,
+        "--recycle",
+        str(recycle),
+        "--heartbeat",
+        str(heartbeat_s),
+        "--grace",
+        str(grace_s),
+    ]
+    if storage:
+        args += ["--storage", storage]
+    report = PoolReport()
+    out = open(log, "a") if log else None  # noqa: SIM115  (kept open for the pool's life)
+    procs: dict[int, subprocess.Popen[bytes]] = {}
+    born: dict[int, float] = {}
+
+    def start(slot: Slot) -> None:
+        env = slot_env(slot, gpu_memory_mb=gpu_memory_mb)
+        procs[slot.index] = subprocess.Popen(
+            args, env=env, stdout=out, stderr=out, start_new_session=True
+        )
+        born[slot.index] = time.time()
+        report.started += 1
+
+    for slot in slots:
+        start(slot)
+    try:
+        while procs:
+            time.sleep(0.2)
+            for slot in slots:
+                proc = procs.get(slot.index)
+                if proc is None or proc.poll() is None:
+                    continue
+                del procs[slot.index]
+                if proc.returncode == EXIT_NO_WORK:
+                    continue
+                if proc.returncode == EXIT_RECYCLE:
+                    report.recycled += 1
+                    report.crashes_in_a_row = 0
+                else:  # killed, out of memory, crashed: start a fresh one
+                    report.restarted += 1
+                    quick = time.time() - born[slot.index] < QUICK_S
+                    report.crashes_in_a_row = report.crashes_in_a_row + 1 if quick else 0
+                    if report.crashes_in_a_row >= MAX_QUICK_CRASHES:
+                        _stop(procs)
+                        raise SearchFailed(
+                            f"workers keep dying right after they start "
+                            f"(exit code {proc.returncode}); see the log "
+                            f"{log or '(stderr)'}"
+                        )
+                start(slot)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        _stop(procs)
+    finally:
+        if out:
+            out.close()
+        storage_obj = queue.storage()
+        with queue.lock(storage_obj):
+            recover_stale(queue, storage_obj)
+        close_parents(queue)
+    return report
+
+
+def _stop(procs: dict[int, subprocess.Popen[bytes]], wait_s: float = 60.0) -> None:
+    """Ask every worker to stop (SIGINT), give them time to end their trials, then kill."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+    deadline = time.time() + wait_s
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# ---------------------------------------------------------------- inside a worker process
+
+
+def _configure_tensorflow() -> None:
+    from search.quiet import import_tensorflow
+
+    import_tensorflow(verbose=False, configure=_tf_settings)
+
+
+def _tf_settings() -> None:
+    import tensorflow as tf
+
+    threads = os.environ.get("SEARCH_CPU_THREADS")
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    for gpu in tf.config.list_physical_devices("GPU"):
+        limit = os.environ.get("SEARCH_GPU_MEMORY_MB")
+        if limit:
+            tf.config.set_logical_device_configuration(
+                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=int(limit))]
+            )
+        else:
+            tf.config.experimental.set_memory_growth(gpu, True)
+
+
+def worker_main(argv: list[str] | None = None) -> int:
+    """The entry point of one worker process (`python -m search.workers ...`)."""
+    parser = argparse.ArgumentParser(prog="search-worker")
+    parser.add_argument("--storage")
+    parser.add_argument("--home", default="mlruns")
+    parser.add_argument("--tracking-uri")
+    parser.add_argument("--recycle", type=int, default=50)
+    parser.add_argument("--heartbeat", type=float, default=5.0)
+    parser.add_argument("--grace", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    _configure_tensorflow()
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    from search.queue import Queue
+
+    queue = Queue.open(
+        args.storage, args.home, args.tracking_uri, heartbeat_s=args.heartbeat, grace_s=args.grace
+    )
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    try:
+        return _loop(queue, args.recycle)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    """Remember the request (a library may swallow the exception) and interrupt now."""
+    from search.objective import STOP
+
+    STOP.set()
+    raise KeyboardInterrupt
+
+
+def _loop(queue: Queue, recycle: int) -> int:
+    from search.model import deterministic
+    from search.queue import Heartbeat, claim, pending
+
+    deterministic()
+    storage = queue.storage()
+    contexts: dict[str, SearchContext] = {}
+    done = 0
+    from search.objective import STOP
+
+    while done < recycle and not STOP.is_set():
+        got: Claim | None = None
+        try:
+            with _no_interrupts():  # a claimed trial always gets its owner recorded
+                got = claim(queue, storage)
+            if got is None:
+                if not pending(storage):
+                    return EXIT_NO_WORK
+                time.sleep(min(2.0, queue.heartbeat_s))  # others run: a retry may come
+                continue
+            with Heartbeat(storage, got.trial._trial_id, queue.heartbeat_s):
+                _run_trial(queue, got, contexts)
+        except KeyboardInterrupt:
+            if got is not None:
+                _interrupted(got)
+            raise
+        done += 1
+    return 130 if STOP.is_set() else EXIT_RECYCLE
+
+
+@contextlib.contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back (they arrive right after) while a trial is being claimed."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _interrupted(got: Claim) -> None:
+    from optuna.trial import TrialState
+
+    with contextlib.suppress(Exception):  # already told by the trial itself
+        got.trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+        got.study.tell(got.trial, state=TrialState.FAIL)
+
+
+def _run_trial(queue: Queue, got: Claim, contexts: dict[str, SearchContext]) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from search.objective import Objective
+
+    study, trial = got.study, got.trial
+    trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+    trial.set_user_attr("slot", os.environ.get("SEARCH_SLOT", ""))
+    ctx = contexts.get(study.study_name)
+    if ctx is None:
+        ctx = contexts[study.study_name] = _context(queue, study)
+    try:
+        value = Objective(ctx)(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    except KeyboardInterrupt:
+        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception:  # recorded on the trial and its run by the objective
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        study.tell(trial, value)
+    _maybe_finish(study, ctx)
+
+
+def _context(queue: Queue, study: optuna.Study) -> SearchContext:
+    from search.runner import make_context
+    from search.selection import study_space
+    from search.study import check_same_data, make_pruner, make_sampler, prepare
+    from search.tracking import Tracker
+
+    space = study_space(study)
+    prep = prepare(space)
+    check_same_data(study, prep)
+    # the sampler and pruner of the study's own space file
+    study.sampler = make_sampler(space)
+    study.pruner = make_pruner(space, len(prep.folds))
+    tracker = Tracker(queue.tracking_uri, study.study_name, artifact_root=queue.home / "artifacts")
+    parent = study.user_attrs["mlflow_run_id"]
+    if tracker.client.get_run(parent).info.status != "RUNNING":
+        tracker.client.update_run(parent, status="RUNNING")
+    ctx = make_context(prep, tracker, parent, study.study_name)
+    ctx.tags["search.worker_slot"] = os.environ.get("SEARCH_SLOT", "")
+    ctx.tags["search.cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return ctx
+
+
+def _maybe_finish(study: optuna.Study, ctx: SearchContext) -> None:
+    """The worker that completes a study's budget closes its parent run."""
+    from search.runner import close_parent
+    from search.study import counts
+
+    c = counts(study)
+    if c["complete"] + c["pruned"] >= int(study.user_attrs.get("budget", 0)):
+        close_parent(ctx.tracker, ctx.parent_run_id, study, "FINISHED")
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())

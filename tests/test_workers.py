@@ -1,0 +1,178 @@
+"""The worker pool on CPU with real processes and a real journal storage."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from search.queue import Queue, status, submit
+from search.study import mask_password, open_storage
+from search.tracking import ROLE
+from search.workers import plan_slots, serve
+from tests.conftest import ROOT
+
+SPACE = """
+study: {{name: {name}, trials: {trials}, sampler: random, pruner: none}}
+data: {{source: iris}}
+validation: {{scheme: kfold, folds: 2}}
+params: {{depth: 1, width: {{low: 4, high: 8}}, epochs: {epochs}, patience: {epochs}}}
+"""
+
+
+def _space(tmp: Path, name: str, trials: int, epochs: int = 2) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(SPACE.format(name=name, trials=trials, epochs=epochs))
+    return path
+
+
+def _trials(home: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=open_storage(None, home)).trials
+
+
+def _runs(home: Path) -> list:  # type: ignore[type-arg]
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, max_results=5000)
+
+
+def test_slots_pin_gpus() -> None:
+    assert [s.gpu for s in plan_slots("0,1", per_gpu=2)] == ["0", "0", "1", "1"]
+    assert [s.gpu for s in plan_slots(None, workers=3)] == [None, None, None]
+
+
+def test_four_workers_two_studies_exact_budgets(tmp_path: Path) -> None:
+    home = tmp_path / "m"
+    queue = Queue.open(None, home)
+    submit(_space(tmp_path, "a", 7), queue)
+    submit(_space(tmp_path, "b", 5), queue, priority=1)
+    report = serve(
+        plan_slots("0,1", per_gpu=2), storage=None, home=home, tracking_uri=None, recycle=2
+    )
+    assert report.recycled >= 1  # workers were replaced by fresh processes along the way
+    for name, budget in (("a", 7), ("b", 5)):
+        trials = _trials(home, name)
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        assert len(finished) == budget  # never more than the budget, however many workers
+        assert len({t.number for t in trials}) == len(trials)
+        # each slot saw the GPU it was given: slots 0, 1 -> GPU 0; slots 2, 3 -> GPU 1
+        for t in finished:
+            expected = "0" if t.user_attrs["slot"] in ("0", "1") else "1"
+            assert t.user_attrs["cuda_visible_devices"] == expected
+    runs = _runs(home)
+    parents = {
+        r.data.tags["search.study"]: r.info.run_id for r in runs if r.data.tags.get(ROLE) == "study"
+    }
+    trial_runs = [r for r in runs if r.data.tags.get(ROLE) == "trial"]
+    for r in trial_runs:
+        assert r.data.tags["mlflow.parentRunId"] == parents[r.data.tags["search.study"]]
+    assert Counter(r.data.tags["search.study"] for r in trial_runs) == {"a": 7, "b": 5}
+    assert "RUNNING" not in {r.info.status for r in runs}
+    assert {s.name: s.state for s in status(queue)} == {"a": "finished", "b": "finished"}
+
+
+def _serve_process(home: Path, workers: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "search.cli",
+            "serve",
+            "--workers",
+            str(workers),
+            "--home",
+            str(home),
+            "--heartbeat",
+            "0.5",
+            "--grace",
+            "3",
+        ],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for(home: Path, name: str, state: TrialState, timeout: float = 180.0) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for t in _trials(home, name):
+            if t.state == state and "worker" in t.user_attrs:
+                return t.number
+        time.sleep(0.3)
+    raise AssertionError(f"no {state.name} trial within {timeout}s")
+
+
+def test_killed_worker_trial_fails_and_is_retried(tmp_path: Path) -> None:
+    home = tmp_path / "m"
+    submit(_space(tmp_path, "k", 4, epochs=60), Queue.open(None, home))
+    pool = _serve_process(home, workers=2)
+    try:
+        number = _wait_for(home, "k", TrialState.RUNNING)
+        victim = next(t for t in _trials(home, "k") if t.number == number)
+        pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
+        time.sleep(1.0)  # mid-trial
+        os.kill(pid, signal.SIGKILL)
+        out, err = pool.communicate(timeout=600)
+    finally:
+        pool.kill()
+    assert pool.returncode == 0, err[-3000:]
+    trials = {t.number: t for t in _trials(home, "k")}
+    killed = trials[number]
+    assert killed.state == TrialState.FAIL and "died" in killed.user_attrs["fail_reason"]
+    retry = [t for t in trials.values() if t.user_attrs.get("retry_of") == number]
+    assert len(retry) == 1 and retry[0].params == killed.params
+    states = Counter(t.state for t in trials.values())
+    assert states[TrialState.COMPLETE] + states[TrialState.PRUNED] == 4
+    assert states[TrialState.RUNNING] == 0
+    runs = {r.info.run_id: r for r in _runs(home)}
+    assert runs[killed.user_attrs["mlflow_run_id"]].info.status == "FAILED"
+    assert "RUNNING" not in {r.info.status for r in runs.values()}
+
+
+def test_interrupted_serve_resumes_to_the_budget(tmp_path: Path) -> None:
+    home = tmp_path / "m"
+    submit(_space(tmp_path, "i", 5, epochs=40), Queue.open(None, home))
+    pool = _serve_process(home, workers=2)
+    try:
+        _wait_for(home, "i", TrialState.COMPLETE)
+        pool.send_signal(signal.SIGINT)  # Ctrl-C
+        pool.communicate(timeout=300)
+    finally:
+        pool.kill()
+    trials = _trials(home, "i")
+    assert TrialState.RUNNING not in {t.state for t in trials}
+    assert "RUNNING" not in {r.info.status for r in _runs(home)}
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert done < 5  # it did stop early
+    again = _serve_process(home, workers=2)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err[-3000:]
+    trials = _trials(home, "i")
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 5
+
+
+def test_password_is_masked() -> None:
+    assert mask_password("postgresql://bob:s3cret@db:5432/x") == "postgresql://bob:***@db:5432/x"
+    assert "s3cret" not in mask_password("postgresql+psycopg://u:s3cret@h/d")
+
+
+@pytest.mark.parametrize(("gpus", "match"), [("x,1", "--gpus"), ("0", None)])
+def test_bad_gpu_list(gpus: str, match: str | None) -> None:
+    from search.errors import InputError
+
+    if match is None:
+        assert [s.gpu for s in plan_slots(gpus)] == ["0"]
+    else:
+        with pytest.raises(InputError, match=match):
+            plan_slots(gpus)
