@@ -123,7 +123,7 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path: Path) -> None:
         pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
         time.sleep(1.0)  # mid-trial
         os.kill(pid, signal.SIGKILL)
-        out, err = pool.communicate(timeout=600)
+        _out, err = pool.communicate(timeout=600)
     finally:
         pool.kill()
     assert pool.returncode == 0, err[-3000:]

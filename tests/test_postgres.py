@@ -1,0 +1,67 @@
+"""The multi-machine path: Optuna's RDB storage on a real PostgreSQL server.
+
+.ci/run starts one and sets SEARCH_TEST_POSTGRES; elsewhere these tests skip without it,
+but under CI=true a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.queue import Queue, status, submit
+from tests.conftest import ROOT
+
+URL = os.environ.get("SEARCH_TEST_POSTGRES")
+if not URL:
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI=true but SEARCH_TEST_POSTGRES is not set: .ci/run starts PostgreSQL",
+                    pytrace=False)
+    pytest.skip("no PostgreSQL server (set SEARCH_TEST_POSTGRES)", allow_module_level=True)
+
+SPACE = """
+study: {{name: {name}, trials: {trials}, sampler: tpe, pruner: none}}
+data: {{source: iris}}
+validation: {{scheme: kfold, folds: 2}}
+params: {{depth: 1, width: {{low: 4, high: 8}}, epochs: 2, patience: 1}}
+"""
+
+
+@pytest.fixture
+def pg() -> str:
+    from sqlalchemy import create_engine, text
+
+    assert URL is not None
+    engine = create_engine(URL.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:  # a clean database for each test
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return URL
+
+
+def test_pool_on_postgresql_reaches_exact_budgets(pg: str, tmp_path: Path) -> None:
+    for name, trials in (("pa", 3), ("pb", 2)):
+        (tmp_path / f"{name}.yaml").write_text(SPACE.format(name=name, trials=trials))
+    home = tmp_path / "m"
+    queue = Queue.open(pg, home)
+    submit(tmp_path / "pa.yaml", queue)
+    submit(tmp_path / "pb.yaml", queue)
+    out = subprocess.run([sys.executable, "-m", "search.cli", "serve", "--workers", "2",
+                          "--storage", pg, "--home", str(home)], cwd=ROOT, text=True,
+                         capture_output=True, timeout=900, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    password = pg.split("://", 1)[1].split("@")[0].split(":")[1]
+    assert f":{password}@" not in out.stdout + out.stderr  # masked in printed output
+    assert ":***@" in out.stderr
+    for name, budget in (("pa", 3), ("pb", 2)):
+        trials = optuna.load_study(study_name=name, storage=pg).trials
+        assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == budget
+        assert TrialState.RUNNING not in {t.state for t in trials}
+    assert {s.name: s.state for s in status(queue)} == {"pa": "finished", "pb": "finished"}
