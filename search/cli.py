@@ -30,6 +30,17 @@ def _pool_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, help="number of workers (CPU workers without --gpus)"
     )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="place the workers as Ray actors on this Ray cluster ('auto' for the local one)",
+    )
+    parser.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0.0,
+        help="with --ray: GPUs each worker requests (0.5 packs two per GPU)",
+    )
     parser.add_argument("--gpu-memory-mb", type=int, help="memory budget of a shared GPU slot")
     parser.add_argument(
         "--recycle",
@@ -151,6 +162,21 @@ def _queue(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> None:
     from search.study import mask_password
     from search.workers import plan_slots, serve
+
+    if args.ray:
+        from search.cluster import serve_ray
+
+        ray_report = serve_ray(
+            args.ray,
+            workers=args.workers or 1,
+            gpus_per_worker=args.gpus_per_worker,
+            storage=args.storage,
+            home=args.home,
+            tracking_uri=args.tracking_uri,
+            recycle=args.recycle,
+        )
+        print(f"Ray actors saw GPUs: {ray_report.devices}", file=sys.stderr)
+        return
 
     slots = plan_slots(args.gpus, per_gpu=args.per_gpu, workers=args.workers)
     where = mask_password(args.storage) if args.storage else "the journal file"

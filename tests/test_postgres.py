@@ -21,8 +21,9 @@ from tests.conftest import ROOT
 URL = os.environ.get("SEARCH_TEST_POSTGRES")
 if not URL:
     if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but SEARCH_TEST_POSTGRES is not set: .ci/run starts PostgreSQL",
-                    pytrace=False)
+        pytest.fail(
+            "CI=true but SEARCH_TEST_POSTGRES is not set: .ci/run starts PostgreSQL", pytrace=False
+        )
     pytest.skip("no PostgreSQL server (set SEARCH_TEST_POSTGRES)", allow_module_level=True)
 
 SPACE = """
@@ -53,9 +54,25 @@ def test_pool_on_postgresql_reaches_exact_budgets(pg: str, tmp_path: Path) -> No
     queue = Queue.open(pg, home)
     submit(tmp_path / "pa.yaml", queue)
     submit(tmp_path / "pb.yaml", queue)
-    out = subprocess.run([sys.executable, "-m", "search.cli", "serve", "--workers", "2",
-                          "--storage", pg, "--home", str(home)], cwd=ROOT, text=True,
-                         capture_output=True, timeout=900, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "search.cli",
+            "serve",
+            "--workers",
+            "2",
+            "--storage",
+            pg,
+            "--home",
+            str(home),
+        ],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=900,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     password = pg.split("://", 1)[1].split("@")[0].split(":")[1]
     assert f":{password}@" not in out.stdout + out.stderr  # masked in printed output
