@@ -7,7 +7,7 @@ SPACE  ?= spaces/default.yaml
 PORT   ?= 5000
 STORE  := sqlite:///$(CURDIR)/mlruns/mlflow.db
 
-.PHONY: install search test ui lint bench clean
+.PHONY: install search test ui lint bench clean reproduce
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ test: $(STAMP)
 ui: $(STAMP)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
 		--backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT) --workers 1
+
+reproduce: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make reproduce RUN=<mlflow run id>"; exit 2; }
+	$(BIN)/search reproduce $(RUN)
+
+bench: $(STAMP)
+	$(BIN)/python bench/coordination.py $(BENCH_ARGS) | tee bench/coordination.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check search tests

@@ -51,6 +51,41 @@ def build_model(
     return model
 
 
+def make_model(
+    params: dict[str, Any],
+    *,
+    n_features: int,
+    task: str,
+    n_classes: int = 0,
+    steps_per_execution: int = 1,
+    metrics: list[str] | None = None,
+) -> keras.Model:
+    """The built-in MLP, or the space's KerasTuner hypermodel with the trial's values."""
+    if not params.get("hypermodel"):
+        return build_model(
+            params,
+            n_features=n_features,
+            task=task,
+            n_classes=n_classes,
+            steps_per_execution=steps_per_execution,
+            metrics=metrics,
+        )
+    from pathlib import Path
+
+    from search.hypermodel import OptunaHyperParameters, build, load_hypermodel
+
+    hypermodel = load_hypermodel(params["hypermodel"], Path(params["hypermodel_dir"]))
+    model = build(hypermodel, OptunaHyperParameters(fixed=params.get("hp", {})))
+    if not model.compiled:  # a build function that leaves compiling to us
+        model.compile(
+            optimizer=make_optimizer(params),
+            loss=HEADS[task][1],
+            metrics=metrics,
+            steps_per_execution=steps_per_execution,
+        )
+    return model
+
+
 def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
     if l1 > 0 and l2 > 0:
         return keras.regularizers.L1L2(l1=l1, l2=l2)

@@ -18,7 +18,7 @@ from search.data import Dataset, TestSplit, make_preprocessor
 from search.errors import TrialFailed
 from search.folds import Fold
 from search.metrics import EPOCH_KEYS, keras_metrics, scores
-from search.model import build_model, eval_dataset, predict, summary_text, train_dataset
+from search.model import eval_dataset, make_model, predict, summary_text, train_dataset
 from search.space import Space
 from search.tracking import Tracker
 
@@ -124,7 +124,7 @@ def fit_fold(
 ) -> tuple[keras.Model, FoldResult]:
     """Fit one fresh model on a fold with early stopping on val_loss; restore the best weights."""
     keras.utils.set_random_seed(seed)
-    model = build_model(
+    model = make_model(
         params,
         n_features=arrays.x_train.shape[1],
         task=data.task,
@@ -178,6 +178,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         ctx, space = self.ctx, self.ctx.space
         params = space.suggest(trial)
+        if space.model.hypermodel:
+            params |= self._hypermodel_values(trial)
         seed = trial_seed(space.study.seed, trial.number)
         run_id = ctx.tracker.child_run(
             ctx.parent_run_id,
@@ -212,6 +214,24 @@ class Objective:
         )
         ctx.tracker.end(run_id)
         return value
+
+    def _hypermodel_values(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Build the hypermodel once with Optuna behind `hp` to sample its values."""
+        from search.hypermodel import OptunaHyperParameters, build, load_hypermodel
+
+        space = self.ctx.space
+        assert space.model.hypermodel is not None
+        hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir)
+        hp = OptunaHyperParameters(trial)
+        build(hypermodel, hp)
+        keras.backend.clear_session()
+        for note in hp.notes:
+            trial.set_user_attr("hypermodel_note", note)
+        return {
+            "hypermodel": space.model.hypermodel,
+            "hypermodel_dir": str(space.base_dir),
+            "hp": dict(hp.values),
+        }
 
     def _run_folds(
         self, trial: optuna.Trial, params: dict[str, Any], seed: int, run_id: str
@@ -342,7 +362,14 @@ class Objective:
 
 
 def flat_params(params: dict[str, Any]) -> dict[str, Any]:
-    flat = {k: v for k, v in params.items() if k != "widths"}
+    flat = {k: v for k, v in params.items() if k not in ("widths", "hp", "hypermodel_dir")}
+    flat.update({f"hp.{k}": v for k, v in params.get("hp", {}).items()})
+    if "hypermodel" in params:  # the MLP's own architecture does not apply
+        return {
+            k: v
+            for k, v in flat.items()
+            if k not in ("depth", "activation", "dropout", "l1", "l2", "batch_norm")
+        }
     flat.update({f"width_{i}": w for i, w in enumerate(params["widths"])})
     return flat
 

@@ -31,7 +31,7 @@ from search.tracking import Tracker, default_tracking_uri
 
 HEARTBEAT_S = 5.0
 GRACE_S = 30.0
-ACTIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+_LAST_RECOVERY: dict[int, float] = {}
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,10 @@ class Claim:
 def claim(queue: Queue, storage: BaseStorage) -> Claim | None:
     """Take the next trial of the most urgent unfinished study, or None when none has room."""
     with queue.lock(storage):
-        recover_stale(queue, storage)
+        now = time.time()
+        if now - _LAST_RECOVERY.get(id(storage), 0.0) >= queue.heartbeat_s:
+            recover_stale(queue, storage)  # at most once a heartbeat per worker
+            _LAST_RECOVERY[id(storage)] = now
         candidates = []
         for summary in optuna.get_all_study_summaries(storage):
             attrs = summary.user_attrs

@@ -18,7 +18,7 @@ from search.data import Dataset, make_preprocessor
 from search.errors import InputError
 from search.folds import Fold, make_folds
 from search.metrics import scores
-from search.model import build_model, deterministic, train_dataset
+from search.model import deterministic, make_model, train_dataset
 from search.objective import FoldArrays, fit_fold, fold_arrays, steps_per_execution, trial_seed
 from search.space import METRICS, Space, ValidationSpec, parse_space
 from search.study import DEFAULT_HOME, Prepared, check_same_data, open_storage, prepare
@@ -233,7 +233,7 @@ def refit_params(prep: Prepared, params: dict[str, Any], *, epochs: int, seed: i
         nets = [_fold_net(prep, x, f, params, seed + f.index, spe) for f in prep.folds]
         return Final(pre, nets, epochs)
     keras.utils.set_random_seed(seed)
-    net = build_model(
+    net = make_model(
         params,
         n_features=x.shape[1],
         task=data.task,

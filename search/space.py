@@ -167,6 +167,12 @@ class TrainingSpec(_Strict):
     verbose: int = Field(default=0, ge=0, le=2)
 
 
+class ModelSpec(_Strict):
+    """The built-in MLP (default), or a KerasTuner hypermodel: `file.py:build_model`."""
+
+    hypermodel: str | None = None
+
+
 class SelectionSpec(_Strict):
     """How the final model is chosen, refitted and tested."""
 
@@ -185,6 +191,7 @@ class Space(_Strict):
     validation: ValidationSpec = ValidationSpec()
     objective: ObjectiveSpec = ObjectiveSpec()
     params: Params = Params()
+    model: ModelSpec = ModelSpec()
     training: TrainingSpec = TrainingSpec()
     selection: SelectionSpec = SelectionSpec()
     path: str | None = Field(default=None, exclude=True)

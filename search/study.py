@@ -130,6 +130,10 @@ def prepare(space: Space) -> Prepared:
             file=where,
             key="objective.metric",
         )
+    if space.model.hypermodel:
+        from search.hypermodel import load_hypermodel
+
+        load_hypermodel(space.model.hypermodel, space.base_dir, where=where)
     split = split_test(data, space.data, where=where)
     groups = data.groups[split.train] if data.groups is not None else None
     folds = make_folds(

@@ -1,0 +1,109 @@
+"""Bring a KerasTuner hypermodel: its `hp.Int/Float/Choice/Boolean` calls are driven by Optuna.
+
+A space file names it with `model: {hypermodel: path/to/file.py:build_model}`: a function
+`build_model(hp)` or a `keras_tuner.HyperModel` (class or instance). The user keeps the code
+and gets Optuna's samplers and pruners, k-fold, MLflow, selection and the worker pool.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import optuna
+
+from search.errors import SpaceError
+
+
+class OptunaHyperParameters(kt.HyperParameters):  # type: ignore[misc]
+    """KerasTuner's container whose values come from an Optuna trial (or are fixed)."""
+
+    def __init__(
+        self, trial: optuna.Trial | None = None, fixed: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__()
+        self._trial, self._fixed = trial, dict(fixed or {})
+        self.notes: list[str] = []
+
+    def _register(self, hyperparameter: Any, overwrite: bool = False) -> Any:
+        value = super()._register(hyperparameter, overwrite)
+        if value is None:  # inactive under a conditional scope: Optuna never sees it
+            return None
+        name = hyperparameter.name
+        if name in self._fixed:
+            value = self._fixed[name]
+        elif self._trial is not None:
+            value = self._suggest(hyperparameter)
+        self.values[name] = value
+        return value
+
+    def _suggest(self, hp: Any) -> Any:
+        trial, name = self._trial, hp.name
+        assert trial is not None
+        if isinstance(hp, kt.engine.hyperparameters.Boolean):
+            return trial.suggest_categorical(name, [True, False])
+        if isinstance(hp, kt.engine.hyperparameters.Choice):
+            return trial.suggest_categorical(name, list(hp.values))
+        if isinstance(hp, kt.engine.hyperparameters.Fixed):
+            return hp.value
+        log = hp.sampling in ("log", "reverse_log")
+        step = hp.step
+        if log and step is not None and step != 1:
+            note = (
+                f"hyperparameter {name!r}: a log range with step {step} has no Optuna "
+                "equivalent; sampled on a log scale without the step"
+            )
+            if note not in self.notes:
+                self.notes.append(note)
+                warnings.warn(note, stacklevel=2)
+            step = None
+        if isinstance(hp, kt.engine.hyperparameters.Int):
+            return trial.suggest_int(
+                name, int(hp.min_value), int(hp.max_value), step=int(step or 1), log=log
+            )
+        return trial.suggest_float(
+            name, float(hp.min_value), float(hp.max_value), step=None if log else step, log=log
+        )
+
+
+def load_hypermodel(spec: str, base_dir: Path, *, where: str = "<space>") -> Any:
+    """`file.py:name` -> the build function or HyperModel it names."""
+    return _load(spec, str(base_dir), where)
+
+
+@cache
+def _load(spec: str, base_dir: str, where: str) -> Any:
+    file, sep, attr = spec.rpartition(":")
+    if not sep or not file.endswith(".py"):
+        raise SpaceError(
+            f"expected 'path/to/file.py:build_model', got {spec!r}",
+            file=where,
+            key="model.hypermodel",
+        )
+    path = Path(file)
+    if not path.is_absolute():
+        path = Path.cwd() / path if (Path.cwd() / path).is_file() else Path(base_dir) / path
+    if not path.is_file():
+        raise SpaceError(
+            f"no such file {file!r} (looked at {path})", file=where, key="model.hypermodel"
+        )
+    module_spec = importlib.util.spec_from_file_location(f"hypermodel_{path.stem}", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, attr):
+        raise SpaceError(f"{path.name} has no {attr!r}", file=where, key="model.hypermodel")
+    found = getattr(module, attr)
+    return found() if isinstance(found, type) and issubclass(found, kt.HyperModel) else found
+
+
+def build(hypermodel: Any, hp: kt.HyperParameters) -> keras.Model:
+    model = hypermodel.build(hp) if isinstance(hypermodel, kt.HyperModel) else hypermodel(hp)
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"the hypermodel returned {type(model).__name__}, not a keras.Model")
+    return model

@@ -1,0 +1,101 @@
+"""A KerasTuner `build_model(hp)`, unchanged, driven by Optuna under the service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from search.errors import SpaceError
+from search.hypermodel import OptunaHyperParameters, build, load_hypermodel
+from search.runner import run_search
+from search.selection import select
+from search.tracking import ROLE
+
+BUILD = """
+import keras
+
+
+def build_model(hp):  # written for KerasTuner, not for this service
+    model = keras.Sequential([keras.Input(shape=(4,))])
+    for i in range(hp.Int("layers", 1, 2)):
+        model.add(keras.layers.Dense(hp.Int(f"units_{i}", 4, 16, step=4), activation="relu"))
+    if hp.Boolean("dropout"):
+        with hp.conditional_scope("dropout", [True]):
+            model.add(keras.layers.Dropout(hp.Float("rate", 0.1, 0.5)))
+    model.add(keras.layers.Dense(3, activation="softmax"))
+    model.compile(optimizer=keras.optimizers.Adam(hp.Float("lr", 1e-3, 1e-1, sampling="log")),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def log_step(hp):
+    hp.Int("units", 8, 64, step=2, sampling="log")
+    return keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(3)])
+"""
+
+
+@pytest.fixture
+def module(tmp_path: Path) -> Path:
+    (tmp_path / "hm.py").write_text(BUILD)
+    return tmp_path
+
+
+def test_conditional_values_are_only_sampled_when_active(module: Path) -> None:
+    fn = load_hypermodel("hm.py:build_model", module)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(8):
+        trial = study.ask()
+        hp = OptunaHyperParameters(trial)
+        build(fn, hp)
+        assert ("rate" in trial.params) == trial.params["dropout"]
+        assert f"units_{trial.params['layers']}" not in trial.params
+        study.tell(trial, 0.0)
+
+
+def test_log_range_with_step_is_mapped_with_a_warning(module: Path) -> None:
+    fn = load_hypermodel("hm.py:log_step", module)
+    trial = optuna.create_study().ask()
+    with pytest.warns(UserWarning, match="log range with step 2 has no Optuna equivalent"):
+        build(fn, OptunaHyperParameters(trial))
+    assert 8 <= trial.params["units"] <= 64
+
+
+def test_fixed_values_rebuild_the_same_architecture(module: Path) -> None:
+    fn = load_hypermodel("hm.py:build_model", module)
+    model = build(
+        fn,
+        OptunaHyperParameters(
+            fixed={"layers": 2, "units_0": 8, "units_1": 12, "dropout": False, "lr": 0.01}
+        ),
+    )
+    assert [layer.units for layer in model.layers if hasattr(layer, "units")] == [8, 12, 3]
+
+
+def test_bad_hypermodel_reference(module: Path) -> None:
+    with pytest.raises(SpaceError, match="has no 'nope'"):
+        load_hypermodel("hm.py:nope", module)
+    with pytest.raises(SpaceError, match="no such file"):
+        load_hypermodel("missing.py:build_model", module)
+
+
+def test_hypermodel_runs_under_the_service(module: Path) -> None:
+    (module / "hm.yaml").write_text("""
+study: {name: hm, trials: 3, sampler: tpe, pruner: median}
+data: {source: iris, test_size: 0.3}
+validation: {scheme: kfold, folds: 2}
+model: {hypermodel: hm.py:build_model}
+selection: {top_k: 2, recheck_folds: 2, bootstrap: 100, champion: false}
+params: {batch_size: 16, epochs: 5, patience: 2}
+""")
+    result = run_search(module / "hm.yaml", home=module / "m", progress=False)
+    assert result.counts["complete"] + result.counts["pruned"] == 3
+    client = MlflowClient(result.tracking_uri)
+    trials = [r for r in client.search_runs([result.experiment_id]) if r.data.tags[ROLE] == "trial"]
+    for run in trials:  # the hypermodel's own parameters are in MLflow
+        assert {"hp.layers", "hp.units_0", "hp.dropout", "hp.lr"} <= set(run.data.params)
+        assert "width_0" not in run.data.params
+    chosen = select("hm", home=module / "m")  # refit and test the hypermodel too
+    assert 0.0 <= chosen.test["accuracy"].value <= 1.0
