@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     select.add_argument("study")
     _stores(select)
+    rep_ = sub.add_parser("report", help="draw the study's figures and HTML page into MLflow")
+    rep_.add_argument("study")
+    _stores(rep_)
     best = sub.add_parser("best", help="print the best trials of a study")
     best.add_argument("study")
     best.add_argument("-n", type=int, default=10, help="how many trials (default 10)")
@@ -132,6 +135,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("submit", "status", "serve"):
         return _queue(args)
+    if args.command == "report":
+        from search.report import study_report
+
+        report = study_report(
+            args.study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri
+        )
+        print(
+            f"report of {args.study!r}: {', '.join(report.figures)} logged to the study run "
+            "(artifacts report/*.png, report/report.html)"
+        )
+        return 0
     if args.command == "best":
         from search.report import best_table
 
@@ -239,6 +253,12 @@ def _run(args: argparse.Namespace) -> int:
         if not (args.quiet or args.json):
             print("\nselecting the final model: recheck, refit, one test ...", file=sys.stderr)
         selection = select(
+            result.study_name, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri
+        )
+    if selection is not None:
+        from search.report import study_report
+
+        study_report(
             result.study_name, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri
         )
     if args.json:

@@ -1,13 +1,25 @@
-"""Tables of a study's trials for the terminal."""
+"""What a person looks at: the best trials as a table, and the study report (PNG + HTML)."""
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import optuna
 from optuna.trial import TrialState
 
 from search.objective import flat_params
 from search.selection import load_study
+from search.study import DEFAULT_HOME
+from search.tracking import Tracker, default_tracking_uri
 
 
 def best_table(study_name: str, *, storage: str | None, home: str | Path, n: int = 10) -> str:
@@ -41,3 +53,185 @@ def best_table(study_name: str, *, storage: str | None, home: str | Path, n: int
 
 def _fmt(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------- the study report
+
+
+@dataclass
+class Report:
+    """PNG figures and one self-contained HTML page, logged to the study's parent run."""
+
+    figures: dict[str, bytes] = field(default_factory=dict)
+    html: str = ""
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+SECTIONS = {
+    "history": "Optimization history",
+    "importances": "Parameter importances",
+    "parallel": "Parallel coordinates",
+    "curves": "Learning curves (validation loss) of the best and of pruned trials",
+    "folds": "Fold scores of the best trials",
+}
+
+
+def study_report(
+    study_name: str,
+    *,
+    storage: str | None = None,
+    home: str | Path = DEFAULT_HOME,
+    tracking_uri: str | None = None,
+) -> Report:
+    """Draw the study's figures, write the HTML page and log both to the study run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    home = Path(home)
+    study = load_study(study_name, storage, home)
+    tracker = Tracker(
+        tracking_uri or default_tracking_uri(home), study_name, artifact_root=home / "artifacts"
+    )
+    report = Report()
+    draw: dict[str, Callable[[], Any]] = {
+        "history": lambda: ov.plot_optimization_history(study),
+        "importances": lambda: ov.plot_param_importances(study),
+        "parallel": lambda: ov.plot_parallel_coordinate(study, params=_important(study)),
+        "curves": lambda: _curves(study, tracker),
+        "folds": lambda: _folds(study),
+    }
+    import optuna.visualization.matplotlib as ov
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for key, fn in draw.items():
+            try:
+                report.figures[key] = _png(fn())
+            except Exception as exc:  # a figure that cannot be drawn yet (too few trials)
+                report.skipped[key] = f"{type(exc).__name__}: {exc}"
+    report.html = _html(study, report, _final_table(study, tracker))
+    parent = study.user_attrs.get("mlflow_run_id")
+    if parent:
+        for key, data in report.figures.items():
+            tracker.client.log_image(parent, _image(data), f"report/{key}.png")
+        tracker.log_text(parent, report.html, "report/report.html")
+    return report
+
+
+def _important(study: optuna.Study, n: int = 6) -> list[str] | None:
+    try:
+        return list(optuna.importance.get_param_importances(study))[:n]
+    except Exception:  # too few trials for importances: plot every parameter
+        return None
+
+
+def _png(obj: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig = obj.figure if hasattr(obj, "figure") and obj.figure is not None else obj
+    if isinstance(obj, np.ndarray):  # some Optuna plots return an array of axes
+        fig = obj.flat[0].figure
+    buffer = io.BytesIO()
+    fig.set_size_inches(10, 5.5)
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _image(data: bytes) -> Any:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def _curves(study: optuna.Study, tracker: Tracker) -> Any:
+    import matplotlib.pyplot as plt
+
+    trials = study.get_trials(deepcopy=False)
+    done = sorted(
+        (t for t in trials if t.state == TrialState.COMPLETE),
+        key=lambda t: float(t.value or 0.0),
+        reverse=study.direction.name == "MAXIMIZE",
+    )[:5]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED][:5]
+    fig, ax = plt.subplots()
+    for t, style in [*((t, "-") for t in done), *((t, ":") for t in pruned)]:
+        run = t.user_attrs.get("mlflow_run_id")
+        if not run:
+            continue
+        history = tracker.client.get_metric_history(run, "fold_0/val_loss")
+        if history:
+            label = f"trial {t.number}" + (" (pruned)" if style == ":" else "")
+            ax.plot([m.step + 1 for m in history], [m.value for m in history], style, label=label)
+    ax.set_xlabel("epoch (fold 0)")
+    ax.set_ylabel("validation loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _folds(study: optuna.Study) -> Any:
+    import matplotlib.pyplot as plt
+
+    done = sorted(
+        (
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state == TrialState.COMPLETE and t.user_attrs.get("fold_scores")
+        ),
+        key=lambda t: float(t.value or 0.0),
+        reverse=study.direction.name == "MAXIMIZE",
+    )[:8]
+    if not done:
+        raise ValueError("no complete trial with fold scores")
+    fig, ax = plt.subplots()
+    ax.boxplot(
+        [t.user_attrs["fold_scores"] for t in done], tick_labels=[str(t.number) for t in done]
+    )
+    for i, t in enumerate(done, start=1):
+        scores = t.user_attrs["fold_scores"]
+        ax.plot([i] * len(scores), scores, "o", alpha=0.6)
+    ax.set_xlabel("trial (best first)")
+    ax.set_ylabel(study.user_attrs.get("metric", "score") + " per fold")
+    return fig
+
+
+def _final_table(study: optuna.Study, tracker: Tracker) -> str:
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id],
+        filter_string="tags.`search.role` = 'selection'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        return "no final model yet: run `search select STUDY`"
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = tracker.client.download_artifacts(runs[0].info.run_id, "final_test.txt", tmp)
+        except Exception:
+            return "the selection run has no final test table"
+        return Path(path).read_text()
+
+
+def _html(study: optuna.Study, report: Report, final: str) -> str:
+    counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Study "
+        f"{html.escape(study.study_name)}</title><style>body{{font-family:sans-serif;"
+        "max-width:60em;margin:auto}pre{background:#f4f4f4;padding:1em}</style></head>"
+        f"<body><h1>Study {html.escape(study.study_name)}</h1>",
+        "<p>" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + " trials</p>",
+        f"<h2 id='final-test'>Final test</h2><pre>{html.escape(final)}</pre>",
+    ]
+    for key, title in SECTIONS.items():
+        parts.append(f"<h2 id='{key}'>{html.escape(title)}</h2>")
+        if key in report.figures:
+            data = base64.b64encode(report.figures[key]).decode()
+            parts.append(f"<img alt='{key}' src='data:image/png;base64,{data}'>")
+        else:
+            parts.append(f"<p>not drawn: {html.escape(report.skipped.get(key, ''))}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
