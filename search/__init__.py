@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "DataError",
     "InputError",
+    "Queue",
     "SearchError",
     "SearchFailed",
     "SearchResult",
@@ -22,7 +23,11 @@ __all__ = [
     "SpaceError",
     "TrialFailed",
     "load_space",
+    "reproduce",
     "run_search",
+    "select",
+    "study_report",
+    "submit",
 ]
 
 _WHERE = {
@@ -36,6 +41,11 @@ _WHERE = {
     "load_space": "search.space",
     "SearchResult": "search.runner",
     "run_search": "search.runner",
+    "select": "search.selection",
+    "reproduce": "search.reproduce",
+    "study_report": "search.report",
+    "submit": "search.queue",
+    "Queue": "search.queue",
 }
 
 

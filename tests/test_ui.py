@@ -1,0 +1,134 @@
+"""The MLflow UI as a person sees it: a real server and headless Chromium.
+
+.ci/run installs Debian's chromium; elsewhere the test skips without it, but under CI=true
+a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from search.runner import SearchResult, run_search
+from search.selection import select
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+SPACE = """
+study: {name: ui, trials: 2, sampler: random, pruner: none}
+data: {source: breast_cancer}
+validation: {scheme: kfold, folds: 2}
+selection: {top_k: 1, recheck_folds: 2, bootstrap: 100}
+params: {depth: 1, width: 8, epochs: 3, patience: 1}
+"""
+
+
+def _need_browser() -> None:
+    missing = []
+    if not Path(CHROMIUM).exists():
+        missing.append("chromium (apt-get install chromium)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install playwright)")
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {', '.join(missing)} is missing", pytrace=False)
+        pytest.skip(f"needs {', '.join(missing)}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def ui(tmp_path: Path) -> Iterator[tuple[str, SearchResult]]:
+    _need_browser()
+    (tmp_path / "ui.yaml").write_text(SPACE)
+    result = run_search(tmp_path / "ui.yaml", home=tmp_path / "m", progress=False)
+    select("ui", home=tmp_path / "m")
+    port = _free_port()
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            result.tracking_uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise AssertionError("the MLflow UI did not start") from None
+                time.sleep(0.5)
+        yield url, result
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the whole group: gunicorn/uvicorn workers too
+        server.wait(timeout=30)
+
+
+def test_study_trials_and_champion_are_on_the_page(ui: tuple[str, SearchResult]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, result = ui
+    shots = ROOT / "build" / "ui"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{url}/#/experiments/{result.experiment_id}/runs")
+        cells = page.locator("[role=gridcell]")
+        cells.first.wait_for(timeout=60_000)
+        study_cell = page.locator("[role=gridcell]", has_text="ui").first
+        study_cell.wait_for(timeout=30_000)
+        study_cell.locator("button").first.click()  # the "+" that shows the child runs
+        for name in ("trial-0", "trial-1", "selection"):
+            page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(shots / "runs.png"))
+        page.goto(f"{url}/#/models/ui")
+        page.get_by_text("Version 1").first.wait_for(timeout=60_000)
+        page.get_by_text("champion").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(shots / "champion.png"))
+        browser.close()
+    assert (shots / "runs.png").stat().st_size > 10_000
