@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import io
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,7 @@ class FoldResult:
     best_epoch: int
     epochs: int
     history: dict[str, list[float]]
+    fit_s: float = 0.0  # seconds inside Keras `fit` (the benchmark's overhead measure)
 
 
 @dataclass
@@ -53,6 +56,7 @@ class SearchContext:
     tracker: Tracker
     parent_run_id: str
     tags: dict[str, str]
+    on_fold: Callable[[int, int], None] | None = None  # (fold index, folds) -> progress line
     _arrays: dict[int, FoldArrays] = field(default_factory=dict)
 
     def arrays(self, fold: Fold) -> FoldArrays:
@@ -138,6 +142,7 @@ def fit_fold(
     train = train_dataset(
         arrays.x_train, arrays.y_train, batch_size=int(params["batch_size"]), seed=seed
     )
+    fit_started = time.perf_counter()
     fit = model.fit(
         train,
         validation_data=eval_dataset(arrays.x_val, arrays.y_val),
@@ -146,6 +151,7 @@ def fit_fold(
         callbacks=[stop, keras.callbacks.TerminateOnNaN(), _StopOnRequest(), *(callbacks or [])],
         verbose=verbose,
     )
+    fit_s = time.perf_counter() - fit_started
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     losses = np.asarray(history.get("loss", []), dtype=float)
     if losses.size == 0 or not np.all(np.isfinite(losses)):
@@ -165,6 +171,7 @@ def fit_fold(
         best_epoch=best,
         epochs=len(losses),
         history=history,
+        fit_s=fit_s,
     )
     return model, result
 
@@ -243,6 +250,8 @@ class Objective:
         flat = flat_params(params)
         ctx.tracker.log(run_id, params=flat)
         for fold in ctx.folds:
+            if ctx.on_fold is not None:
+                ctx.on_fold(fold.index, len(ctx.folds))
             result, text = self._run_fold(trial, fold, params, seed, run_id, holdout)
             summary = summary or text
             results.append(result)
@@ -296,9 +305,7 @@ class Objective:
             ctx.tracker.end(fold_run, "FAILED", reason=f"{type(exc).__name__}: {exc}")
             keras.backend.clear_session()
             raise
-        result = FoldResult(
-            fold.index, result.scores, result.best_epoch, result.epochs, result.history
-        )
+        result = dataclasses.replace(result, index=fold.index)
         summary = summary_text(model) if fold.index == 0 else ""
         del model
         keras.backend.clear_session()
@@ -318,6 +325,8 @@ class Objective:
         ctx.tracker.end(fold_run, "KILLED" if pruned else "FINISHED")
         ctx.tracker.log(run_id, series=[(f"fold_{fold.index}/{k}", e, v) for k, e, v in series])
         if pruned:
+            trial.set_user_attr("epochs", [result.epochs])
+            trial.set_user_attr("fit_s", result.fit_s)
             raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
         return result, summary
 
@@ -355,6 +364,9 @@ class Objective:
             ctx.tracker.log_text(run_id, summary, "model_summary.txt")
         trial.set_user_attr("score_std", spread)
         trial.set_user_attr("best_epochs", best_epochs)
+        trial.set_user_attr("epochs", [r.epochs for r in results])
+        trial.set_user_attr("fit_s", sum(r.fit_s for r in results))
+        trial.set_user_attr("val_loss_min", [min(r.history["val_loss"]) for r in results])
         trial.set_user_attr("fold_scores", [r.scores[metric] for r in results])
         trial.set_user_attr("cv_scores", agg)
         trial.set_user_attr("params", params)

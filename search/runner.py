@@ -111,6 +111,7 @@ def run_search(
     )
     reporter = Progress(budget.trials, space.objective.metric, stream or sys.stderr, progress)
     budget.callbacks.append(reporter)
+    ctx.on_fold = reporter.fold
     started = time.perf_counter()
     status = "FAILED"
     try:
@@ -254,6 +255,7 @@ class Progress:
         from tqdm import tqdm
 
         self.metric, self.stream, self.enabled = metric, stream, enabled
+        self.best = ""
         self.bar = tqdm(
             total=total,
             unit="trial",
@@ -281,8 +283,16 @@ class Progress:
             file=self.stream,
         )
         with contextlib.suppress(ValueError):
-            self.bar.set_postfix_str(
+            self.best = (
                 f"best {self.metric}={study.best_value:.4f} (trial {study.best_trial.number})"
+            )
+            self.bar.set_postfix_str(self.best)
+
+    def fold(self, index: int, total: int) -> None:
+        """The live line: which fold of the running trial, and the best score so far."""
+        if self.enabled and total > 1:
+            self.bar.set_postfix_str(
+                f"fold {index + 1}/{total}" + (f", {self.best}" if self.best else "")
             )
 
     def close(self) -> None:
