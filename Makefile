@@ -31,8 +31,13 @@ reproduce: $(STAMP)
 	@test -n "$(RUN)" || { echo "usage: make reproduce RUN=<mlflow run id>"; exit 2; }
 	$(BIN)/search reproduce $(RUN)
 
+BENCH_SIZE ?= smoke
 bench: $(STAMP)
-	$(BIN)/python bench/coordination.py $(BENCH_ARGS) | tee bench/coordination.md
+	bash .ci/postgres.sh > /dev/null 2>&1 && PG=--postgres=$$(bash .ci/postgres.sh) || PG=; \
+	$(BIN)/python bench/coordination.py $$PG > bench/coordination.md
+	$(BIN)/python bench/memory.py > bench/memory.md
+	$(BIN)/python bench/peers.py --size $(BENCH_SIZE) --out bench/peers.md
+	cat bench/header.md bench/peers.md bench/coordination.md bench/memory.md > bench/RESULTS.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check search tests

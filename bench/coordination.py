@@ -60,12 +60,16 @@ def run(kind: str, storage_url: str | None, workers: int, trials: int) -> float:
         study.set_user_attr("budget", trials)
         ctx = mp.get_context("spawn")
         if kind == "service":
-            procs = [ctx.Process(target=_service_worker, args=(storage_url, home))
-                     for _ in range(workers)]
+            procs = [
+                ctx.Process(target=_service_worker, args=(storage_url, home))
+                for _ in range(workers)
+            ]
         else:
             share = [trials // workers + (i < trials % workers) for i in range(workers)]
-            procs = [ctx.Process(target=_optuna_worker, args=(storage_url, home, "bench", n))
-                     for n in share]
+            procs = [
+                ctx.Process(target=_optuna_worker, args=(storage_url, home, "bench", n))
+                for n in share
+            ]
         started = time.perf_counter()
         for p in procs:
             p.start()

@@ -90,10 +90,11 @@ class SelectionResult:
             f"final test (trial {self.chosen.trial}, refit {self.epochs} epochs; "
             "95% bootstrap intervals):"
         )
-        lines.append(f"  {'metric':<10} {'model':<26} {'baseline':<26} model - baseline")
+        w = 2 + max(len(str(iv)) for iv in [*self.test.values(), *self.baseline.values()])
+        lines.append(f"  {'metric':<10} {'model':<{w}} {'baseline':<{w}} model - baseline")
         for name in self.test:
             lines.append(
-                f"  {name:<10} {self.test[name]!s:<26} {self.baseline[name]!s:<26} "
+                f"  {name:<10} {self.test[name]!s:<{w}} {self.baseline[name]!s:<{w}} "
                 f"{self.difference[name]}"
             )
         verdict = "beats" if self.beats_baseline else "does NOT clearly beat"

@@ -107,7 +107,7 @@ def _wait_for(home: Path, name: str, state: TrialState, timeout: float = 180.0) 
     deadline = time.time() + timeout
     while time.time() < deadline:
         for t in _trials(home, name):
-            if t.state == state and "worker" in t.user_attrs:
+            if t.state == state and "worker" in t.user_attrs and t.params:  # it is training
                 return t.number
         time.sleep(0.3)
     raise AssertionError(f"no {state.name} trial within {timeout}s")

@@ -1,0 +1,505 @@
+"""The service against what users would use instead, on the same search, in one run.
+
+Peers: this service (`run_search`, full MLflow logging, pruning on; then `select`),
+KerasTuner RandomSearch, Hyperband and BayesianOptimization, and a plain Optuna + Keras
+script written as Optuna's Keras example does (TPE, no pruning). Same data, same rows for
+training, validation and test, same space (depth, width, dropout, L1, L2, learning rate,
+batch size), same trial and epoch budget, same early-stopping rule (val_loss, patience,
+best weights restored). Each peer runs in its own process so its peak RSS is its own.
+
+    python bench/peers.py --size smoke|full [--data digits breast_cancer] [--seeds 1 2 3]
+
+Scores are the minimum Keras val_loss (what every peer optimises) and the test log loss
+and accuracy of the model each peer hands back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SIZES = {
+    "tiny": {"trials": 2, "epochs": 3, "patience": 1},
+    "smoke": {"trials": 6, "epochs": 20, "patience": 4},
+    "full": {"trials": 20, "epochs": 60, "patience": 6},
+}
+PEERS = ["service", "kt_random", "kt_hyperband", "kt_bayes", "optuna_plain"]
+
+
+# ---------------------------------------------------------------- shared data and space
+
+
+def arrays(data: str, seed: int) -> dict[str, np.ndarray]:
+    """The service's own test split and holdout, scaled on the training rows."""
+    from sklearn.preprocessing import StandardScaler
+
+    from search.data import load_dataset, split_test
+    from search.folds import make_folds
+    from search.space import DataSpec, ValidationSpec
+
+    spec = DataSpec(source=data, seed=seed)
+    ds = load_dataset(spec, base_dir=Path.cwd())
+    split = split_test(ds, spec)
+    fold = make_folds(
+        ValidationSpec(scheme="holdout"), ds.y[split.train], classification=True, seed=seed
+    )[0]
+    tr, va = split.train[fold.train], split.train[fold.val]
+    scaler = StandardScaler().fit(ds.X.iloc[tr])
+    x = {
+        k: scaler.transform(ds.X.iloc[rows]).astype("float32")
+        for k, rows in (("train", tr), ("val", va), ("test", split.test))
+    }
+    return {
+        "x_train": x["train"],
+        "y_train": ds.y[tr],
+        "x_val": x["val"],
+        "y_val": ds.y[va],
+        "x_test": x["test"],
+        "y_test": ds.y[split.test],
+        "n_classes": np.array(ds.n_classes),
+    }
+
+
+def keras_model(hp: dict[str, Any], n_features: int, n_classes: int) -> Any:
+    import keras
+
+    reg = keras.regularizers.L1L2(l1=hp["l1"], l2=hp["l2"])
+    model = keras.Sequential([keras.Input(shape=(n_features,))])
+    for _ in range(hp["depth"]):
+        model.add(keras.layers.Dense(hp["width"], activation="relu", kernel_regularizer=reg))
+        model.add(keras.layers.Dropout(hp["dropout"]))
+    binary = n_classes == 2
+    model.add(
+        keras.layers.Dense(
+            1 if binary else n_classes, activation="sigmoid" if binary else "softmax"
+        )
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(hp["learning_rate"]),
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def kt_hp(hp: Any) -> dict[str, Any]:
+    return {
+        "depth": hp.Int("depth", 1, 3),
+        "width": hp.Int("width", 16, 256, sampling="log"),
+        "dropout": hp.Float("dropout", 0.0, 0.5),
+        "l1": hp.Float("l1", 1e-6, 1e-2, sampling="log"),
+        "l2": hp.Float("l2", 1e-6, 1e-2, sampling="log"),
+        "learning_rate": hp.Float("learning_rate", 1e-4, 1e-2, sampling="log"),
+        "batch_size": hp.Choice("batch_size", [32, 64]),
+    }
+
+
+def optuna_hp(trial: Any) -> dict[str, Any]:
+    return {
+        "depth": trial.suggest_int("depth", 1, 3),
+        "width": trial.suggest_int("width", 16, 256, log=True),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "l1": trial.suggest_float("l1", 1e-6, 1e-2, log=True),
+        "l2": trial.suggest_float("l2", 1e-6, 1e-2, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [32, 64]),
+    }
+
+
+def test_scores(model: Any, a: dict[str, np.ndarray]) -> dict[str, float]:
+    from search.metrics import scores
+
+    task = "binary" if int(a["n_classes"]) == 2 else "multiclass"
+    out = np.asarray(model(a["x_test"], training=False))
+    s = scores(task, a["y_test"], out)
+    return {"test_log_loss": s["log_loss"], "test_accuracy": s["accuracy"]}
+
+
+# ---------------------------------------------------------------- one peer, in its own process
+
+
+def run_peer(peer: str, data: str, seed: int, size: dict[str, int]) -> dict[str, Any]:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    a = arrays(data, seed)
+    started = time.perf_counter()
+    timeline: list[tuple[float, float]] = []  # (seconds since start, min val_loss of a trial)
+    if peer == "service":
+        out = _service(data, seed, size, timeline, started)
+    elif peer == "optuna_plain":
+        out = _optuna_plain(a, seed, size, timeline, started)
+    else:
+        out = _keras_tuner(peer, a, seed, size, timeline, started)
+    out["wall_s"] = out.get("wall_s", time.perf_counter() - started)
+    out["timeline"] = timeline
+    return out
+
+
+class EpochCounter:
+    def __init__(self) -> None:
+        self.epochs = 0
+
+
+def _callbacks(size: dict[str, int], counter: EpochCounter) -> list[Any]:
+    import keras
+
+    class Count(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            counter.epochs += 1
+
+    return [
+        keras.callbacks.EarlyStopping(
+            "val_loss", patience=size["patience"], restore_best_weights=True
+        ),
+        Count(),
+    ]
+
+
+def _keras_tuner(
+    peer: str,
+    a: dict[str, np.ndarray],
+    seed: int,
+    size: dict[str, int],
+    timeline: list[tuple[float, float]],
+    started: float,
+) -> dict[str, Any]:
+    import keras_tuner as kt
+
+    n_features, n_classes = a["x_train"].shape[1], int(a["n_classes"])
+
+    class Model(kt.HyperModel):  # type: ignore[misc]
+        def build(self, hp: Any) -> Any:
+            return keras_model(kt_hp(hp), n_features, n_classes)
+
+        def fit(self, hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
+            return model.fit(*args, batch_size=hp.get("batch_size"), **kwargs)
+
+    directory = tempfile.mkdtemp()
+    common = {
+        "objective": "val_loss",
+        "seed": seed or 1,
+        "directory": directory,
+        "project_name": peer,
+        "overwrite": True,
+    }
+    if peer == "kt_random":
+        tuner = kt.RandomSearch(Model(), max_trials=size["trials"], **common)
+    elif peer == "kt_bayes":
+        tuner = kt.BayesianOptimization(Model(), max_trials=size["trials"], **common)
+    else:
+        tuner = kt.Hyperband(Model(), max_epochs=size["epochs"], factor=3, **common)
+
+    original = tuner.on_trial_end
+
+    def on_trial_end(trial: Any) -> None:
+        original(trial)
+        if trial.score is not None:
+            timeline.append((time.perf_counter() - started, float(trial.score)))
+
+    tuner.on_trial_end = on_trial_end
+    counter = EpochCounter()
+    tuner.search(
+        a["x_train"],
+        a["y_train"],
+        validation_data=(a["x_val"], a["y_val"]),
+        epochs=size["epochs"],
+        callbacks=_callbacks(size, counter),
+        verbose=0,
+    )
+    wall = time.perf_counter() - started
+    best = tuner.get_best_models(1)[0]
+    trials = len(tuner.oracle.trials)
+    return {
+        "wall_s": wall,
+        "trials": trials,
+        "epochs": counter.epochs,
+        "best_val_loss": float(tuner.oracle.get_best_trials(1)[0].score),
+        **test_scores(best, a),
+    }
+
+
+def _optuna_plain(
+    a: dict[str, np.ndarray],
+    seed: int,
+    size: dict[str, int],
+    timeline: list[tuple[float, float]],
+    started: float,
+) -> dict[str, Any]:
+    import keras
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    n_features, n_classes = a["x_train"].shape[1], int(a["n_classes"])
+    counter = EpochCounter()
+
+    def objective(trial: Any) -> float:
+        hp = optuna_hp(trial)
+        keras.backend.clear_session()
+        model = keras_model(hp, n_features, n_classes)
+        hist = model.fit(
+            a["x_train"],
+            a["y_train"],
+            validation_data=(a["x_val"], a["y_val"]),
+            epochs=size["epochs"],
+            batch_size=hp["batch_size"],
+            verbose=0,
+            callbacks=_callbacks(size, counter),
+        )
+        value = float(min(hist.history["val_loss"]))
+        timeline.append((time.perf_counter() - started, value))
+        return value
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=size["trials"])
+    wall = time.perf_counter() - started
+    keras.utils.set_random_seed(seed)  # the user refits the best parameters
+    model = keras_model(
+        optuna_hp(optuna.trial.FixedTrial(study.best_params)), n_features, n_classes
+    )
+    model.fit(
+        a["x_train"],
+        a["y_train"],
+        validation_data=(a["x_val"], a["y_val"]),
+        epochs=size["epochs"],
+        batch_size=study.best_params["batch_size"],
+        verbose=0,
+        callbacks=_callbacks(size, EpochCounter()),
+    )
+    return {
+        "wall_s": wall,
+        "trials": len(study.trials),
+        "epochs": counter.epochs,
+        "best_val_loss": study.best_value,
+        **test_scores(model, a),
+    }
+
+
+SERVICE_SPACE = """
+study: {{name: bench, sampler: tpe, pruner: auto, trials: {trials}, seed: {seed}}}
+data: {{source: {data}, seed: {seed}}}
+validation: {{scheme: holdout, val_fraction: 0.2}}
+selection: {{top_k: 3, recheck_folds: 3, bootstrap: 200}}
+params:
+  depth: {{low: 1, high: 3}}
+  width: {{low: 16, high: 256, log: true}}
+  dropout: {{low: 0.0, high: 0.5}}
+  l1: {{low: 1.0e-6, high: 1.0e-2, log: true}}
+  l2: {{low: 1.0e-6, high: 1.0e-2, log: true}}
+  learning_rate: {{low: 1.0e-4, high: 1.0e-2, log: true}}
+  batch_size: {{choices: [32, 64]}}
+  optimizer: adam
+  epochs: {epochs}
+  patience: {patience}
+"""
+
+
+def _service(
+    data: str, seed: int, size: dict[str, int], timeline: list[tuple[float, float]], started: float
+) -> dict[str, Any]:
+    import optuna
+
+    from search.runner import run_search
+    from search.selection import select
+    from search.space import parse_space
+    from search.study import open_storage
+
+    home = Path(tempfile.mkdtemp())
+    wall_start = time.time() - (time.perf_counter() - started)
+    space = parse_space(SERVICE_SPACE.format(data=data, seed=seed, **size), file="bench.yaml")
+    result = run_search(space, home=home, progress=False)
+    wall = time.perf_counter() - started
+    study = optuna.load_study(study_name="bench", storage=open_storage(None, home))
+    fit_s = 0.0
+    epochs = 0
+    for t in study.trials:
+        fit_s += float(t.user_attrs.get("fit_s", 0.0))
+        epochs += sum(t.user_attrs.get("epochs", []))
+        if t.datetime_complete and t.user_attrs.get("val_loss_min"):
+            timeline.append(
+                (
+                    t.datetime_complete.timestamp() - wall_start,
+                    float(min(t.user_attrs["val_loss_min"])),
+                )
+            )
+    chosen = select("bench", home=home)
+    best = min(v for _, v in timeline) if timeline else float("nan")
+    return {
+        "wall_s": wall,
+        "trials": len(study.trials),
+        "epochs": epochs,
+        "best_val_loss": best,
+        "fit_s": fit_s,
+        "pruned": result.counts["pruned"],
+        "test_log_loss": chosen.test["log_loss"].value,
+        "test_accuracy": chosen.test["accuracy"].value,
+    }
+
+
+# ---------------------------------------------------------------- the driver
+
+
+def child(peer: str, data: str, seed: int, size: str) -> dict[str, Any]:
+    """Run one peer in a fresh process; add its own peak RSS."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--one",
+            peer,
+            "--data",
+            data,
+            "--seeds",
+            str(seed),
+            "--size",
+            size,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{peer} on {data} failed")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    return result
+
+
+def time_to(timeline: list[tuple[float, float]], target: float) -> float | None:
+    for t, v in sorted(timeline):
+        if v <= target:
+            return t
+    return None
+
+
+def _secs(value: float) -> str:
+    return "not reached" if np.isnan(value) else f"{value:.0f}"
+
+
+def report(results: dict[tuple[str, str, int], dict[str, Any]], size: str) -> str:
+    versions = ", ".join(
+        f"{p} {metadata.version(p)}"
+        for p in ("tensorflow", "keras", "keras-tuner", "optuna", "mlflow")
+    )
+    lines = [
+        f"## Peers ({size} size), {time.strftime('%Y-%m-%d')}",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()};"
+        f" {versions}. Command: `python bench/peers.py --size {size}`.",
+        "",
+    ]
+    datasets = sorted({d for _, d, _ in results})
+    seeds = sorted({s for _, _, s in results})
+    for data in datasets:
+        lines += [
+            f"### {data} (mean of seeds {seeds})",
+            "",
+            "| peer | wall s | trials | epochs | best val_loss | test log loss | "
+            "test accuracy | time to KT random's best, s | peak RSS MB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        rows: dict[str, dict[str, float]] = {}
+        for peer in PEERS:
+            runs = [results[(peer, data, s)] for s in seeds if (peer, data, s) in results]
+            if not runs:
+                continue
+            ttt = []
+            for s in seeds:
+                target = results[("kt_random", data, s)]["best_val_loss"]
+                ttt.append(time_to(results[(peer, data, s)]["timeline"], target))
+            reached = [t for t in ttt if t is not None]
+            row = {
+                k: float(np.mean([r[k] for r in runs]))
+                for k in (
+                    "wall_s",
+                    "trials",
+                    "epochs",
+                    "best_val_loss",
+                    "test_log_loss",
+                    "test_accuracy",
+                    "peak_rss_mb",
+                )
+            }
+            row["ttt"] = float(np.mean(reached)) if len(reached) == len(ttt) else float("nan")
+            rows[peer] = row
+            lines.append(
+                f"| {peer} | {row['wall_s']:.0f} | {row['trials']:.0f} | "
+                f"{row['epochs']:.0f} | {row['best_val_loss']:.4f} | "
+                f"{row['test_log_loss']:.4f} | {row['test_accuracy']:.4f} | "
+                f"{_secs(row['ttt'])} | "
+                f"{row['peak_rss_mb']:.0f} |"
+            )
+        svc = rows.get("service")
+        if svc:
+            fit = np.mean([results[("service", data, s)]["fit_s"] for s in seeds])
+            lines += [
+                "",
+                f"Service: {100 * (1 - fit / svc['wall_s']):.1f}% of its search wall "
+                "time outside Keras `fit` (study, storage, MLflow, data, model building).",
+            ]
+            lines += [
+                "",
+                "| ratio service / peer | wall time | epochs | test log loss |",
+                "|---|---:|---:|---:|",
+            ]
+            for peer, row in rows.items():
+                if peer != "service":
+                    lines.append(
+                        f"| {peer} | {svc['wall_s'] / row['wall_s']:.2f} | "
+                        f"{svc['epochs'] / row['epochs']:.2f} | "
+                        f"{svc['test_log_loss'] / row['test_log_loss']:.2f} |"
+                    )
+            kt = rows.get("kt_random")
+            if kt:
+                lines.append(
+                    f"\nTime for the service to reach KT RandomSearch's best val_loss: "
+                    f"{svc['ttt'] / kt['wall_s']:.2f}x KT RandomSearch's wall time."
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", choices=list(SIZES), default="smoke")
+    parser.add_argument("--data", nargs="+", default=["digits", "breast_cancer"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--peers", nargs="+", default=PEERS)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="bench/peers.md")
+    args = parser.parse_args()
+    if args.one:
+        from search.quiet import import_tensorflow
+
+        import_tensorflow()
+        result = run_peer(args.one, args.data[0], args.seeds[0], SIZES[args.size])
+        print(json.dumps(result))
+        return
+    results = {}
+    for data in args.data:
+        for seed in args.seeds:
+            for peer in ["kt_random", *[p for p in args.peers if p != "kt_random"]]:
+                print(f"{data} seed {seed}: {peer} ...", file=sys.stderr, flush=True)
+                results[(peer, data, seed)] = child(peer, data, seed, args.size)
+    text = report(results, args.size)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    main()
