@@ -6,6 +6,8 @@ active-run stack), so it works the same from threads and from worker processes.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -175,7 +177,8 @@ def register_champion(
     mlflow.set_tracking_uri(tracker.tracking_uri)
     logging.getLogger("mlflow.tracking._model_registry").setLevel(logging.WARNING)
     client = tracker.client
-    version = mlflow.register_model(model_uri, name).version
+    with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered"
+        version = mlflow.register_model(model_uri, name).version
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     try:
