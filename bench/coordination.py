@@ -92,6 +92,12 @@ def main() -> None:
     storages: list[tuple[str, str | None]] = [("journal file", None)]
     if args.postgres:
         storages.append(("PostgreSQL", args.postgres))
+    print(f"## Coordination overhead ({time.strftime('%Y-%m-%d')}, {args.trials} trivial trials)")
+    print()
+    print("Command: `python bench/coordination.py --postgres URL` (what `make bench` runs). "
+          "Service: claim under the lock with stale-trial recovery, tell; peer: plain "
+          "`study.optimize` from as many processes, with no budget guarantee.")
+    print()
     print("| storage | workers | service trials/s | plain Optuna trials/s | ratio |")
     print("|---|---:|---:|---:|---:|")
     for label, url in storages:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from search.errors import InputError, SearchError
 
@@ -230,7 +231,11 @@ def _run(args: argparse.Namespace) -> int:
         args.study = submit(space, queue, trials=args.trials, study_name=args.study)
         _serve(args)
         args.command = "status"
-        return _queue(args)
+        _queue(args)
+        if not args.no_select:
+            _quiet_libraries(args.verbose)
+            _select_and_report(args, args.study)
+        return 0
     _quiet_libraries(args.verbose)
     from search.runner import result_json, run_search
 
@@ -248,27 +253,27 @@ def _run(args: argparse.Namespace) -> int:
         print(result, flush=True)
     selection = None
     if not args.no_select and result.best_value is not None:
-        from search.selection import select
-
-        if not (args.quiet or args.json):
-            print("\nselecting the final model: recheck, refit, one test ...", file=sys.stderr)
-        selection = select(
-            result.study_name, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri
-        )
-    if selection is not None:
-        from search.report import study_report
-
-        study_report(
-            result.study_name, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri
-        )
+        selection = _select_and_report(args, result.study_name)
     if args.json:
         print(result_json(result, selection))
         return 0
-    if selection is not None:
-        print(f"\n{selection}")
     print(f"MLflow: experiment {result.experiment_id}, study run {result.parent_run_id}")
     print(f"open the UI: {UI_HINT}")
     return 0
+
+
+def _select_and_report(args: argparse.Namespace, study: str) -> Any:
+    """The end of every search: the final model, its one test, the report."""
+    from search.report import study_report
+    from search.selection import select
+
+    if not (args.quiet or args.json):
+        print("\nselecting the final model: recheck, refit, one test ...", file=sys.stderr)
+    selection = select(study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri)
+    study_report(study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri)
+    if not args.json:
+        print(f"\n{selection}")
+    return selection
 
 
 def _quiet_libraries(verbose: bool) -> None:
