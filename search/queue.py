@@ -133,7 +133,7 @@ class StudyStatus:
 def status(queue: Queue) -> list[StudyStatus]:
     storage = queue.storage()
     out = []
-    for summary in optuna.get_all_study_summaries(storage):
+    for summary in storage.get_all_studies():
         if "budget" not in summary.user_attrs:
             continue
         trials = storage.get_all_trials(summary._study_id, deepcopy=False)
@@ -191,7 +191,7 @@ def claim(queue: Queue, storage: BaseStorage) -> Claim | None:
             recover_stale(queue, storage)  # at most once a heartbeat per worker
             _LAST_RECOVERY[id(storage)] = now
         candidates = []
-        for summary in optuna.get_all_study_summaries(storage):
+        for summary in storage.get_all_studies():
             attrs = summary.user_attrs
             if "budget" not in attrs:
                 continue
@@ -213,7 +213,7 @@ def claim(queue: Queue, storage: BaseStorage) -> Claim | None:
 
 def pending(storage: BaseStorage) -> bool:
     """Is any queued study still unfinished (so a trial may need a retry later)?"""
-    for summary in optuna.get_all_study_summaries(storage):
+    for summary in storage.get_all_studies():
         if "budget" in summary.user_attrs:
             trials = storage.get_all_trials(summary._study_id, deepcopy=False)
             if _status(summary, trials).state != "finished":
@@ -268,7 +268,7 @@ def recover_stale(queue: Queue, storage: BaseStorage) -> list[int]:
     """Fail the trials of dead workers, end their MLflow runs FAILED, retry each once."""
     recovered = []
     now = time.time()
-    for summary in optuna.get_all_study_summaries(storage):
+    for summary in storage.get_all_studies():
         if "budget" not in summary.user_attrs:
             continue
         trials = storage.get_all_trials(summary._study_id, deepcopy=False)

@@ -110,7 +110,7 @@ class SelectionResult:
 
 def load_study(name: str, storage: str | None, home: Path) -> optuna.Study:
     store = open_storage(storage, home)
-    names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+    names = [s.study_name for s in store.get_all_studies()]
     if name not in names:
         raise InputError(
             f"study {name!r} not found in the storage (studies: {', '.join(names) or 'none'})"
