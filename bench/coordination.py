@@ -94,9 +94,11 @@ def main() -> None:
         storages.append(("PostgreSQL", args.postgres))
     print(f"## Coordination overhead ({time.strftime('%Y-%m-%d')}, {args.trials} trivial trials)")
     print()
-    print("Command: `python bench/coordination.py --postgres URL` (what `make bench` runs). "
-          "Service: claim under the lock with stale-trial recovery, tell; peer: plain "
-          "`study.optimize` from as many processes, with no budget guarantee.")
+    print(
+        "Command: `python bench/coordination.py --postgres URL` (what `make bench` runs). "
+        "Service: claim under the lock with stale-trial recovery, tell; peer: plain "
+        "`study.optimize` from as many processes, with no budget guarantee."
+    )
     print()
     print("| storage | workers | service trials/s | plain Optuna trials/s | ratio |")
     print("|---|---:|---:|---:|---:|")

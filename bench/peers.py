@@ -465,9 +465,14 @@ def report(results: dict[tuple[str, str, int], dict[str, Any]], size: str) -> st
                     )
             kt = rows.get("kt_random")
             if kt:
+                ratio = svc["ttt"] / kt["wall_s"]
+                reached = (
+                    "not reached within its budget"
+                    if np.isnan(ratio)
+                    else f"{ratio:.2f}x its wall time"
+                )
                 lines.append(
-                    f"\nTime for the service to reach KT RandomSearch's best val_loss: "
-                    f"{svc['ttt'] / kt['wall_s']:.2f}x KT RandomSearch's wall time."
+                    f"\nTime for the service to reach KT RandomSearch's best val_loss: {reached}."
                 )
         lines.append("")
     return "\n".join(lines)
