@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import InputError
-from search.workers import EXIT_NO_WORK, EXIT_RECYCLE
+from search.workers import EXIT_NO_WORK, EXIT_RECYCLE, worker_args
 
 
 def _ray() -> Any:
@@ -76,14 +76,7 @@ def serve_ray(
     actor = ray.remote(num_cpus=1, num_gpus=gpus_per_worker)(_Slot)
     slots = [actor.remote(i) for i in range(workers)]
     report = RayReport(devices=ray.get([s.gpus.remote() for s in slots]))
-    args = [
-        "--home",
-        str(queue.home),
-        "--tracking-uri",
-        queue.tracking_uri,
-        "--recycle",
-        str(recycle),
-    ] + (["--storage", storage] if storage else [])
+    args = worker_args(queue, recycle, storage)
     threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
     running = {s.run.remote(args, threads): s for s in slots}
     try:

@@ -153,7 +153,7 @@ def _mkdir(path: Path) -> Path:
 
 def parent_run(tracker: Tracker, study: optuna.Study, prep: Prepared) -> str:
     known = study.user_attrs.get("mlflow_run_id")
-    if known is not None and tracker.client.get_experiment(tracker.experiment_id):
+    if known is not None:
         try:
             tracker.client.get_run(known)
             return tracker.study_run(study.study_name, run_id=known, tags={})

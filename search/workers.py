@@ -92,6 +92,23 @@ def slot_env(slot: Slot, *, gpu_memory_mb: int | None = None) -> dict[str, str]:
     return env
 
 
+def worker_args(queue: Queue, recycle: int, storage: str | None) -> list[str]:
+    """The command line of `python -m search.workers` for this queue (pool and Ray alike)."""
+    args = [
+        "--home",
+        str(queue.home),
+        "--tracking-uri",
+        queue.tracking_uri,
+        "--recycle",
+        str(recycle),
+        "--heartbeat",
+        str(queue.heartbeat_s),
+        "--grace",
+        str(queue.grace_s),
+    ]
+    return args + (["--storage", storage] if storage else [])
+
+
 @dataclass
 class PoolReport:
     started: int = 0
@@ -122,23 +139,7 @@ def serve(
     from search.queue import Queue, close_parents, recover_stale
 
     queue = Queue.open(storage, home, tracking_uri, heartbeat_s=heartbeat_s, grace_s=grace_s)
-    args = [
-        sys.executable,
-        "-m",
-        "search.workers",
-        "--home",
-        str(queue.home),
-        "--tracking-uri",
-        queue.tracking_uri,
-        "--recycle",
-        str(recycle),
-        "--heartbeat",
-        str(heartbeat_s),
-        "--grace",
-        str(grace_s),
-    ]
-    if storage:
-        args += ["--storage", storage]
+    args = [sys.executable, "-m", "search.workers", *worker_args(queue, recycle, storage)]
     report = PoolReport()
     out = open(log, "a") if log else None  # noqa: SIM115  (kept open for the pool's life)
     procs: dict[int, subprocess.Popen[bytes]] = {}
