@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import statistics
 import tempfile
 from dataclasses import dataclass, field
@@ -201,8 +202,9 @@ def recheck(prep: Prepared, trials: list[FrozenTrial]) -> list[Candidate]:
         values = []
         for f in folds:
             _, res = fit_fold(params, arrays[f.index], data=prep.data, seed=seed + f.index, spe=spe)
-            keras.backend.clear_session()
+            keras.backend.clear_session(free_memory=False)
             values.append(res.scores[metric])
+        gc.collect()  # once per candidate, not per fold
         out.append(
             Candidate(
                 t.number, float(t.value or 0.0), float(np.mean(values)), float(np.std(values))
