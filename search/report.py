@@ -18,15 +18,13 @@ from optuna.trial import TrialState
 
 from search.objective import flat_params
 from search.selection import load_study
-from search.study import DEFAULT_HOME
+from search.study import DEFAULT_HOME, best_first
 from search.tracking import Tracker, default_tracking_uri
 
 
 def best_table(study_name: str, *, storage: str | None, home: str | Path, n: int = 10) -> str:
     study = load_study(study_name, storage, Path(home))
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    reverse = study.direction.name == "MAXIMIZE"
-    done.sort(key=lambda t: float(t.value or 0.0), reverse=reverse)
+    done = best_first(study)
     metric = study.user_attrs.get("metric", "value")
     if not done:
         return f"study {study_name!r}: no complete trial yet"
@@ -149,11 +147,7 @@ def _curves(study: optuna.Study, tracker: Tracker) -> Any:
     import matplotlib.pyplot as plt
 
     trials = study.get_trials(deepcopy=False)
-    done = sorted(
-        (t for t in trials if t.state == TrialState.COMPLETE),
-        key=lambda t: float(t.value or 0.0),
-        reverse=study.direction.name == "MAXIMIZE",
-    )[:5]
+    done = best_first(study)[:5]
     pruned = [t for t in trials if t.state == TrialState.PRUNED][:5]
     fig, ax = plt.subplots()
     for t, style in [*((t, "-") for t in done), *((t, ":") for t in pruned)]:
@@ -174,15 +168,7 @@ def _curves(study: optuna.Study, tracker: Tracker) -> Any:
 def _folds(study: optuna.Study) -> Any:
     import matplotlib.pyplot as plt
 
-    done = sorted(
-        (
-            t
-            for t in study.get_trials(deepcopy=False)
-            if t.state == TrialState.COMPLETE and t.user_attrs.get("fold_scores")
-        ),
-        key=lambda t: float(t.value or 0.0),
-        reverse=study.direction.name == "MAXIMIZE",
-    )[:8]
+    done = [t for t in best_first(study) if t.user_attrs.get("fold_scores")][:8]
     if not done:
         raise ValueError("no complete trial with fold scores")
     fig, ax = plt.subplots()

@@ -12,7 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from search.champion import network_output, output_frame, save_parts
 from search.data import Dataset, make_preprocessor
@@ -22,7 +22,14 @@ from search.metrics import scores
 from search.model import deterministic, make_model, train_dataset
 from search.objective import FoldArrays, fit_fold, fold_arrays, steps_per_execution, trial_seed
 from search.space import METRICS, Space, ValidationSpec, parse_space
-from search.study import DEFAULT_HOME, Prepared, check_same_data, open_storage, prepare
+from search.study import (
+    DEFAULT_HOME,
+    Prepared,
+    best_first,
+    check_same_data,
+    open_storage,
+    prepare,
+)
 from search.tracking import (
     STUDY,
     Tracker,
@@ -147,10 +154,10 @@ def select(
     prep = prepare(space)
     check_same_data(study, prep)
     deterministic()
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    complete = best_first(study)
     if not complete:
         raise InputError(f"study {study_name!r} has no complete trial to select from")
-    candidates = recheck(prep, top_trials(complete, space))
+    candidates = recheck(prep, complete[: space.selection.top_k])
     chosen = min(candidates, key=lambda c: c.recheck_score * _sign(space))
     trial = next(t for t in complete if t.number == chosen.trial)
     final = refit(prep, trial)
@@ -164,11 +171,6 @@ def select(
 
 def _sign(space: Space) -> float:
     return 1.0 if space.direction == "minimize" else -1.0
-
-
-def top_trials(complete: list[FrozenTrial], space: Space) -> list[FrozenTrial]:
-    ranked = sorted(complete, key=lambda t: float(t.value or 0.0) * _sign(space))
-    return ranked[: space.selection.top_k]
 
 
 def recheck_folds(prep: Prepared) -> list[Fold]:

@@ -196,6 +196,13 @@ def check_same_data(study: optuna.Study, prep: Prepared) -> None:
         )
 
 
+def best_first(study: optuna.Study) -> list[FrozenTrial]:
+    """The complete trials, best first in the study's direction."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    maximize = study.direction.name == "MAXIMIZE"
+    return sorted(done, key=lambda t: float(t.value or 0.0), reverse=maximize)
+
+
 def counts(study: optuna.Study) -> dict[str, int]:
     states = [t.state for t in study.get_trials(deepcopy=False)]
     return {
