@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from search.quiet import import_tensorflow
+from search import backend
 
-import_tensorflow()
+backend.start()
 
 import optuna  # noqa: E402
 
@@ -37,9 +37,11 @@ def main() -> None:
         trials = optuna.load_study(study_name="o", storage=open_storage(None, home)).trials[1:]
         total = sum(t.duration.total_seconds() for t in trials)
         fit = sum(float(t.user_attrs.get("fit_s", 0.0)) for t in trials)
-        print(f"3 trials in {wall:.1f} s; inside fit {fit:.1f} s; outside fit "
-              f"{100 * (1 - fit / total):.1f}% of trial time, {100 * (1 - fit / wall):.1f}% "
-              "of the run's wall time")
+        print(
+            f"3 trials in {wall:.1f} s; inside fit {fit:.1f} s; outside fit "
+            f"{100 * (1 - fit / total):.1f}% of trial time, {100 * (1 - fit / wall):.1f}% "
+            "of the run's wall time"
+        )
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

@@ -488,9 +488,9 @@ def main() -> None:
     parser.add_argument("--out", default="bench/peers.md")
     args = parser.parse_args()
     if args.one:
-        from search.quiet import import_tensorflow
+        from search import backend
 
-        import_tensorflow()
+        backend.start()
         result = run_peer(args.one, args.data[0], args.seeds[0], SIZES[args.size])
         print(json.dumps(result))
         return

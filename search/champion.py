@@ -20,6 +20,8 @@ class ChampionModel(PythonModel):  # type: ignore[misc]
     def load_context(self, context: Any) -> None:
         import keras
 
+        import search.model  # noqa: F401  (registers the initializer a saved network names)
+
         meta = json.loads(Path(context.artifacts["meta"]).read_text())
         self.task: str = meta["task"]
         self.classes: list[str] = meta["classes"]

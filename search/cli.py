@@ -283,9 +283,9 @@ def _quiet_libraries(verbose: bool) -> None:
     import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
     import optuna
 
-    from search.quiet import import_tensorflow
+    from search import backend
 
-    import_tensorflow(verbose)
+    backend.start(verbose)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)

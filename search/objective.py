@@ -18,9 +18,10 @@ import optuna
 
 from search.data import Dataset, TestSplit, make_preprocessor
 from search.errors import TrialFailed
+from search.feed import fit_inputs, validation_inputs
 from search.folds import Fold
 from search.metrics import EPOCH_KEYS, keras_metrics, scores
-from search.model import eval_dataset, make_model, predict, summary_text, train_dataset
+from search.model import make_model, predict, summary_text
 from search.space import Space
 from search.tracking import Tracker
 
@@ -88,6 +89,17 @@ def steps_per_execution(space: Space) -> int:
     return 16 if value == "auto" else int(value)
 
 
+def precision(space: Space) -> str:
+    """The Keras dtype policy of the space's models.
+
+    `auto` is float32: on an H100, mixed_bfloat16 made MLPs up to 3 x 1024 units 7-14%
+    slower per epoch (bench/gpu.py); it pays off for wider or convolutional models, where
+    the space file can ask for it.
+    """
+    value = space.training.precision
+    return "float32" if value == "auto" else value
+
+
 STOP = threading.Event()  # set by a worker's signal handler: end the trial at the next epoch
 
 
@@ -139,15 +151,14 @@ def fit_fold(
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=int(params["patience"]), restore_best_weights=True
     )
-    train = train_dataset(
+    train = fit_inputs(
         arrays.x_train, arrays.y_train, batch_size=int(params["batch_size"]), seed=seed
     )
     fit_started = time.perf_counter()
     fit = model.fit(
-        train,
-        validation_data=eval_dataset(arrays.x_val, arrays.y_val),
+        **train,
+        **validation_inputs(arrays.x_val, arrays.y_val),
         epochs=int(params["epochs"]),
-        shuffle=False,
         callbacks=[stop, keras.callbacks.TerminateOnNaN(), _StopOnRequest(), *(callbacks or [])],
         verbose=verbose,
     )
@@ -185,7 +196,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         gc.collect()  # the previous trial's models, once per trial (~0.3 s a collection)
         ctx, space = self.ctx, self.ctx.space
-        params = space.suggest(trial)
+        params = space.suggest(trial) | {"precision": precision(space)}
         if space.model.hypermodel:
             params |= self._hypermodel_values(trial)
         seed = trial_seed(space.study.seed, trial.number)

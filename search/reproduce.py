@@ -14,10 +14,10 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from search.backend import deterministic
 from search.data import Dataset
 from search.errors import DataError, InputError
 from search.metrics import scores
-from search.model import deterministic
 from search.objective import fit_fold, fold_arrays, steps_per_execution
 from search.selection import refit_params, test_output
 from search.space import parse_space

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.model import deterministic
+from search.backend import deterministic
 from search.objective import Objective, SearchContext, flat_params
 from search.space import Space, load_space
 from search.study import (

@@ -14,12 +14,14 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
+from search.backend import deterministic
 from search.champion import network_output, output_frame, save_parts
 from search.data import Dataset, make_preprocessor
 from search.errors import InputError
+from search.feed import fit_inputs
 from search.folds import Fold, make_folds
 from search.metrics import scores
-from search.model import deterministic, make_model, train_dataset
+from search.model import make_model
 from search.objective import FoldArrays, fit_fold, fold_arrays, steps_per_execution, trial_seed
 from search.space import METRICS, Space, ValidationSpec, parse_space
 from search.study import (
@@ -246,9 +248,8 @@ def refit_params(prep: Prepared, params: dict[str, Any], *, epochs: int, seed: i
         steps_per_execution=spe,
     )
     net.fit(
-        train_dataset(x, data.y[rows], batch_size=int(params["batch_size"]), seed=seed),
+        **fit_inputs(x, data.y[rows], batch_size=int(params["batch_size"]), seed=seed),
         epochs=epochs,
-        shuffle=False,
         verbose=0,
     )
     return Final(pre, [net], epochs)

@@ -164,6 +164,8 @@ class ObjectiveSpec(_Strict):
 
 class TrainingSpec(_Strict):
     steps_per_execution: int | Literal["auto"] = "auto"
+    # auto: float32; mixed precision measured slower for MLPs on an H100 (bench/gpu.py)
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     verbose: int = Field(default=0, ge=0, le=2)
 
 

@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from importlib import metadata
@@ -116,10 +117,19 @@ def environment_tags() -> dict[str, str]:
     """Package versions, Python and the git commit, for reproducing a run later."""
     tags = {f"search.version.{p}": _version(p) for p in PACKAGES}
     tags["search.version.python"] = platform.python_version()
+    tags["search.keras_backend"] = backend_name()
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
     return tags
+
+
+def backend_name() -> str:
+    """Keras' backend, without importing Keras in a process that has not yet."""
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        return str(keras.backend.backend())
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
 def _version(package: str) -> str:
@@ -151,7 +161,8 @@ def log_champion(
     mlflow.set_tracking_uri(tracker.tracking_uri)
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # the CloudPickle notice
     logging.getLogger("mlflow.models").setLevel(logging.ERROR)
-    requirements = [f"{p}=={_version(p)}" for p in (*PACKAGES, "joblib") if _version(p) != "absent"]
+    packages = (*PACKAGES, "joblib", *(("jax",) if backend_name() == "jax" else ()))
+    requirements = [f"{p}=={_version(p)}" for p in packages if _version(p) != "absent"]
     package = Path(__file__).resolve().parent
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(

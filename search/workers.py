@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # the pool process stays light: TensorFlow is imported by wor
     from search.objective import SearchContext
     from search.queue import Claim, Queue
 
+from search.backend import GPU_SHARING_ENV
+
 EXIT_NO_WORK = 3
 EXIT_RECYCLE = 0
 
@@ -80,6 +82,8 @@ def slot_env(slot: Slot, *, gpu_memory_mb: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "3")
     env["SEARCH_SLOT"] = str(slot.index)
+    for key, value in GPU_SHARING_ENV.items():
+        env.setdefault(key, value)
     if slot.gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = slot.gpu
         if slot.share > 1:
@@ -210,27 +214,17 @@ def _stop(procs: dict[int, subprocess.Popen[bytes]], wait_s: float = 60.0) -> No
 # ---------------------------------------------------------------- inside a worker process
 
 
-def _configure_tensorflow() -> None:
-    from search.quiet import import_tensorflow
-
-    import_tensorflow(verbose=False, configure=_tf_settings)
-
-
-def _tf_settings() -> None:
-    import tensorflow as tf
+def _start_backend() -> None:
+    from search import backend
 
     threads = os.environ.get("SEARCH_CPU_THREADS")
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    for gpu in tf.config.list_physical_devices("GPU"):
-        limit = os.environ.get("SEARCH_GPU_MEMORY_MB")
-        if limit:
-            tf.config.set_logical_device_configuration(
-                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=int(limit))]
-            )
-        else:
-            tf.config.experimental.set_memory_growth(gpu, True)
+    memory = os.environ.get("SEARCH_GPU_MEMORY_MB")
+    backend.start(
+        verbose=False,
+        configure=lambda: backend.configure_worker(
+            int(threads) if threads else None, int(memory) if memory else None
+        ),
+    )
 
 
 def worker_main(argv: list[str] | None = None) -> int:
@@ -243,7 +237,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeat", type=float, default=5.0)
     parser.add_argument("--grace", type=float, default=30.0)
     args = parser.parse_args(argv)
-    _configure_tensorflow()
+    _start_backend()
     import logging
 
     import optuna
@@ -272,7 +266,7 @@ def _request_stop(signum: int, frame: object) -> None:
 
 
 def _loop(queue: Queue, recycle: int) -> int:
-    from search.model import deterministic
+    from search.backend import deterministic
     from search.queue import Heartbeat, claim, pending
 
     deterministic()

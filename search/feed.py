@@ -1,0 +1,58 @@
+"""Small in-memory rows into `fit`, the fastest way for each Keras backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def fit_inputs(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int) -> dict[str, Any]:
+    """Keyword arguments of `fit` for small in-memory rows, reshuffled each epoch.
+
+    On TensorFlow a cached tf.data pipeline is about twice as fast per epoch as NumPy
+    arrays (bench: tf.data vs NumPy); other backends take the arrays with Keras' own
+    seeded shuffling.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+        return {"x": ds, "shuffle": False}
+    return {"x": ShuffledBatches(x, y, batch_size=batch_size, seed=seed), "shuffle": False}
+
+
+class ShuffledBatches(keras.utils.PyDataset):  # type: ignore[misc]
+    """Full batches of a fresh seeded permutation each epoch, for JAX and PyTorch.
+
+    Each batch shape is compiled once per model; a ragged last batch would be a second
+    compilation of the train step (0.55 s of a 1.5 s first epoch on JAX, digits MLP). The
+    few rows left over differ from epoch to epoch.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, max(1, min(batch_size, len(x)))
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(x))
+
+    def __len__(self) -> int:
+        return max(1, len(self.x) // self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.x[rows], self.y[rows]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.x))
+
+
+def validation_inputs(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Keyword arguments of `fit` for the validation rows, in large batches."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return {"validation_data": tf.data.Dataset.from_tensor_slices((x, y)).batch(8192).cache()}
+    return {"validation_data": (x, y), "validation_batch_size": 8192}

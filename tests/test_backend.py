@@ -1,0 +1,128 @@
+"""Keras backends: feeding rows without ragged batches, host-side initialisation, JAX end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+import keras
+import numpy as np
+import optuna
+import pytest
+
+from search.feed import ShuffledBatches
+from search.model import HostGlorotUniform, build_model
+from tests.conftest import ROOT, tiny_space
+
+PARAMS = {
+    "widths": [8, 5],
+    "batch_norm": False,
+    "activation": "relu",
+    "dropout": 0.0,
+    "l1": 0.0,
+    "l2": 0.0,
+    "optimizer": "adam",
+    "learning_rate": 0.01,
+}
+
+
+def test_batches_are_full_and_each_epoch_is_a_new_permutation() -> None:
+    x = np.arange(50, dtype=np.float32).reshape(25, 2)
+    y = np.arange(25)
+    feed = ShuffledBatches(x, y, batch_size=8, seed=4)
+    epochs = []
+    for _ in range(3):
+        batches = [feed[i] for i in range(len(feed))]
+        assert len(batches) == 3 and all(len(b[1]) == 8 for b in batches)
+        seen = np.concatenate([b[1] for b in batches])
+        assert len(set(seen.tolist())) == 24  # no row twice; one row left over
+        assert all(np.array_equal(bx[:, 0], by * 2) for bx, by in batches)  # rows stay paired
+        epochs.append(seen)
+        feed.on_epoch_end()
+    assert not np.array_equal(epochs[0], epochs[1])
+    again = ShuffledBatches(x, y, batch_size=8, seed=4)
+    assert np.array_equal(np.concatenate([again[i][1] for i in range(3)]), epochs[0])
+
+
+def test_fewer_rows_than_a_batch_make_one_batch() -> None:
+    feed = ShuffledBatches(np.zeros((5, 2)), np.zeros(5), batch_size=32, seed=0)
+    assert len(feed) == 1 and len(feed[0][1]) == 5
+
+
+def test_host_initializer_is_seeded_bounded_and_survives_saving(tmp_path: Path) -> None:
+    init = HostGlorotUniform()
+    keras.utils.set_random_seed(7)
+    first = keras.ops.convert_to_numpy(init((30, 10)))
+    keras.utils.set_random_seed(7)
+    assert np.array_equal(first, keras.ops.convert_to_numpy(init((30, 10))))
+    limit = np.sqrt(6 / 40)
+    assert np.abs(first).max() <= limit and first.std() > limit / 3
+
+    inputs = keras.Input(shape=(4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, kernel_initializer=init)(inputs))
+    path = tmp_path / "net.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    x = np.ones((2, 4), dtype=np.float32)
+    assert np.allclose(model(x), loaded(x))
+    assert isinstance(loaded.layers[-1].kernel_initializer, HostGlorotUniform)
+
+
+def test_precision_policy_is_applied_and_the_head_stays_float32() -> None:
+    from search.model import make_model
+
+    try:
+        model = make_model(PARAMS | {"precision": "mixed_bfloat16"}, n_features=3, task="binary")
+        assert model.get_layer("dense_0").compute_dtype == "bfloat16"
+        assert model.get_layer("output").compute_dtype == "float32"
+    finally:
+        keras.config.set_dtype_policy("float32")
+    model = build_model(PARAMS, n_features=3, task="binary")
+    assert model.get_layer("dense_0").compute_dtype == "float32"
+
+
+@pytest.mark.slow
+def test_a_search_runs_on_the_jax_backend(tmp_path: Path) -> None:
+    if find_spec("jax") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("jax is part of the dev extra; CI must have it")
+        pytest.skip("jax is not installed (pip install -e '.[dev]')")
+    space = tiny_space(tmp_path, name="onjax", trials=2, folds=2, epochs=3)
+    home = tmp_path / "m"
+    out = subprocess.run(
+        [sys.executable, "-m", "search.cli", "run", str(space), "--json", "--home", str(home)],
+        cwd=ROOT,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        text=True,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["counts"]["complete"] == 2
+    assert summary["selection"]["test"]["accuracy"]["value"] > 0.5
+    study = optuna.load_study(
+        study_name="onjax",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(home / "optuna.journal"))
+        ),
+    )
+    assert all(np.isfinite(t.value) for t in study.trials)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    run = client.get_run(summary["parent_run_id"])
+    assert run.data.tags["search.keras_backend"] == "jax"
+    # the champion trained on JAX serves from this TensorFlow process: Keras' format is portable
+    import mlflow
+    from sklearn.datasets import load_iris
+
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    champion = mlflow.pyfunc.load_model(summary["selection"]["model_uri"])
+    rows = load_iris(as_frame=True).data.head(5)
+    assert len(champion.predict(rows)) == 5
