@@ -37,7 +37,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/coordination.py $$PG > bench/coordination.md
 	$(BIN)/python bench/memory.py > bench/memory.md
 	$(BIN)/python bench/peers.py --size $(BENCH_SIZE) --out bench/peers.md
-	cat bench/header.md bench/peers.md bench/coordination.md bench/memory.md > bench/RESULTS.md
+	{ echo "## Fixed cost of one model ($$(date +%F), \`bench/model_cost.py\`)"; echo; \
+	  $(BIN)/python bench/model_cost.py; echo; \
+	  KERAS_BACKEND=jax $(BIN)/python bench/model_cost.py; } > bench/model_cost.md
+	cat bench/header.md bench/peers.md bench/coordination.md bench/memory.md \
+		bench/model_cost.md bench/gpu.md > bench/RESULTS.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check search tests

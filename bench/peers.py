@@ -391,15 +391,26 @@ def _secs(value: float) -> str:
     return "not reached" if np.isnan(value) else f"{value:.0f}"
 
 
+def _installed(package: str) -> bool:
+    try:
+        metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def report(results: dict[tuple[str, str, int], dict[str, Any]], size: str) -> str:
     versions = ", ".join(
         f"{p} {metadata.version(p)}"
-        for p in ("tensorflow", "keras", "keras-tuner", "optuna", "mlflow")
+        for p in ("tensorflow", "jax", "keras", "keras-tuner", "optuna", "mlflow")
+        if _installed(p)
     )
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    prefix = "" if backend == "tensorflow" else f"KERAS_BACKEND={backend} "
     lines = [
-        f"## Peers ({size} size), {time.strftime('%Y-%m-%d')}",
+        f"## Peers ({size} size, Keras backend {backend}), {time.strftime('%Y-%m-%d')}",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()};"
-        f" {versions}. Command: `python bench/peers.py --size {size}`.",
+        f" {versions}. Command: `{prefix}python bench/peers.py --size {size}`.",
         "",
     ]
     datasets = sorted({d for _, d, _ in results})

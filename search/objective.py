@@ -100,6 +100,18 @@ def precision(space: Space) -> str:
     return "float32" if value == "auto" else value
 
 
+def collect_garbage() -> None:
+    """Free the previous trial's models (TensorFlow keeps them in reference cycles).
+
+    A full collection walks every object of TensorFlow, Keras and MLflow too: 0.39 s a
+    trial. The first one freezes what survives it (the libraries, the data) into CPython's
+    permanent generation, so later ones walk only what trials created since.
+    """
+    gc.collect()
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+
+
 STOP = threading.Event()  # set by a worker's signal handler: end the trial at the next epoch
 
 
@@ -194,7 +206,7 @@ class Objective:
         self.ctx = ctx
 
     def __call__(self, trial: optuna.Trial) -> float:
-        gc.collect()  # the previous trial's models, once per trial (~0.3 s a collection)
+        collect_garbage()
         ctx, space = self.ctx, self.ctx.space
         params = space.suggest(trial) | {"precision": precision(space)}
         if space.model.hypermodel:

@@ -215,6 +215,7 @@ def close_parent(tracker: Tracker, parent: str, study: optuna.Study, status: str
             "best_trial.json",
         )
     tracker.end(parent, status)
+    tracker.flush()
 
 
 def _result(

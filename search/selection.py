@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import statistics
 import tempfile
 from dataclasses import dataclass, field
@@ -22,7 +21,14 @@ from search.feed import fit_inputs
 from search.folds import Fold, make_folds
 from search.metrics import scores
 from search.model import make_model
-from search.objective import FoldArrays, fit_fold, fold_arrays, steps_per_execution, trial_seed
+from search.objective import (
+    FoldArrays,
+    collect_garbage,
+    fit_fold,
+    fold_arrays,
+    steps_per_execution,
+    trial_seed,
+)
 from search.space import METRICS, Space, ValidationSpec, parse_space
 from search.study import (
     DEFAULT_HOME,
@@ -208,7 +214,7 @@ def recheck(prep: Prepared, trials: list[FrozenTrial]) -> list[Candidate]:
             _, res = fit_fold(params, arrays[f.index], data=prep.data, seed=seed + f.index, spe=spe)
             keras.backend.clear_session(free_memory=False)
             values.append(res.scores[metric])
-        gc.collect()  # once per candidate, not per fold
+        collect_garbage()  # once per candidate, not per fold
         out.append(
             Candidate(
                 t.number, float(t.value or 0.0), float(np.mean(values)), float(np.std(values))
@@ -418,6 +424,7 @@ def _log(
     if prep.space.selection.champion:
         _register(tracker, study, prep, final, result)
     tracker.end(run)
+    tracker.flush()
 
 
 def _register(

@@ -15,7 +15,8 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,22 @@ def default_tracking_uri(home: Path) -> str:
     return f"sqlite:///{(home / 'mlflow.db').resolve()}"
 
 
+log = logging.getLogger(__name__)
+
+
 class Tracker:
-    """Writes runs of one study's experiment."""
+    """Writes runs of one study's experiment.
+
+    Runs are created at once (their ids are needed); what is written into them afterwards
+    (values, tags, texts, the end) goes in order through the process's one writer thread, so that a
+    trial's logging overlaps its next fold's training instead of adding to it. `flush()`
+    waits for those writes; the end of a search, a worker and the process flush them.
+    """
 
     def __init__(self, tracking_uri: str, experiment: str, *, artifact_root: Path | None) -> None:
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri)
+        self._pending: list[Future[None]] = []
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             location = None
@@ -76,8 +87,21 @@ class Tracker:
 
     def end(self, run_id: str, status: str = "FINISHED", *, reason: str | None = None) -> None:
         if reason:
-            self.client.set_tag(run_id, "search.reason", reason[:5000])
-        self.client.set_terminated(run_id, status=status)
+            self._write(self.client.set_tag, run_id, "search.reason", reason[:5000])
+        self._write(self.client.set_terminated, run_id, status=status)
+
+    # ------------------------------------------------------------ the writer thread
+
+    def _write(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._pending = [f for f in self._pending if not (f.done() and _reported(f))]
+        self._pending.append(_writer().submit(call, *args, **kwargs))
+
+    def flush(self) -> None:
+        """Wait for every queued write (a failed one is logged as a warning, not raised:
+        a tracking hiccup must not end a search)."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            _reported(future)
 
     # ------------------------------------------------------------ values
 
@@ -98,15 +122,37 @@ class Tracker:
         t = [RunTag(k, _short(v)) for k, v in (tags or {}).items()]
         for start in range(0, max(len(rows), 1), BATCH):
             chunk = rows[start : start + BATCH]
-            self.client.log_batch(
-                run_id, metrics=chunk, params=p if start == 0 else [], tags=t if start == 0 else []
+            self._write(
+                self.client.log_batch,
+                run_id,
+                metrics=chunk,
+                params=p if start == 0 else [],
+                tags=t if start == 0 else [],
             )
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
-        self.client.log_text(run_id, text, path)
+        self._write(self.client.log_text, run_id, text, path)
 
     def log_json(self, run_id: str, obj: Any, path: str) -> None:
-        self.client.log_text(run_id, json.dumps(obj, indent=2, default=str), path)
+        self.log_text(run_id, json.dumps(obj, indent=2, default=str), path)
+
+
+_WRITER: list[ThreadPoolExecutor] = []
+
+
+def _writer() -> ThreadPoolExecutor:
+    """One writer thread per process, shared by every Tracker: writes keep their order."""
+    if not _WRITER:
+        _WRITER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer"))
+    return _WRITER[0]
+
+
+def _reported(future: Future[None]) -> bool:
+    """Wait for a write; log its failure, if any. True once it is done."""
+    exc = future.exception()
+    if exc is not None:
+        log.warning("an MLflow write failed: %s: %s", type(exc).__name__, exc)
+    return True
 
 
 def _short(value: Any) -> str:

@@ -275,23 +275,27 @@ def _loop(queue: Queue, recycle: int) -> int:
     done = 0
     from search.objective import STOP
 
-    while done < recycle and not STOP.is_set():
-        got: Claim | None = None
-        try:
-            with _no_interrupts():  # a claimed trial always gets its owner recorded
-                got = claim(queue, storage)
-            if got is None:
-                if not pending(storage):
-                    return EXIT_NO_WORK
-                time.sleep(min(2.0, queue.heartbeat_s))  # others run: a retry may come
-                continue
-            with Heartbeat(storage, got.trial._trial_id, queue.heartbeat_s):
-                _run_trial(queue, got, contexts)
-        except KeyboardInterrupt:
-            if got is not None:
-                _interrupted(got)
-            raise
-        done += 1
+    try:
+        while done < recycle and not STOP.is_set():
+            got: Claim | None = None
+            try:
+                with _no_interrupts():  # a claimed trial always gets its owner recorded
+                    got = claim(queue, storage)
+                if got is None:
+                    if not pending(storage):
+                        return EXIT_NO_WORK
+                    time.sleep(min(2.0, queue.heartbeat_s))  # others run: a retry may come
+                    continue
+                with Heartbeat(storage, got.trial._trial_id, queue.heartbeat_s):
+                    _run_trial(queue, got, contexts)
+            except KeyboardInterrupt:
+                if got is not None:
+                    _interrupted(got)
+                raise
+            done += 1
+    finally:  # the trials' queued MLflow writes land before the process ends
+        for ctx in contexts.values():
+            ctx.tracker.flush()
     return 130 if STOP.is_set() else EXIT_RECYCLE
 
 
