@@ -37,11 +37,15 @@ bench: $(STAMP)
 	$(BIN)/python bench/coordination.py $$PG > bench/coordination.md
 	$(BIN)/python bench/memory.py > bench/memory.md
 	$(BIN)/python bench/peers.py --size $(BENCH_SIZE) --out bench/peers.md
+	KERAS_BACKEND=jax $(BIN)/python bench/peers.py --size $(BENCH_SIZE) --out bench/peers_jax.md
+	{ echo; echo "This run of \`make bench\`: $$($(BIN)/python bench/overhead.py | tail -1)."; \
+	  echo; } > bench/overhead_now.md
 	{ echo "## Fixed cost of one model ($$(date +%F), \`bench/model_cost.py\`)"; echo; \
 	  $(BIN)/python bench/model_cost.py; echo; \
 	  KERAS_BACKEND=jax $(BIN)/python bench/model_cost.py; } > bench/model_cost.md
-	cat bench/header.md bench/peers.md bench/coordination.md bench/memory.md \
-		bench/model_cost.md bench/gpu.md > bench/RESULTS.md
+	cat bench/header.md bench/targets.md bench/peers.md bench/peers_jax.md bench/overhead.md \
+		bench/overhead_now.md bench/coordination.md bench/memory.md bench/model_cost.md \
+		bench/gpu.md > bench/RESULTS.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check search tests

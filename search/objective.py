@@ -140,6 +140,42 @@ class _PruneOnEpoch(keras.callbacks.Callback):  # type: ignore[misc]
             self.model.stop_training = True
 
 
+class ModelReuse:
+    """One compiled model for all folds of a trial (or a candidate's recheck).
+
+    Each fold still starts from a freshly built, freshly seeded model: its variables
+    (weights, normalisation statistics, dropout RNG state) are copied into the held model
+    and the optimizer's variables go back to their starting values. What is saved is the
+    held model's traced (TensorFlow) or compiled (JAX) train and test steps: most of a
+    fold's first epoch, 0.7 s on the default space (bench/overhead.py).
+    """
+
+    def __init__(self) -> None:
+        self.model: keras.Model | None = None
+        self._optimizer_start: list[np.ndarray] = []
+
+    def take(self, fresh: keras.Model) -> keras.Model:
+        held = self.model
+        if held is None or not self._fits(held, fresh):
+            fresh.optimizer.build(fresh.trainable_variables)
+            self.model = fresh
+            self._optimizer_start = [
+                keras.ops.convert_to_numpy(v) for v in fresh.optimizer.variables
+            ]
+            return fresh
+        for target, source in zip(held.variables, fresh.variables, strict=True):
+            target.assign(source)
+        for target, value in zip(held.optimizer.variables, self._optimizer_start, strict=True):
+            target.assign(value)
+        return held
+
+    def _fits(self, held: keras.Model, fresh: keras.Model) -> bool:
+        shapes = [(tuple(v.shape), v.dtype) for v in held.variables]
+        return shapes == [(tuple(v.shape), v.dtype) for v in fresh.variables] and len(
+            held.optimizer.variables
+        ) == len(self._optimizer_start)
+
+
 def fit_fold(
     params: dict[str, Any],
     arrays: FoldArrays,
@@ -149,8 +185,10 @@ def fit_fold(
     spe: int,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int = 0,
+    reuse: ModelReuse | None = None,
 ) -> tuple[keras.Model, FoldResult]:
-    """Fit one fresh model on a fold with early stopping on val_loss; restore the best weights."""
+    """Fit a freshly seeded model on a fold with early stopping on val_loss; restore the
+    best weights. With `reuse`, the fold's fresh model trains inside the held one."""
     keras.utils.set_random_seed(seed)
     model = make_model(
         params,
@@ -160,6 +198,8 @@ def fit_fold(
         steps_per_execution=spe,
         metrics=keras_metrics(data.task),
     )
+    if reuse is not None:
+        model = reuse.take(model)
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=int(params["patience"]), restore_best_weights=True
     )
@@ -273,27 +313,32 @@ class Objective:
         summary = ""
         flat = flat_params(params)
         ctx.tracker.log(run_id, params=flat)
-        for fold in ctx.folds:
-            if ctx.on_fold is not None:
-                ctx.on_fold(fold.index, len(ctx.folds))
-            result, text = self._run_fold(trial, fold, params, seed, run_id, holdout)
-            summary = summary or text
-            results.append(result)
-            value = result.scores[metric]
-            if not math.isfinite(value):
-                raise TrialFailed(f"fold {fold.index}: {metric} is {value}")
-            if not holdout:
-                # Wilcoxon compares fold by fold; the others see the running mean, which
-                # estimates the final score better than one noisy fold does.
-                raw = space.study.pruner == "wilcoxon"
-                mean = float(np.mean([r.scores[metric] for r in results]))
-                trial.report(value if raw else mean, fold.index)
-                if trial.should_prune():
-                    self._log_trial(trial, run_id, results, params, summary)
-                    raise optuna.TrialPruned(
-                        f"pruned after fold {fold.index} ({metric}={value:.4g})"
-                    )
-        return self._log_trial(trial, run_id, results, params, summary)
+        reuse = ModelReuse()  # one traced model for the trial's folds
+        try:
+            for fold in ctx.folds:
+                if ctx.on_fold is not None:
+                    ctx.on_fold(fold.index, len(ctx.folds))
+                result, text = self._run_fold(trial, fold, params, seed, run_id, holdout, reuse)
+                summary = summary or text
+                results.append(result)
+                value = result.scores[metric]
+                if not math.isfinite(value):
+                    raise TrialFailed(f"fold {fold.index}: {metric} is {value}")
+                if not holdout:
+                    # Wilcoxon compares fold by fold; the others see the running mean, which
+                    # estimates the final score better than one noisy fold does.
+                    raw = space.study.pruner == "wilcoxon"
+                    mean = float(np.mean([r.scores[metric] for r in results]))
+                    trial.report(value if raw else mean, fold.index)
+                    if trial.should_prune():
+                        self._log_trial(trial, run_id, results, params, summary)
+                        raise optuna.TrialPruned(
+                            f"pruned after fold {fold.index} ({metric}={value:.4g})"
+                        )
+            return self._log_trial(trial, run_id, results, params, summary)
+        finally:
+            reuse.model = None
+            keras.backend.clear_session(free_memory=False)
 
     def _run_fold(
         self,
@@ -303,6 +348,7 @@ class Objective:
         seed: int,
         run_id: str,
         holdout: bool,
+        reuse: ModelReuse,
     ) -> tuple[FoldResult, str]:
         ctx = self.ctx
         fold_run = ctx.tracker.child_run(
@@ -324,6 +370,7 @@ class Objective:
                 spe=steps_per_execution(ctx.space),
                 callbacks=callbacks,
                 verbose=ctx.space.training.verbose,
+                reuse=reuse,
             )
         except BaseException as exc:
             ctx.tracker.end(fold_run, "FAILED", reason=f"{type(exc).__name__}: {exc}")
@@ -332,8 +379,6 @@ class Objective:
         result = dataclasses.replace(result, index=fold.index)
         summary = summary_text(model) if fold.index == 0 else ""
         del model
-        # Python's full collection costs ~0.3 s here: once per trial (in __call__), not per fold
-        keras.backend.clear_session(free_memory=False)
         series = [(k, e, v) for k, vals in result.history.items() for e, v in enumerate(vals)]
         ctx.tracker.log(
             fold_run,

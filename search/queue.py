@@ -101,6 +101,7 @@ def submit(
     study = open_study(prep, queue.storage(), name)
     tracker = Tracker(queue.tracking_uri, name, artifact_root=queue.home / "artifacts")
     parent = parent_run(tracker, study, prep)
+    tracker.flush()
     tracker.client.update_run(parent, status="SCHEDULED")
     study.set_user_attr("budget", int(budget))
     study.set_user_attr("priority", int(priority))
@@ -298,6 +299,7 @@ def _fail_runs(queue: Queue, study: str, trial: FrozenTrial, reason: str) -> Non
     for run in [*found, tracker.client.get_run(run_id)]:
         if run.info.status == "RUNNING":
             tracker.end(run.info.run_id, "FAILED", reason=reason)
+    tracker.flush()
 
 
 def _sweep(tracker: Tracker, study: optuna.Study) -> None:
@@ -312,6 +314,7 @@ def _sweep(tracker: Tracker, study: optuna.Study) -> None:
         tags = run.data.tags
         if tags.get("search.role") in ("trial", "fold") and tags.get("search.trial") not in running:
             tracker.end(run.info.run_id, "KILLED", reason="the worker pool stopped")
+    tracker.flush()
 
 
 def close_parents(queue: Queue) -> None:

@@ -113,6 +113,7 @@ def study_report(
         for key, data in report.figures.items():
             tracker.client.log_image(parent, _image(data), f"report/{key}.png")
         tracker.log_text(parent, report.html, "report/report.html")
+        tracker.flush()
     return report
 
 

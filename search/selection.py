@@ -23,6 +23,7 @@ from search.metrics import scores
 from search.model import make_model
 from search.objective import (
     FoldArrays,
+    ModelReuse,
     collect_garbage,
     fit_fold,
     fold_arrays,
@@ -209,11 +210,14 @@ def recheck(prep: Prepared, trials: list[FrozenTrial]) -> list[Candidate]:
     for t in trials:
         params = t.user_attrs["params"]
         seed = trial_seed(prep.space.study.seed, t.number) + RECHECK_SEED
-        values = []
+        values, reuse = [], ModelReuse()
         for f in folds:
-            _, res = fit_fold(params, arrays[f.index], data=prep.data, seed=seed + f.index, spe=spe)
-            keras.backend.clear_session(free_memory=False)
+            _, res = fit_fold(
+                params, arrays[f.index], data=prep.data, seed=seed + f.index, spe=spe, reuse=reuse
+            )
             values.append(res.scores[metric])
+        del reuse
+        keras.backend.clear_session(free_memory=False)
         collect_garbage()  # once per candidate, not per fold
         out.append(
             Candidate(

@@ -126,3 +126,32 @@ def test_a_search_runs_on_the_jax_backend(tmp_path: Path) -> None:
     champion = mlflow.pyfunc.load_model(summary["selection"]["model_uri"])
     rows = load_iris(as_frame=True).data.head(5)
     assert len(champion.predict(rows)) == 5
+
+
+def test_a_reused_model_trains_each_fold_exactly_as_a_fresh_one() -> None:
+    from search.data import load_dataset, split_test
+    from search.folds import make_folds
+    from search.objective import ModelReuse, fit_fold, fold_arrays
+    from search.space import DataSpec, ValidationSpec
+
+    spec = DataSpec(source="iris")
+    data = load_dataset(spec, base_dir=ROOT)
+    rows = split_test(data, spec).train
+    folds = make_folds(ValidationSpec(folds=3), data.y[rows], classification=True, seed=1)
+    params = PARAMS | {
+        "dropout": 0.2,
+        "batch_norm": True,
+        "batch_size": 16,
+        "epochs": 6,
+        "patience": 2,
+        "precision": "float32",
+    }
+    reuse = ModelReuse()
+    held = []
+    for fold in folds:
+        arrays = fold_arrays(data, rows, fold)
+        model, reused = fit_fold(params, arrays, data=data, seed=5 + fold.index, spe=4, reuse=reuse)
+        _, fresh = fit_fold(params, arrays, data=data, seed=5 + fold.index, spe=4)
+        held.append(model)
+        assert reused.scores == fresh.scores and reused.history == fresh.history
+    assert held[0] is held[1] is held[2]  # one traced model served every fold
