@@ -31,7 +31,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from peers import SERVICE_SPACE, arrays, keras_model, kt_hp
+from model_cost import MLP
+from peers import SERVICE_SPACE, _installed, arrays, keras_model, kt_hp
 
 
 class GpuSampler:
@@ -91,16 +92,7 @@ def epoch_times(data: str, precisions: list[str], spes: list[int]) -> list[dict[
         for precision in precisions:
             for spe in spes:
                 keras.config.set_dtype_policy(precision)
-                params = {
-                    "widths": [width] * 3,
-                    "batch_norm": False,
-                    "activation": "relu",
-                    "dropout": 0.1,
-                    "l1": 0.0,
-                    "l2": 1e-4,
-                    "optimizer": "adam",
-                    "learning_rate": 1e-3,
-                }
+                params = MLP | {"widths": [width] * 3}
                 model = build_model(
                     params,
                     n_features=a["x_train"].shape[1],
@@ -253,7 +245,7 @@ def markdown(
     versions = ", ".join(
         f"{p} {metadata.version(p)}"
         for p in ("keras", "jax", "tensorflow", "optuna", "mlflow")
-        if _has(p)
+        if _installed(p)
     )
     lines = [
         f"## One GPU: packing trials ({time.strftime('%Y-%m-%d')})",
@@ -289,14 +281,6 @@ def markdown(
             f"| {r['gpu_mem_mb']:.0f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _has(package: str) -> bool:
-    try:
-        metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 def main() -> None:

@@ -17,6 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+MLP = {  # the built-in MLP's parameters, less its widths (shared with bench/gpu.py)
+    "batch_norm": False,
+    "activation": "relu",
+    "dropout": 0.1,
+    "l1": 0.0,
+    "l2": 1e-4,
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+}
+
 
 def main() -> None:
     from search import backend
@@ -31,15 +41,7 @@ def main() -> None:
     x, y = load_digits(return_X_y=True)
     x = (x / 16).astype("float32")
     xt, yt, xv, yv = x[:1150], y[:1150], x[1150:1440], y[1150:1440]
-    params = {
-        "batch_norm": False,
-        "activation": "relu",
-        "dropout": 0.1,
-        "l1": 0.0,
-        "l2": 1e-4,
-        "optimizer": "adam",
-        "learning_rate": 1e-3,
-    }
+    params = MLP
     own_init = service_model._kernel_initializer
     rows = []
     for way in ("Keras defaults", "service"):
