@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model_cost import MLP
-from peers import SERVICE_SPACE, _installed, arrays, keras_model, kt_hp
+from peers import SERVICE_SPACE, _installed, _keras_tuner, arrays
 
 
 class GpuSampler:
@@ -172,58 +172,17 @@ def service(data: str, trials: int, epochs: int, pack: int, precision: str) -> d
 
 
 def keras_tuner(data: str, trials: int, epochs: int) -> dict[str, Any]:
-    import keras
-    import keras_tuner as kt
-
-    a = arrays(data, 1)
-    n_features, n_classes = a["x_train"].shape[1], int(a["n_classes"])
-    counted = {"epochs": 0}
-
-    class Count(keras.callbacks.Callback):  # type: ignore[misc]
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            counted["epochs"] += 1
-
-    class Model(kt.HyperModel):  # type: ignore[misc]
-        def build(self, hp: Any) -> Any:
-            return keras_model(kt_hp(hp), n_features, n_classes)
-
-        def fit(self, hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
-            return model.fit(*args, batch_size=hp.get("batch_size"), **kwargs)
-
-    tuner = kt.RandomSearch(
-        Model(),
-        objective="val_loss",
-        max_trials=trials,
-        seed=1,
-        directory=tempfile.mkdtemp(),
-        project_name="kt",
-        overwrite=True,
-    )
-    started = time.perf_counter()
+    """KerasTuner RandomSearch in one process, as bench/peers.py runs it."""
+    size = {"trials": trials, "epochs": epochs, "patience": 4}
     with GpuSampler() as gpu:
-        tuner.search(
-            a["x_train"],
-            a["y_train"],
-            validation_data=(a["x_val"], a["y_val"]),
-            epochs=epochs,
-            verbose=0,
-            callbacks=[
-                keras.callbacks.EarlyStopping("val_loss", patience=4, restore_best_weights=True),
-                Count(),
-            ],
-        )
-    wall = time.perf_counter() - started
+        out = _keras_tuner("kt_random", arrays(data, 1), 1, size, [], time.perf_counter())
     util, mem = gpu.summary()
     return {
         "peer": "KerasTuner RandomSearch, one process",
-        "wall_s": wall,
-        "trials": len(tuner.oracle.trials),
-        "epochs": counted["epochs"],
-        "best_val_loss": float(tuner.oracle.get_best_trials(1)[0].score),
+        **{k: out[k] for k in ("wall_s", "trials", "epochs", "best_val_loss")},
         "gpu_util": util,
         "gpu_mem_mb": mem,
     }
-
 
 def gpu_name() -> str:
     if shutil.which("nvidia-smi") is None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 
 from search.feed import ShuffledBatches
 from search.model import HostGlorotUniform, build_model
-from tests.conftest import ROOT, tiny_space
+from tests.conftest import ROOT, run_cli, tiny_space
 
 PARAMS = {
     "widths": [8, 5],
@@ -93,14 +91,8 @@ def test_a_search_runs_on_the_jax_backend(tmp_path: Path) -> None:
         pytest.skip("jax is not installed (pip install -e '.[dev]')")
     space = tiny_space(tmp_path, name="onjax", trials=2, folds=2, epochs=3)
     home = tmp_path / "m"
-    out = subprocess.run(
-        [sys.executable, "-m", "search.cli", "run", str(space), "--json", "--home", str(home)],
-        cwd=ROOT,
-        env={**os.environ, "KERAS_BACKEND": "jax"},
-        text=True,
-        capture_output=True,
-        timeout=600,
-        check=False,
+    out = run_cli(
+        "run", str(space), "--json", "--home", str(home), env={**os.environ, "KERAS_BACKEND": "jax"}
     )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)

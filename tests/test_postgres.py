@@ -7,8 +7,6 @@ but under CI=true a missing server is a failure.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -16,7 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from search.queue import Queue, status, submit
-from tests.conftest import ROOT
+from tests.conftest import run_cli
 
 URL = os.environ.get("SEARCH_TEST_POSTGRES")
 if not URL:
@@ -54,25 +52,7 @@ def test_pool_on_postgresql_reaches_exact_budgets(pg: str, tmp_path: Path) -> No
     queue = Queue.open(pg, home)
     submit(tmp_path / "pa.yaml", queue)
     submit(tmp_path / "pb.yaml", queue)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "search.cli",
-            "serve",
-            "--workers",
-            "2",
-            "--storage",
-            pg,
-            "--home",
-            str(home),
-        ],
-        cwd=ROOT,
-        text=True,
-        capture_output=True,
-        timeout=900,
-        check=False,
-    )
+    out = run_cli("serve", "--workers", "2", "--storage", pg, "--home", str(home), timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     password = pg.split("://", 1)[1].split("@")[0].split(":")[1]
     assert f":{password}@" not in out.stdout + out.stderr  # masked in printed output

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ from search.runner import SearchResult, run_search
 from search.space import load_space
 from search.study import open_storage, prepare
 from search.tracking import ROLE
-from tests.conftest import ROOT, tiny_space
+from tests.conftest import run_cli, tiny_space
 
 
 def _runs(result: SearchResult) -> list:  # type: ignore[type-arg]
@@ -137,17 +135,6 @@ params:
     assert run.info.status == "FAILED" and "NaN" in run.data.tags["search.reason"]
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "search.cli", *args],
-        cwd=cwd,
-        text=True,
-        capture_output=True,
-        timeout=600,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("space", "match"),
     [
@@ -159,7 +146,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 )
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, space: str, match: str) -> None:
     (tmp_path / "bad.yaml").write_text(space)
-    out = _cli("run", "bad.yaml", "--home", "store", cwd=tmp_path)
+    out = run_cli("run", "bad.yaml", "--home", "store", cwd=tmp_path)
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "bad.yaml" in lines[0] and match in lines[0]
@@ -168,24 +155,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, space: str, ma
 
 def test_cli_runs_a_search_and_prints_json(tmp_path: Path) -> None:
     space = tiny_space(tmp_path, name="cli", trials=1, folds=2, epochs=2)
-    env_root = str(ROOT)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "search.cli",
-            "run",
-            str(space),
-            "--json",
-            "--home",
-            str(tmp_path / "m"),
-        ],
-        cwd=env_root,
-        text=True,
-        capture_output=True,
-        timeout=600,
-        check=False,
-    )
+    out = run_cli("run", str(space), "--json", "--home", str(tmp_path / "m"))
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["study_name"] == "cli" and summary["counts"]["complete"] == 1
