@@ -45,7 +45,9 @@ class Tracker:
     Runs are created at once (their ids are needed); what is written into them afterwards
     (values, tags, texts, the end) goes in order through the process's one writer thread, so that a
     trial's logging overlaps its next fold's training instead of adding to it. `flush()`
-    waits for those writes; the end of a search, a worker and the process flush them.
+    waits for those writes: every public function that writes (run_search, select,
+    study_report, submit) and every worker flushes before it returns, so what a caller
+    reads back afterwards is there; the process's exit waits for the rest.
     """
 
     def __init__(self, tracking_uri: str, experiment: str, *, artifact_root: Path | None) -> None:
