@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -25,9 +26,11 @@ GPU_SHARING_ENV = {
 
 
 def name() -> str:
-    import keras
-
-    return str(keras.backend.backend())
+    """Keras' backend, without importing Keras in a process that has not yet."""
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        return str(keras.backend.backend())
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
 def start(verbose: bool = False, configure: Callable[[], None] | None = None) -> None:

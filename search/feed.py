@@ -12,8 +12,7 @@ def fit_inputs(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int) -> d
     """Keyword arguments of `fit` for small in-memory rows, reshuffled each epoch.
 
     On TensorFlow a cached tf.data pipeline is about twice as fast per epoch as NumPy
-    arrays (bench: tf.data vs NumPy); other backends take the arrays with Keras' own
-    seeded shuffling.
+    arrays (bench/model_cost.py); other backends get `ShuffledBatches`.
     """
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf

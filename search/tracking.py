@@ -13,7 +13,6 @@ import logging
 import os
 import platform
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +24,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+
+from search.backend import name as backend_name
 
 ROLE = "search.role"  # study | trial | fold | selection
 STUDY = "search.study"
@@ -170,14 +171,6 @@ def environment_tags() -> dict[str, str]:
     if commit:
         tags["mlflow.source.git.commit"] = commit
     return tags
-
-
-def backend_name() -> str:
-    """Keras' backend, without importing Keras in a process that has not yet."""
-    keras = sys.modules.get("keras")
-    if keras is not None:
-        return str(keras.backend.backend())
-    return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
 def _version(package: str) -> str:
