@@ -136,6 +136,8 @@ class StudySpec(_Strict):
     trials: int | None = Field(default=20, ge=1)
     timeout: float | None = Field(default=None, gt=0)
     seed: int = 42
+    # center: a new study's first trial is the middle of every range (OSS Vizier's default)
+    start: Literal["center", "random"] = "center"
 
 
 class DataSpec(_Strict):
@@ -221,6 +223,10 @@ class Space(_Strict):
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Sample one configuration; fixed values are included as they are."""
         return suggest(self.params, trial)
+
+    def center(self) -> dict[str, Any]:
+        """The middle of the space, as Optuna parameters (see `center`)."""
+        return center(self.params)
 
 
 # ---------------------------------------------------------------- loading and errors
@@ -421,6 +427,50 @@ def _suggest_one(trial: optuna.Trial, name: str, param: Range | Choice | Scalar)
             name, int(param.low), int(param.high), step=int(param.step or 1), log=param.log
         )
     return trial.suggest_float(name, param.low, param.high, step=param.step, log=param.log)
+
+
+def center(params: Params) -> dict[str, Any]:
+    """The middle of every searched parameter, named as `suggest` names them.
+
+    A range's midpoint (geometric for `log: true`, snapped to its step and to whole numbers
+    for integer parameters); the middle of numeric choices, the first of other choices (as
+    KerasTuner's `hp.Choice` defaults to its first value); `optional` ranges switched on.
+    """
+    out: dict[str, Any] = {}
+    depth = params.depth
+    n_layers = int(_center_of("depth", depth)) if isinstance(depth, Range | Choice) else depth
+    for name in Params.model_fields:
+        param = getattr(params, name)
+        if not isinstance(param, Range | Choice):
+            continue
+        names = [name]
+        if name == "width" and param.per_layer:
+            names = [f"width_{i}" for i in range(int(n_layers))]
+        for key in names:
+            if isinstance(param, Range) and param.optional:
+                out[f"use_{key}"] = True
+            out[key] = _center_of(name, param)
+    return out
+
+
+def _center_of(name: str, param: Range | Choice) -> Any:
+    if isinstance(param, Choice):
+        values = list(param.choices)
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            return sorted(values)[(len(values) - 1) // 2]  # type: ignore[type-var]
+        return values[0]
+    if param.step is not None:  # the lower middle of the grid low, low + step, ... <= high
+        return _cast(
+            name, param.low + (int((param.high - param.low) / param.step) // 2) * param.step
+        )
+    mid = math.sqrt(param.low * param.high) if param.log else (param.low + param.high) / 2
+    if name in INT_PARAMS:
+        return int(min(max(round(mid), param.low), param.high))
+    return mid
+
+
+def _cast(name: str, value: float) -> Any:
+    return round(value) if name in INT_PARAMS else value
 
 
 def grid_space(params: Params) -> dict[str, list[Any]]:

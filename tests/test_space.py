@@ -149,3 +149,45 @@ def test_fixed_values_pass_through_and_irrelevant_ones_are_dropped() -> None:
     assert params["optimizer"] == "sgd" and params["momentum"] == 0.8 and params["epochs"] == 7
     assert "weight_decay" not in params  # only AdamW/Lion use it
     assert frozen.params == {}  # nothing was sampled
+
+
+CENTER = BASE + (
+    "params:\n"
+    "  depth: {low: 1, high: 3}\n"
+    "  width: {low: 16, high: 256, log: true, per_layer: true}\n"
+    "  dropout: {low: 0.0, high: 0.6, step: 0.2}\n"
+    "  l2: {low: 1.0e-6, high: 1.0e-2, log: true, optional: true}\n"
+    "  activation: {choices: [elu, relu]}\n"
+    "  batch_size: {choices: [128, 16, 64, 32]}\n"
+)
+
+
+def test_center_is_the_middle_of_every_searched_parameter() -> None:
+    space = parse_space(CENTER)
+    study = optuna.create_study()
+    study.enqueue_trial(space.center())
+    params = space.suggest(study.ask())
+    assert params["depth"] == 2
+    assert params["widths"] == [64, 64]  # geometric middle of 16..256, one per layer
+    assert params["dropout"] == pytest.approx(0.2)  # the lower middle of 0, 0.2, 0.4, 0.6
+    assert params["l2"] == pytest.approx(1e-4)  # optional: switched on
+    assert params["activation"] == "elu"  # the first of non-numeric choices
+    assert params["batch_size"] == 32  # the lower middle of sorted numeric choices
+    assert params["learning_rate"] == 1e-3  # fixed values are not part of the center
+
+
+def test_a_new_study_starts_at_the_center_once(tmp_path: Path) -> None:
+    from search.study import open_study, prepare
+
+    storage = optuna.storages.InMemoryStorage()
+    prep = prepare(parse_space(CENTER))
+    study = open_study(prep, storage, "s")
+    first = study.ask()
+    assert first.user_attrs == {"start": "center"}
+    assert prep.space.suggest(first)["widths"] == [64, 64]
+    study.tell(first, 0.5)
+    again = open_study(prep, storage, "s")  # resuming enqueues nothing
+    assert again.ask().user_attrs == {}
+
+    prep = prepare(parse_space(CENTER.replace("data:", "study: {start: random}\ndata:")))
+    assert open_study(prep, optuna.storages.InMemoryStorage(), "r").ask().user_attrs == {}
