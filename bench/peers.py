@@ -485,6 +485,17 @@ def report(results: dict[tuple[str, str, int], dict[str, Any]], size: str) -> st
                 lines.append(
                     f"\nTime for the service to reach KT RandomSearch's best val_loss: {reached}."
                 )
+                per_seed = []
+                for s in seeds:
+                    kt_run = results[("kt_random", data, s)]
+                    hit = time_to(
+                        results[("service", data, s)]["timeline"], kt_run["best_val_loss"]
+                    )
+                    per_seed.append(
+                        f"seed {s}: "
+                        + ("not reached" if hit is None else f"{hit / kt_run['wall_s']:.2f}x")
+                    )
+                lines.append(f"Per seed (of that seed's KT wall time): {'; '.join(per_seed)}.")
         lines.append("")
     return "\n".join(lines)
 
@@ -513,6 +524,8 @@ def main() -> None:
                 results[(peer, data, seed)] = child(peer, data, seed, args.size)
     text = report(results, args.size)
     Path(args.out).write_text(text)
+    raw = [{"peer": p, "data": d, "seed": s, **r} for (p, d, s), r in results.items()]
+    Path(args.out).with_suffix(".json").write_text(json.dumps(raw, indent=1))
     print(text)
 
 

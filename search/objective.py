@@ -112,6 +112,14 @@ def collect_garbage() -> None:
         gc.freeze()
 
 
+def freeze_libraries() -> None:
+    """Before a process's first trial: move what exists (libraries, data) out of the
+    collector's reach without a full collection first (0.4 s saved once per process; the
+    little garbage imports leave stays)."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+
+
 STOP = threading.Event()  # set by a worker's signal handler: end the trial at the next epoch
 
 
@@ -244,6 +252,7 @@ class Objective:
 
     def __init__(self, ctx: SearchContext) -> None:
         self.ctx = ctx
+        freeze_libraries()
 
     def __call__(self, trial: optuna.Trial) -> float:
         collect_garbage()

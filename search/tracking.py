@@ -26,6 +26,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from search.backend import name as backend_name
+from search.mlflowdb import seed_store
 
 ROLE = "search.role"  # study | trial | fold | selection
 STUDY = "search.study"
@@ -53,6 +54,7 @@ class Tracker:
 
     def __init__(self, tracking_uri: str, experiment: str, *, artifact_root: Path | None) -> None:
         self.tracking_uri = tracking_uri
+        seed_store(tracking_uri)  # a new SQLite store: copied, not migrated anew
         self.client = MlflowClient(tracking_uri)
         self._pending: list[Future[None]] = []
         found = self.client.get_experiment_by_name(experiment)
