@@ -184,6 +184,7 @@ def keras_tuner(data: str, trials: int, epochs: int) -> dict[str, Any]:
         "gpu_mem_mb": mem,
     }
 
+
 def gpu_name() -> str:
     if shutil.which("nvidia-smi") is None:
         return "no GPU"
