@@ -103,19 +103,20 @@ def precision(space: Space) -> str:
 def collect_garbage() -> None:
     """Free the previous trial's models (TensorFlow keeps them in reference cycles).
 
-    A full collection walks every object of TensorFlow, Keras and MLflow too: 0.39 s a
-    trial. The first one freezes what survives it (the libraries, the data) into CPython's
-    permanent generation, so later ones walk only what trials created since.
+    A full collection walks every object the collector tracks: with TensorFlow, Keras and
+    MLflow loaded, 0.39 s. What survives each collection (libraries, data, the state a
+    first model leaves in Keras) is frozen into CPython's permanent generation, so the
+    next one walks only what the last trial made: 138 -> 11 ms a trial over 60 trials,
+    the same RSS at every trial (objects that die by reference counting still die).
     """
     gc.collect()
-    if gc.get_freeze_count() == 0:
-        gc.freeze()
+    gc.freeze()
 
 
 def freeze_libraries() -> None:
-    """Before a process's first trial: move what exists (libraries, data) out of the
-    collector's reach without a full collection first (0.4 s saved once per process; the
-    little garbage imports leave stays)."""
+    """Before a process's first trial: freeze what exists (libraries, data) without a
+    full collection first (0.4 s saved once per process; the little garbage imports
+    leave stays)."""
     if gc.get_freeze_count() == 0:
         gc.freeze()
 
