@@ -32,11 +32,12 @@ reproduce: $(STAMP)
 	$(BIN)/search reproduce $(RUN)
 
 BENCH_SIZE ?= smoke
+BENCH_SEEDS ?= 1 2 3
 bench: $(STAMP)
 	bash .ci/postgres.sh > /dev/null 2>&1 && PG=--postgres=$$(bash .ci/postgres.sh) || PG=; \
 	$(BIN)/python bench/coordination.py $$PG > bench/coordination.md
 	$(BIN)/python bench/memory.py > bench/memory.md
-	$(BIN)/python bench/peers.py --size $(BENCH_SIZE) --out bench/peers.md
+	$(BIN)/python bench/peers.py --size $(BENCH_SIZE) --seeds $(BENCH_SEEDS) --out bench/peers.md
 	KERAS_BACKEND=jax $(BIN)/python bench/peers.py --size $(BENCH_SIZE) --out bench/peers_jax.md
 	{ echo; echo "This run of \`make bench\`: $$($(BIN)/python bench/overhead.py | tail -1)."; \
 	  echo; } > bench/overhead_now.md

@@ -410,7 +410,8 @@ def report(results: dict[tuple[str, str, int], dict[str, Any]], size: str) -> st
     lines = [
         f"## Peers ({size} size, Keras backend {backend}), {time.strftime('%Y-%m-%d')}",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()};"
-        f" {versions}. Command: `{prefix}python bench/peers.py --size {size}`.",
+        f" {versions}. Command: `{prefix}python bench/peers.py --size {size} --seeds "
+        f"{' '.join(str(s) for s in sorted({s for _, _, s in results}))}`.",
         "",
     ]
     datasets = sorted({d for _, d, _ in results})
