@@ -248,6 +248,12 @@ def fit_fold(
     return model, result
 
 
+def origin(trial: optuna.Trial, sampler: str) -> str:
+    """Where a trial's parameters came from: the space's center, a retry, or the sampler."""
+    attrs = trial.user_attrs
+    return "retry" if "retry_of" in attrs else str(attrs.get("start", sampler))
+
+
 class Objective:
     """The callable handed to `study.optimize`."""
 
@@ -266,7 +272,12 @@ class Objective:
             ctx.parent_run_id,
             f"trial-{trial.number}",
             role="trial",
-            tags={**ctx.tags, "search.trial": str(trial.number), "search.seed": str(seed)},
+            tags={
+                **ctx.tags,
+                "search.trial": str(trial.number),
+                "search.seed": str(seed),
+                "search.origin": origin(trial, ctx.space.study.sampler),
+            },
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         trial.set_user_attr("seed", seed)

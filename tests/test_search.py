@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from search.runner import SearchResult, run_search
-from search.space import load_space
+from search.space import load_space, parse_space
 from search.study import open_storage, prepare
 from search.tracking import ROLE
 from tests.conftest import run_cli, tiny_space
@@ -52,6 +52,20 @@ def test_run_tree_is_study_then_trials_then_folds(searched: tuple[Path, SearchRe
         assert len(folds) == 3 and all(roles[f] == "fold" for f in folds)
     # nothing is left RUNNING
     assert {r.info.status for r in runs.values()} == {"FINISHED"}
+
+
+def test_the_first_trial_is_the_center_and_its_run_says_so(
+    searched: tuple[Path, SearchResult],
+) -> None:
+    tmp, result = searched
+    trials = {r.data.tags["search.trial"]: r for r in _runs(result) if r.data.tags[ROLE] == "trial"}
+    assert {k: r.data.tags["search.origin"] for k, r in trials.items()} == {
+        "0": "center",
+        "1": "random",  # the space's sampler
+    }
+    study = optuna.load_study(study_name="tree", storage=open_storage(None, tmp / "mlruns"))
+    space = parse_space(study.user_attrs["space_text"])
+    assert study.trials[0].params == space.center() != study.trials[1].params
 
 
 def test_trial_runs_carry_params_metrics_tags_and_artifacts(
