@@ -432,9 +432,10 @@ def _suggest_one(trial: optuna.Trial, name: str, param: Range | Choice | Scalar)
 def center(params: Params) -> dict[str, Any]:
     """The middle of every searched parameter, named as `suggest` names them.
 
-    A range's midpoint (geometric for `log: true`, snapped to its step and to whole numbers
-    for integer parameters); the middle of numeric choices, the first of other choices (as
-    KerasTuner's `hp.Choice` defaults to its first value); `optional` ranges switched on.
+    A range's midpoint (geometric for `log: true`; the lower middle of a step grid; whole
+    numbers for integer parameters); the middle of numeric choices, the first of other
+    choices (as KerasTuner's `hp.Choice` defaults to its first value); `optional` ranges
+    switched on.
     """
     out: dict[str, Any] = {}
     depth = params.depth
@@ -460,17 +461,12 @@ def _center_of(name: str, param: Range | Choice) -> Any:
             return sorted(values)[(len(values) - 1) // 2]  # type: ignore[type-var]
         return values[0]
     if param.step is not None:  # the lower middle of the grid low, low + step, ... <= high
-        return _cast(
-            name, param.low + (int((param.high - param.low) / param.step) // 2) * param.step
-        )
-    mid = math.sqrt(param.low * param.high) if param.log else (param.low + param.high) / 2
-    if name in INT_PARAMS:
-        return int(min(max(round(mid), param.low), param.high))
-    return mid
-
-
-def _cast(name: str, value: float) -> Any:
-    return round(value) if name in INT_PARAMS else value
+        mid = param.low + (int((param.high - param.low) / param.step) // 2) * param.step
+    elif param.log:
+        mid = math.sqrt(param.low * param.high)
+    else:
+        mid = (param.low + param.high) / 2
+    return round(mid) if name in INT_PARAMS else mid  # whole bounds keep it in range
 
 
 def grid_space(params: Params) -> dict[str, list[Any]]:
