@@ -334,7 +334,8 @@ class Objective:
         summary = ""
         flat = flat_params(params)
         ctx.tracker.log(run_id, params=flat)
-        reuse = ModelReuse()  # one traced model for the trial's folds
+        # One traced model for the trial's folds; a single fold has nothing to reuse it for.
+        reuse = ModelReuse() if len(ctx.folds) > 1 else None
         try:
             for fold in ctx.folds:
                 if ctx.on_fold is not None:
@@ -358,7 +359,8 @@ class Objective:
                         )
             return self._log_trial(trial, run_id, results, params, summary)
         finally:
-            reuse.model = None
+            if reuse is not None:
+                reuse.model = None
             keras.backend.clear_session(free_memory=False)
 
     def _run_fold(
@@ -369,7 +371,7 @@ class Objective:
         seed: int,
         run_id: str,
         holdout: bool,
-        reuse: ModelReuse,
+        reuse: ModelReuse | None,
     ) -> tuple[FoldResult, str]:
         ctx = self.ctx
         fold_run = ctx.tracker.child_run(
