@@ -21,7 +21,7 @@ from search.errors import TrialFailed
 from search.feed import fit_inputs, validation_inputs
 from search.folds import Fold
 from search.metrics import EPOCH_KEYS, keras_metrics, scores
-from search.model import make_model, predict, summary_text
+from search.model import build_state, make_model, predict, summary_text
 from search.space import Space
 from search.tracking import Tracker
 
@@ -209,6 +209,7 @@ def fit_fold(
     )
     if reuse is not None:
         model = reuse.take(model)
+    build_state(model, arrays.x_train, arrays.y_train)
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=int(params["patience"]), restore_best_weights=True
     )

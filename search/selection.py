@@ -20,7 +20,7 @@ from search.errors import InputError
 from search.feed import fit_inputs
 from search.folds import Fold, make_folds
 from search.metrics import scores
-from search.model import make_model
+from search.model import build_state, make_model
 from search.objective import (
     FoldArrays,
     ModelReuse,
@@ -257,6 +257,7 @@ def refit_params(prep: Prepared, params: dict[str, Any], *, epochs: int, seed: i
         n_classes=data.n_classes,
         steps_per_execution=spe,
     )
+    build_state(net, x, data.y[rows])
     net.fit(
         **fit_inputs(x, data.y[rows], batch_size=int(params["batch_size"]), seed=seed),
         epochs=epochs,

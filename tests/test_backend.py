@@ -6,6 +6,7 @@ import json
 import os
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -147,3 +148,32 @@ def test_a_reused_model_trains_each_fold_exactly_as_a_fresh_one() -> None:
         held.append(model)
         assert reused.scores == fresh.scores and reused.history == fresh.history
     assert held[0] is held[1] is held[2]  # one traced model served every fold
+
+
+def test_state_built_before_fit_saves_a_trace_and_trains_the_same() -> None:
+    from search.model import build_state
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    runs = []
+    for prebuild in (False, True):
+        keras.utils.set_random_seed(3)
+        model = build_model(PARAMS, n_features=4, task="binary", steps_per_execution=4)
+        traces: list[int] = []
+        step = model.train_step
+
+        def counted(*args: Any, step: Any = step, traces: list[int] = traces) -> Any:
+            traces.append(1)  # once per trace of the train function
+            return step(*args)
+
+        model.train_step = counted
+        if prebuild:
+            build_state(model, x, y)
+            assert model.optimizer.built
+        history = model.fit(x, y, epochs=3, batch_size=16, verbose=0).history
+        runs.append((len(traces), history["loss"]))
+    (traces_lazy, lazy), (traces_built, built) = runs
+    assert lazy == built
+    if keras.backend.backend() == "tensorflow":  # a step that creates variables traces twice
+        assert (traces_lazy, traces_built) == (2, 1)
