@@ -9,6 +9,7 @@ the same searches.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -42,12 +43,17 @@ def start(verbose: bool = False, configure: Callable[[], None] | None = None) ->
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
     for key, value in GPU_SHARING_ENV.items():
         os.environ.setdefault(key, value)
+    # What is loaded now and what Keras loads lives as long as the process: frozen out of
+    # the collector's view, the collections that later imports (MLflow, SQLAlchemy) set off
+    # do not walk TensorFlow's objects again (1.28 -> 1.18 s for those imports here).
+    gc.freeze()
     with contextlib.nullcontext() if verbose else silenced_stderr():
         import keras
 
         if configure is not None:
             configure()
         keras.ops.convert_to_numpy(keras.ops.add(keras.ops.zeros(()), 1.0))  # CUDA probing
+    gc.freeze()
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="keras")
 
