@@ -44,7 +44,7 @@ bench: $(STAMP)
 	{ echo "## Fixed cost of one model ($$(date +%F), \`bench/model_cost.py\`)"; echo; \
 	  $(BIN)/python bench/model_cost.py; echo; \
 	  KERAS_BACKEND=jax $(BIN)/python bench/model_cost.py; } > bench/model_cost.md
-	cat bench/header.md bench/targets.md bench/peers.md bench/peers_jax.md bench/overhead.md \
+	cat bench/header.md bench/targets.md bench/peers.md bench/peers_jax.md bench/peers_full.md bench/overhead.md \
 		bench/overhead_now.md bench/coordination.md bench/memory.md bench/model_cost.md \
 		bench/gpu.md > bench/RESULTS.md
 

@@ -6,6 +6,9 @@ script written as Optuna's Keras example does (TPE, no pruning). Same data, same
 training, validation and test, same space (depth, width, dropout, L1, L2, learning rate,
 batch size), same trial and epoch budget, same early-stopping rule (val_loss, patience,
 best weights restored). Each peer runs in its own process so its peak RSS is its own.
+Then the service runs once more with a time budget instead of a trial budget
+(`service_anytime`; `--no-anytime` skips it), to show when it first matches
+RandomSearch's best on the same hardware.
 
     python bench/peers.py --size smoke|full [--data digits breast_cancer] [--seeds 1 2 3]
 
@@ -43,6 +46,11 @@ SIZES = {
     "full": {"trials": 20, "epochs": 60, "patience": 6},
 }
 PEERS = ["service", "kt_random", "kt_hyperband", "kt_bayes", "optuna_plain"]
+# The service once more with a time budget instead of a trial budget: trials unlimited,
+# stopped at this share of the same seed's KerasTuner RandomSearch wall time. It measures
+# how soon the service finds a model as good as RandomSearch's best, on the same hardware.
+ANYTIME = "service_anytime"
+ANYTIME_SHARE = 0.5
 
 
 # ---------------------------------------------------------------- shared data and space
@@ -137,7 +145,9 @@ def test_scores(model: Any, a: dict[str, np.ndarray]) -> dict[str, float]:
 # ---------------------------------------------------------------- one peer, in its own process
 
 
-def run_peer(peer: str, data: str, seed: int, size: dict[str, int]) -> dict[str, Any]:
+def run_peer(
+    peer: str, data: str, seed: int, size: dict[str, int], timeout: float | None = None
+) -> dict[str, Any]:
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -146,6 +156,9 @@ def run_peer(peer: str, data: str, seed: int, size: dict[str, int]) -> dict[str,
     timeline: Timeline = []
     if peer == "service":
         out = _service(data, seed, size, timeline, started)
+    elif peer == ANYTIME:
+        anytime = size | {"trials": 100 * size["trials"]}
+        out = _service(data, seed, anytime, timeline, started, timeout=timeout, select=False)
     elif peer == "optuna_plain":
         out = _optuna_plain(a, seed, size, timeline, started)
     else:
@@ -327,19 +340,26 @@ params:
 
 
 def _service(
-    data: str, seed: int, size: dict[str, int], timeline: Timeline, started: float
+    data: str,
+    seed: int,
+    size: dict[str, int],
+    timeline: Timeline,
+    started: float,
+    *,
+    timeout: float | None = None,
+    select: bool = True,
 ) -> dict[str, Any]:
     import optuna
 
     from search.runner import run_search
-    from search.selection import select
+    from search.selection import select as select_model
     from search.space import parse_space
     from search.study import open_storage
 
     home = Path(tempfile.mkdtemp())
     wall_start = time.time() - (time.perf_counter() - started)
     space = parse_space(SERVICE_SPACE.format(data=data, seed=seed, **size), file="bench.yaml")
-    result = run_search(space, home=home, progress=False)
+    result = run_search(space, home=home, progress=False, timeout=timeout)
     wall = time.perf_counter() - started
     study = optuna.load_study(study_name="bench", storage=open_storage(None, home))
     fit_s = 0.0
@@ -355,23 +375,27 @@ def _service(
                     float(t.user_attrs["cv_scores"]["cv_log_loss"]),  # at the epoch kept
                 )
             )
-    chosen = select("bench", home=home)
-    return {
+    out = {
         "wall_s": wall,
         "trials": len(study.trials),
         "epochs": epochs,
         **best_of(timeline),
         "fit_s": fit_s,
         "pruned": result.counts["pruned"],
-        "test_log_loss": chosen.test["log_loss"].value,
-        "test_accuracy": chosen.test["accuracy"].value,
     }
+    if select:
+        chosen = select_model("bench", home=home)
+        out["test_log_loss"] = chosen.test["log_loss"].value
+        out["test_accuracy"] = chosen.test["accuracy"].value
+    return out
 
 
 # ---------------------------------------------------------------- the driver
 
 
-def child(peer: str, data: str, seed: int, size: str) -> dict[str, Any]:
+def child(
+    peer: str, data: str, seed: int, size: str, timeout: float | None = None
+) -> dict[str, Any]:
     """Run one peer in a fresh process; add its own peak RSS."""
     proc = subprocess.Popen(
         [
@@ -385,6 +409,7 @@ def child(peer: str, data: str, seed: int, size: str) -> dict[str, Any]:
             str(seed),
             "--size",
             size,
+            *(["--timeout", str(timeout)] if timeout is not None else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -512,7 +537,22 @@ def report(results: dict[tuple[str, str, int], dict[str, Any]], size: str) -> st
                     ("best_val_log_loss", "validation log loss"),
                     ("best_val_loss", "val_loss (with the L1/L2 penalty)"),
                 ):
-                    lines.append(_time_to_line(results, data, seeds, score, label))
+                    lines.append(_time_to_line(results, "service", data, seeds, score, label))
+            anytime = [results[(ANYTIME, data, s)] for s in seeds if (ANYTIME, data, s) in results]
+            if anytime and "kt_random" in rows:
+                trials = np.mean([r["trials"] for r in anytime])
+                lines += [
+                    "",
+                    f"The service with a time budget instead of a trial budget (`{ANYTIME}`: "
+                    f"trials unlimited, stopped at {ANYTIME_SHARE}x the seed's KT RandomSearch "
+                    f"wall time; {trials:.0f} trials on average):",
+                    "",
+                ]
+                for score, label in (
+                    ("best_val_log_loss", "validation log loss"),
+                    ("best_val_loss", "val_loss (with the L1/L2 penalty)"),
+                ):
+                    lines.append(_time_to_line(results, ANYTIME, data, seeds, score, label))
         lines.append("")
     return "\n".join(lines)
 
@@ -533,15 +573,16 @@ def _time_to_kt(
 
 def _time_to_line(
     results: dict[tuple[str, str, int], dict[str, Any]],
+    peer: str,
     data: str,
     seeds: list[int],
     score: str,
     label: str,
 ) -> str:
-    """The service's time to KT RandomSearch's best, as a share of KT's wall time."""
+    """A service run's time to KT RandomSearch's best, as a share of KT's wall time."""
     ratios = []
     for s in seeds:
-        hit = _time_to_kt(results, "service", data, s, score)
+        hit = _time_to_kt(results, peer, data, s, score)
         ratios.append(None if hit is None else hit / results[("kt_random", data, s)]["wall_s"])
     per_seed = "; ".join(
         f"seed {s}: " + ("not reached" if r is None else f"{r:.2f}x")
@@ -553,7 +594,7 @@ def _time_to_line(
         else f"mean {np.mean([r for r in ratios if r is not None]):.2f}x"
     )
     return (
-        f"- Time for the service to reach KT RandomSearch's best {label}, as a share of KT's "
+        f"- Time for `{peer}` to reach KT RandomSearch's best {label}, as a share of KT's "
         f"wall time: {mean} ({per_seed})."
     )
 
@@ -565,13 +606,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--peers", nargs="+", default=PEERS)
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-anytime",
+        action="store_true",
+        help=f"skip {ANYTIME} (the service with a time budget of "
+        f"{ANYTIME_SHARE}x KerasTuner RandomSearch's wall time)",
+    )
     parser.add_argument("--out", default="bench/peers.md")
     args = parser.parse_args()
     if args.one:
         from search import backend
 
         backend.start()
-        result = run_peer(args.one, args.data[0], args.seeds[0], SIZES[args.size])
+        result = run_peer(args.one, args.data[0], args.seeds[0], SIZES[args.size], args.timeout)
         print(json.dumps(result))
         return
     results = {}
@@ -580,6 +628,10 @@ def main() -> None:
             for peer in ["kt_random", *[p for p in args.peers if p != "kt_random"]]:
                 print(f"{data} seed {seed}: {peer} ...", file=sys.stderr, flush=True)
                 results[(peer, data, seed)] = child(peer, data, seed, args.size)
+            if not args.no_anytime:
+                print(f"{data} seed {seed}: {ANYTIME} ...", file=sys.stderr, flush=True)
+                budget = ANYTIME_SHARE * results[("kt_random", data, seed)]["wall_s"]
+                results[(ANYTIME, data, seed)] = child(ANYTIME, data, seed, args.size, budget)
     text = report(results, args.size)
     Path(args.out).write_text(text)
     raw = [{"peer": p, "data": d, "seed": s, **r} for (p, d, s), r in results.items()]
