@@ -257,12 +257,17 @@ def worker_main(argv: list[str] | None = None) -> int:
         return 130
 
 
+_CLAIMING = [False]  # inside `_no_interrupts`: a stop request waits for the claim to end
+
+
 def _request_stop(signum: int, frame: object) -> None:
-    """Remember the request (a library may swallow the exception) and interrupt now."""
+    """Remember the request (a library may swallow the exception) and interrupt now,
+    unless a trial is being claimed: then as soon as the claim has returned."""
     from search.objective import STOP
 
     STOP.set()
-    raise KeyboardInterrupt
+    if not _CLAIMING[0]:
+        raise KeyboardInterrupt
 
 
 def _loop(queue: Queue, recycle: int) -> int:
@@ -301,12 +306,24 @@ def _loop(queue: Queue, recycle: int) -> int:
 
 @contextlib.contextmanager
 def _no_interrupts() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM back (they arrive right after) while a trial is being claimed."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    """Hold a stop request back while a trial is being claimed, so that a claimed trial
+    is always known to its worker (and told FAIL if the request came).
+
+    Blocking the signals in this thread is not enough: CPython runs Python signal handlers
+    in the main thread whichever thread the kernel delivered the signal to, and a worker
+    has other threads (TensorFlow's, the MLflow writer, the heartbeat). Found by a Ctrl-C
+    that left a trial RUNNING: it arrived after `ask` made the trial, before `claim`
+    returned it.
+    """
+    from search.objective import STOP
+
+    _CLAIMING[0] = True
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _CLAIMING[0] = False
+    if STOP.is_set():
+        raise KeyboardInterrupt
 
 
 def _interrupted(got: Claim) -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -160,6 +161,37 @@ def test_interrupted_serve_resumes_to_the_budget(tmp_path: Path) -> None:
     assert again.returncode == 0, err[-3000:]
     trials = _trials(home, "i")
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 5
+
+
+def test_a_stop_request_during_a_claim_waits_until_the_claim_returns() -> None:
+    """The signal goes to another thread (as in a worker, which runs TensorFlow's and
+    MLflow's threads); Python still runs the handler in the main thread, mid-claim."""
+    from search import workers
+    from search.objective import STOP
+
+    go, sent = threading.Event(), threading.Event()
+
+    def other_thread() -> None:
+        go.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+        sent.set()
+
+    helper = threading.Thread(target=other_thread)
+    helper.start()
+    old = signal.signal(signal.SIGINT, workers._request_stop)
+    claimed = []
+    try:
+        with pytest.raises(KeyboardInterrupt), workers._no_interrupts():
+            go.set()
+            sent.wait(5)
+            for _ in range(100):  # bytecode boundaries where a handler would run
+                time.sleep(0.001)
+            claimed.append("trial")  # what `claim` returns reaches its caller
+        assert claimed == ["trial"] and STOP.is_set()
+    finally:
+        signal.signal(signal.SIGINT, old)
+        helper.join()
+        STOP.clear()
 
 
 def test_password_is_masked() -> None:
