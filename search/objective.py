@@ -113,12 +113,17 @@ def collect_garbage() -> None:
     gc.freeze()
 
 
+_LIBRARIES_FROZEN = [False]
+
+
 def freeze_libraries() -> None:
     """Before a process's first trial: freeze what exists (libraries, data) without a
     full collection first (0.4 s saved once per process; the little garbage imports
-    leave stays)."""
-    if gc.get_freeze_count() == 0:
+    leave stays). Once per process, whatever `backend.start` froze before MLflow and
+    the data were loaded; later searches in the process rely on `collect_garbage`."""
+    if not _LIBRARIES_FROZEN[0]:
         gc.freeze()
+        _LIBRARIES_FROZEN[0] = True
 
 
 STOP = threading.Event()  # set by a worker's signal handler: end the trial at the next epoch
