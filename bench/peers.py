@@ -426,6 +426,10 @@ def child(
 
 
 SCORES = {"best_val_loss": 1, "best_val_log_loss": 2}  # a score's column in a Timeline
+SCORE_LABELS = (
+    ("best_val_log_loss", "validation log loss"),
+    ("best_val_loss", "val_loss (with the L1/L2 penalty)"),
+)
 
 
 def best_of(timeline: Timeline) -> dict[str, float]:
@@ -533,10 +537,7 @@ def report(results: dict[tuple[str, str, int], dict[str, Any]], size: str) -> st
                     )
             if "kt_random" in rows:
                 lines.append("")
-                for score, label in (
-                    ("best_val_log_loss", "validation log loss"),
-                    ("best_val_loss", "val_loss (with the L1/L2 penalty)"),
-                ):
+                for score, label in SCORE_LABELS:
                     lines.append(_time_to_line(results, "service", data, seeds, score, label))
             anytime = [results[(ANYTIME, data, s)] for s in seeds if (ANYTIME, data, s) in results]
             if anytime and "kt_random" in rows:
@@ -548,10 +549,7 @@ def report(results: dict[tuple[str, str, int], dict[str, Any]], size: str) -> st
                     f"wall time; {trials:.0f} trials on average):",
                     "",
                 ]
-                for score, label in (
-                    ("best_val_log_loss", "validation log loss"),
-                    ("best_val_loss", "val_loss (with the L1/L2 penalty)"),
-                ):
+                for score, label in SCORE_LABELS:
                     lines.append(_time_to_line(results, ANYTIME, data, seeds, score, label))
         lines.append("")
     return "\n".join(lines)
