@@ -148,6 +148,11 @@ class _PruneOnEpoch(keras.callbacks.Callback):  # type: ignore[misc]
         value = (logs or {}).get(self.key)
         if value is None or not math.isfinite(value):
             return
+        if self.key == "val_loss" and self.model.losses:
+            # Keras adds the L1/L2 penalty of the current weights to val_loss; the objective
+            # scores the predictions alone, and so must the pruner, or it stops trials for
+            # their regularization rather than for their predictions.
+            value -= sum(float(keras.ops.convert_to_numpy(x)) for x in self.model.losses)
         self.trial.report(float(value), epoch)
         if self.trial.should_prune():
             self.pruned_at = epoch

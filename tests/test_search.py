@@ -149,6 +149,28 @@ params:
     assert run.info.status == "FAILED" and "NaN" in run.data.tags["search.reason"]
 
 
+def test_holdout_pruning_sees_the_loss_without_the_regularization_penalty(
+    tmp_path: Path,
+) -> None:
+    """The pruner must rank what the objective ranks: Keras' val_loss adds the L1/L2
+    penalty of the weights, which would prune a trial for its regularization."""
+    path = tmp_path / "penalty.yaml"
+    path.write_text("""
+study: {name: penalty, trials: 1, sampler: random, pruner: median}
+data: {source: breast_cancer}
+validation: {scheme: holdout}
+params: {depth: 1, width: 32, l2: 0.01, learning_rate: 0.003, epochs: 4, patience: 4}
+""")
+    run_search(path, home=tmp_path / "m", progress=False)
+    study = optuna.load_study(study_name="penalty", storage=open_storage(None, tmp_path / "m"))
+    trial = study.trials[0]
+    (best,) = trial.user_attrs["best_epochs"]
+    reported = trial.intermediate_values[best - 1]  # the epoch early stopping restored
+    assert reported == pytest.approx(trial.user_attrs["cv_scores"]["cv_log_loss"], rel=1e-3)
+    (val_loss,) = trial.user_attrs["val_loss_min"]  # Keras' own, penalty included
+    assert val_loss > reported + 0.01
+
+
 @pytest.mark.parametrize(
     ("space", "match"),
     [
