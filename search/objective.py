@@ -44,6 +44,7 @@ class FoldResult:
     epochs: int
     history: dict[str, list[float]]
     fit_s: float = 0.0  # seconds inside Keras `fit` (the benchmark's overhead measure)
+    build_s: float = 0.0  # seconds building, compiling and making the variables of the model
 
 
 @dataclass
@@ -209,6 +210,7 @@ def fit_fold(
     """Fit a freshly seeded model on a fold with early stopping on val_loss; restore the
     best weights. With `reuse`, the fold's fresh model trains inside the held one."""
     keras.utils.set_random_seed(seed)
+    build_started = time.perf_counter()
     model = make_model(
         params,
         n_features=arrays.x_train.shape[1],
@@ -220,6 +222,7 @@ def fit_fold(
     if reuse is not None:
         model = reuse.take(model)
     build_state(model, arrays.x_train, arrays.y_train)
+    build_s = time.perf_counter() - build_started
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=int(params["patience"]), restore_best_weights=True
     )
@@ -255,6 +258,7 @@ def fit_fold(
         epochs=len(losses),
         history=history,
         fit_s=fit_s,
+        build_s=build_s,
     )
     return model, result
 
@@ -430,6 +434,7 @@ class Objective:
         if pruned:
             trial.set_user_attr("epochs", [result.epochs])
             trial.set_user_attr("fit_s", result.fit_s)
+            trial.set_user_attr("build_s", result.build_s)
             raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
         return result, summary
 
@@ -469,6 +474,7 @@ class Objective:
         trial.set_user_attr("best_epochs", best_epochs)
         trial.set_user_attr("epochs", [r.epochs for r in results])
         trial.set_user_attr("fit_s", sum(r.fit_s for r in results))
+        trial.set_user_attr("build_s", sum(r.build_s for r in results))
         trial.set_user_attr("val_loss_min", [min(r.history["val_loss"]) for r in results])
         trial.set_user_attr("fold_scores", [r.scores[metric] for r in results])
         trial.set_user_attr("cv_scores", agg)
