@@ -169,7 +169,8 @@ def run_peer(
 
 
 class EpochCounter:
-    """Epochs trained, and the fit's validation log loss at its lowest val_loss."""
+    """A peer's epochs trained, its last fit's validation log loss at its lowest val_loss,
+    and its seconds building models and inside `fit`."""
 
     def __init__(self) -> None:
         self.epochs = 0
@@ -195,6 +196,8 @@ class EpochCounter:
 def _callbacks(size: dict[str, int], counter: EpochCounter) -> list[Any]:
     import keras
 
+    from search.model import penalty
+
     class Count(keras.callbacks.Callback):  # type: ignore[misc]
         def on_train_begin(self, logs: Any = None) -> None:
             counter.val_loss = counter.val_log_loss = float("inf")
@@ -203,8 +206,7 @@ def _callbacks(size: dict[str, int], counter: EpochCounter) -> list[Any]:
             counter.epochs += 1
             value = float((logs or {}).get("val_loss", float("inf")))
             if value < counter.val_loss:  # the epoch EarlyStopping keeps: drop the penalty
-                penalty = sum(float(keras.ops.convert_to_numpy(x)) for x in self.model.losses)
-                counter.val_loss, counter.val_log_loss = value, value - penalty
+                counter.val_loss, counter.val_log_loss = value, value - penalty(self.model)
 
     return [
         keras.callbacks.EarlyStopping(

@@ -161,6 +161,11 @@ def build_state(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
         model.optimizer.build(model.trainable_variables)
 
 
+def penalty(model: keras.Model) -> float:
+    """The L1/L2 penalty of the model's current weights, which Keras adds to its losses."""
+    return sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses)
+
+
 def summary_text(model: keras.Model) -> str:
     lines: list[str] = []
     model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))

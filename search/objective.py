@@ -21,7 +21,7 @@ from search.errors import TrialFailed
 from search.feed import fit_inputs, validation_inputs
 from search.folds import Fold
 from search.metrics import EPOCH_KEYS, keras_metrics, scores
-from search.model import build_state, make_model, predict, summary_text
+from search.model import build_state, make_model, penalty, predict, summary_text
 from search.space import Space
 from search.tracking import Tracker
 
@@ -149,11 +149,11 @@ class _PruneOnEpoch(keras.callbacks.Callback):  # type: ignore[misc]
         value = (logs or {}).get(self.key)
         if value is None or not math.isfinite(value):
             return
-        if self.key == "val_loss" and self.model.losses:
+        if self.key == "val_loss":
             # Keras adds the L1/L2 penalty of the current weights to val_loss; the objective
             # scores the predictions alone, and so must the pruner, or it stops trials for
             # their regularization rather than for their predictions.
-            value -= sum(float(keras.ops.convert_to_numpy(x)) for x in self.model.losses)
+            value -= penalty(self.model)
         self.trial.report(float(value), epoch)
         if self.trial.should_prune():
             self.pruned_at = epoch
