@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as skm
 
-# Per-epoch Keras log keys that follow each objective metric (for pruning in holdout).
+# The validation loss of the predictions alone: Keras' val_loss less the L1/L2 penalty
+# (search.objective logs it each epoch; early stopping and the pruner follow it).
+DATA_LOSS = "val_data_loss"
+
+# Per-epoch log keys that follow each objective metric (for pruning in holdout).
 EPOCH_KEYS = {
-    "loss": "val_loss",
-    "log_loss": "val_loss",
-    "mse": "val_loss",
+    "loss": DATA_LOSS,
+    "log_loss": DATA_LOSS,
+    "mse": DATA_LOSS,
     "accuracy": "val_accuracy",
     "mae": "val_mae",
 }

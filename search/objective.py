@@ -20,7 +20,7 @@ from search.data import Dataset, TestSplit, make_preprocessor
 from search.errors import TrialFailed
 from search.feed import fit_inputs, validation_inputs
 from search.folds import Fold
-from search.metrics import EPOCH_KEYS, keras_metrics, scores
+from search.metrics import DATA_LOSS, EPOCH_KEYS, keras_metrics, scores
 from search.model import build_state, make_model, penalty, predict, summary_text
 from search.space import Space
 from search.tracking import Tracker
@@ -138,6 +138,21 @@ class _StopOnRequest(keras.callbacks.Callback):  # type: ignore[misc]
             raise KeyboardInterrupt("stop requested")
 
 
+class _ValidationDataLoss(keras.callbacks.Callback):  # type: ignore[misc]
+    """Log `val_data_loss`: Keras' val_loss less the L1/L2 penalty of the current weights.
+
+    Keras adds the penalty to val_loss, so a strongly regularized model looks worse than its
+    predictions are, and one whose weights shrink looks better while its predictions get
+    worse. The objective scores the predictions alone (log loss, MSE); early stopping, the
+    restored epoch and the pruner follow the same number. Listed first, so that the
+    callbacks after it and the history see the value.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if logs is not None and "val_loss" in logs:
+            logs[DATA_LOSS] = float(logs["val_loss"]) - penalty(self.model)
+
+
 class _PruneOnEpoch(keras.callbacks.Callback):  # type: ignore[misc]
     """Report a per-epoch value to Optuna; stop training when the pruner says so."""
 
@@ -149,11 +164,6 @@ class _PruneOnEpoch(keras.callbacks.Callback):  # type: ignore[misc]
         value = (logs or {}).get(self.key)
         if value is None or not math.isfinite(value):
             return
-        if self.key == "val_loss":
-            # Keras adds the L1/L2 penalty of the current weights to val_loss; the objective
-            # scores the predictions alone, and so must the pruner, or it stops trials for
-            # their regularization rather than for their predictions.
-            value -= penalty(self.model)
         self.trial.report(float(value), epoch)
         if self.trial.should_prune():
             self.pruned_at = epoch
@@ -207,8 +217,9 @@ def fit_fold(
     verbose: int = 0,
     reuse: ModelReuse | None = None,
 ) -> tuple[keras.Model, FoldResult]:
-    """Fit a freshly seeded model on a fold with early stopping on val_loss; restore the
-    best weights. With `reuse`, the fold's fresh model trains inside the held one."""
+    """Fit a freshly seeded model on a fold with early stopping on the validation loss of
+    its predictions (`val_data_loss`); restore the best weights. With `reuse`, the fold's
+    fresh model trains inside the held one."""
     keras.utils.set_random_seed(seed)
     build_started = time.perf_counter()
     model = make_model(
@@ -224,7 +235,10 @@ def fit_fold(
     build_state(model, arrays.x_train, arrays.y_train)
     build_s = time.perf_counter() - build_started
     stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=int(params["patience"]), restore_best_weights=True
+        monitor=DATA_LOSS,
+        mode="min",
+        patience=int(params["patience"]),
+        restore_best_weights=True,
     )
     train = fit_inputs(
         arrays.x_train, arrays.y_train, batch_size=int(params["batch_size"]), seed=seed
@@ -234,7 +248,13 @@ def fit_fold(
         **train,
         **validation_inputs(arrays.x_val, arrays.y_val),
         epochs=int(params["epochs"]),
-        callbacks=[stop, keras.callbacks.TerminateOnNaN(), _StopOnRequest(), *(callbacks or [])],
+        callbacks=[
+            _ValidationDataLoss(),
+            stop,
+            keras.callbacks.TerminateOnNaN(),
+            _StopOnRequest(),
+            *(callbacks or []),
+        ],
         verbose=verbose,
     )
     fit_s = time.perf_counter() - fit_started
@@ -249,7 +269,7 @@ def fit_fold(
     output = predict(model, arrays.x_val)
     if not np.all(np.isfinite(output)):
         raise TrialFailed("the model predicts NaN/inf on the validation rows")
-    val = np.asarray(history["val_loss"], dtype=float)
+    val = np.asarray(history[DATA_LOSS], dtype=float)
     best = int(np.nanargmin(val)) + 1 if np.isfinite(val).any() else len(val)
     result = FoldResult(
         index=-1,

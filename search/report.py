@@ -16,6 +16,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from search.metrics import DATA_LOSS
 from search.objective import flat_params
 from search.selection import load_study
 from search.study import DEFAULT_HOME, best_first
@@ -155,12 +156,15 @@ def _curves(study: optuna.Study, tracker: Tracker) -> Any:
         run = t.user_attrs.get("mlflow_run_id")
         if not run:
             continue
-        history = tracker.client.get_metric_history(run, "fold_0/val_loss")
+        # the loss early stopping followed; studies from before it was logged: Keras' own
+        history = tracker.client.get_metric_history(
+            run, f"fold_0/{DATA_LOSS}"
+        ) or tracker.client.get_metric_history(run, "fold_0/val_loss")
         if history:
             label = f"trial {t.number}" + (" (pruned)" if style == ":" else "")
             ax.plot([m.step + 1 for m in history], [m.value for m in history], style, label=label)
     ax.set_xlabel("epoch (fold 0)")
-    ax.set_ylabel("validation loss")
+    ax.set_ylabel("validation loss (without the L1/L2 penalty)")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
     return fig

@@ -171,6 +171,34 @@ params: {depth: 1, width: 32, l2: 0.01, learning_rate: 0.003, epochs: 4, patienc
     assert val_loss > reported + 0.01
 
 
+def test_early_stopping_restores_the_epoch_whose_predictions_score_best(tmp_path: Path) -> None:
+    """Keras' val_loss adds the L1/L2 penalty, which keeps falling while the weights shrink:
+    restoring its minimum hands back a model with a worse validation log loss than an
+    earlier epoch had. Early stopping follows the loss of the predictions alone."""
+    from search.data import load_dataset, split_test
+    from search.folds import make_folds
+    from search.objective import fit_fold, fold_arrays
+    from search.space import DataSpec, ValidationSpec
+
+    spec = DataSpec(source="breast_cancer")
+    data = load_dataset(spec, base_dir=tmp_path)
+    rows = split_test(data, spec).train
+    (fold,) = make_folds(
+        ValidationSpec(scheme="holdout"), data.y[rows], classification=True, seed=1
+    )
+    params = {
+        **{"widths": [32], "activation": "relu", "dropout": 0.0, "batch_norm": False},
+        **{"l1": 0.0, "l2": 0.03, "optimizer": "adam", "learning_rate": 0.01},
+        **{"batch_size": 32, "epochs": 30, "patience": 30, "precision": "float32"},
+    }
+    _, result = fit_fold(params, fold_arrays(data, rows, fold), data=data, seed=3, spe=4)
+    data_loss = np.array(result.history["val_data_loss"])
+    assert result.best_epoch == int(np.argmin(data_loss)) + 1
+    assert result.scores["log_loss"] == pytest.approx(data_loss.min(), rel=1e-3)
+    keras_best = int(np.argmin(result.history["val_loss"]))  # what the old rule restored
+    assert data_loss[keras_best] > result.scores["log_loss"] + 0.005
+
+
 @pytest.mark.parametrize(
     ("space", "match"),
     [
