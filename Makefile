@@ -41,11 +41,13 @@ bench: $(STAMP)
 	KERAS_BACKEND=jax $(BIN)/python bench/peers.py --size $(BENCH_SIZE) --out bench/peers_jax.md
 	{ echo; echo "This run of \`make bench\`: $$($(BIN)/python bench/overhead.py | tail -1)."; \
 	  echo; } > bench/overhead_now.md
+	{ echo "## XLA compilations of a JAX search ($$(date +%F), \`bench/compiles.py\`)"; echo; \
+	  KERAS_BACKEND=jax $(BIN)/python bench/compiles.py 2>/dev/null; echo; } > bench/compiles.md
 	{ echo "## Fixed cost of one model ($$(date +%F), \`bench/model_cost.py\`)"; echo; \
 	  $(BIN)/python bench/model_cost.py; echo; \
 	  KERAS_BACKEND=jax $(BIN)/python bench/model_cost.py; } > bench/model_cost.md
 	cat bench/header.md bench/targets.md bench/peers.md bench/peers_jax.md bench/peers_full.md bench/overhead.md \
-		bench/overhead_now.md bench/coordination.md bench/memory.md bench/model_cost.md \
+		bench/overhead_now.md bench/coordination.md bench/memory.md bench/model_cost.md bench/compiles.md \
 		bench/gpu.md > bench/RESULTS.md
 
 lint: $(STAMP)

@@ -162,8 +162,30 @@ def build_state(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
 
 
 def penalty(model: keras.Model) -> float:
-    """The L1/L2 penalty of the model's current weights, which Keras adds to its losses."""
-    return sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses)
+    """The L1/L2 penalty of the model's current weights, which Keras adds to its losses.
+
+    Computed on the host: the weights are copied out and summed with NumPy. Calling the
+    regularizers (`model.losses`) runs eager ops, which JAX compiles anew for every weight
+    shape: on an H100, 22 ms an epoch and 0.26 s per new shape, against 1 ms here. A
+    regularizer other than Keras' L1, L2 and L1L2 is called as Keras calls it.
+    """
+    total = 0.0
+    for variable in model.trainable_weights:
+        regularizer = variable.regularizer
+        if regularizer is None:
+            continue
+        if isinstance(regularizer, keras.regularizers.L1L2):
+            l1, l2 = float(regularizer.l1), float(regularizer.l2)
+        elif isinstance(regularizer, keras.regularizers.L1):
+            l1, l2 = float(regularizer.l1), 0.0
+        elif isinstance(regularizer, keras.regularizers.L2):
+            l1, l2 = 0.0, float(regularizer.l2)
+        else:
+            total += float(keras.ops.convert_to_numpy(regularizer(variable)))
+            continue
+        w = keras.ops.convert_to_numpy(variable.value).astype(np.float64)
+        total += l1 * float(np.abs(w).sum()) + l2 * float(np.square(w).sum())
+    return total
 
 
 def summary_text(model: keras.Model) -> str:
@@ -173,9 +195,29 @@ def summary_text(model: keras.Model) -> str:
 
 
 def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    """Forward pass without `predict`'s per-model tf.function tracing."""
-    parts = [
-        keras.ops.convert_to_numpy(model(x[i : i + 8192], training=False))
-        for i in range(0, len(x), 8192)
-    ]
+    """Forward pass without `predict`'s per-model tf.function tracing.
+
+    On JAX the forward pass is compiled as one function: run op by op, each op of a new
+    shape is compiled on its own (five or more compilations a model instead of one, each
+    0.1 to 0.3 s on a GPU).
+    """
+    forward = _jax_forward(model) if keras.backend.backend() == "jax" else None
+    parts = []
+    for i in range(0, len(x), 8192):
+        batch = x[i : i + 8192]
+        out = forward(batch) if forward is not None else model(batch, training=False)
+        parts.append(keras.ops.convert_to_numpy(out))
     return np.concatenate(parts) if parts else np.empty((0, 1), dtype=np.float32)
+
+
+def _jax_forward(model: keras.Model) -> Any:
+    import jax
+
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+
+    @jax.jit
+    def forward(tv: Any, ntv: Any, batch: Any) -> Any:
+        return model.stateless_call(tv, ntv, batch, training=False)[0]
+
+    return lambda batch: forward(trainable, non_trainable, batch)

@@ -177,3 +177,54 @@ def test_state_built_before_fit_saves_a_trace_and_trains_the_same() -> None:
     assert lazy == built
     if keras.backend.backend() == "tensorflow":  # a step that creates variables traces twice
         assert (traces_lazy, traces_built) == (2, 1)
+
+
+PROBE = """
+import json, sys
+import keras, numpy as np
+from search.model import build_model, penalty, predict
+
+class Half(keras.regularizers.Regularizer):  # not one of Keras' L1/L2: called as Keras does
+    def __call__(self, x):
+        return 0.5 * keras.ops.sum(keras.ops.square(x))
+
+out = {}
+for name, (l1, l2) in {"l1": (0.01, 0.0), "l2": (0.0, 0.02), "l1l2": (0.01, 0.02)}.items():
+    keras.utils.set_random_seed(1)
+    params = {**json.loads(sys.argv[1]), "l1": l1, "l2": l2, "batch_norm": True, "dropout": 0.3}
+    model = build_model(params, n_features=6, task="multiclass", n_classes=3)
+    model.get_layer("dense_1").kernel.regularizer = Half()
+    x = np.random.default_rng(0).normal(size=(40, 6)).astype("float32")
+    ours = predict(model, x)
+    keras_own = keras.ops.convert_to_numpy(model(x, training=False))
+    losses = sum(float(keras.ops.convert_to_numpy(v)) for v in model.losses)
+    out[name] = [float(np.abs(ours - keras_own).max()), penalty(model), losses]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_host_penalty_and_compiled_forward_pass_match_keras(backend: str) -> None:
+    """`penalty` sums L1/L2 on the host and `predict` compiles one JAX function per model:
+    both must give what Keras' own regularizers and forward pass give."""
+    import subprocess
+    import sys
+
+    if backend == "jax" and find_spec("jax") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("jax is part of the dev extra; CI must have it")
+        pytest.skip("jax is not installed (pip install -e '.[dev]')")
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(PARAMS)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "KERAS_BACKEND": backend},
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    for gap, ours, keras_own in figures.values():
+        assert gap < 1e-5
+        assert ours == pytest.approx(keras_own, rel=1e-5) and ours > 0
+    assert figures["l1l2"][1] > figures["l2"][1] > 0
