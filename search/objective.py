@@ -23,7 +23,8 @@ from search.folds import Fold
 from search.metrics import DATA_LOSS, EPOCH_KEYS, keras_metrics, scores
 from search.model import build_state, make_model, penalty, predict, summary_text
 from search.space import Space
-from search.tracking import Tracker
+from search.tracking import RunWriter
+from search.trackproc import pending
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class SearchContext:
     data: Dataset
     split: TestSplit
     folds: list[Fold]
-    tracker: Tracker
+    tracker: RunWriter
     parent_run_id: str
     tags: dict[str, str]
     on_fold: Callable[[int, int], None] | None = None  # (fold index, folds) -> progress line
@@ -314,7 +315,8 @@ class Objective:
                 "search.origin": origin(trial, ctx.space.study.sampler),
             },
         )
-        trial.set_user_attr("mlflow_run_id", run_id)
+        if not pending(run_id):  # known at once: a crashed worker's trial still names it
+            trial.set_user_attr("mlflow_run_id", run_id)
         trial.set_user_attr("seed", seed)
         started = time.perf_counter()
         try:
@@ -334,6 +336,11 @@ class Objective:
             ctx.tracker.log(run_id, tags={"search.state": state})
             ctx.tracker.end(run_id, "KILLED" if state == "INTERRUPTED" else "FAILED", reason=reason)
             raise
+        finally:
+            if pending(run_id):  # created in the background: its id is known by now
+                resolved = ctx.tracker.resolve(run_id)
+                if resolved:
+                    trial.set_user_attr("mlflow_run_id", resolved)
         ctx.tracker.log(
             run_id,
             metrics={"duration_s": time.perf_counter() - started},

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -28,7 +29,8 @@ from search.study import (
     optimize,
     prepare,
 )
-from search.tracking import STUDY, Tracker, default_tracking_uri, environment_tags
+from search.tracking import STUDY, RunWriter, default_tracking_uri, environment_tags
+from search.trackproc import TrackingProcess
 
 
 @dataclass(frozen=True)
@@ -102,13 +104,14 @@ def run_search(
     name = study_name or space.name
     uri = tracking_uri or default_tracking_uri(_mkdir(home))
     study = open_study(prep, open_storage(storage, home), name)
-    tracker = Tracker(uri, name, artifact_root=home / "artifacts")
-    parent = parent_run(tracker, study, prep)
+    tracker = TrackingProcess(uri, name, artifact_root=home / "artifacts")
+    parent = parent_run(tracker, study, prep, remember=False)
     ctx = make_context(prep, tracker, parent, name)
     budget = Budget(
         trials=n_trials if n_trials is not None else space.study.trials,
         timeout=timeout if timeout is not None else space.study.timeout,
     )
+    budget.callbacks.append(remember_parent(tracker, parent))
     reporter = Progress(budget.trials, space.objective.metric, stream or sys.stderr, progress)
     budget.callbacks.append(reporter)
     ctx.on_fold = reporter.fold
@@ -122,11 +125,15 @@ def run_search(
         raise
     finally:
         reporter.close()
-        close_parent(tracker, parent, study, status)
+        try:
+            close_parent(tracker, parent, study, status)
+            remember_parent(tracker, parent)(study, None)
+        finally:
+            tracker.close()
     return _result(study, new, prep, tracker, parent, storage, time.perf_counter() - started)
 
 
-def make_context(prep: Prepared, tracker: Tracker, parent: str, name: str) -> SearchContext:
+def make_context(prep: Prepared, tracker: RunWriter, parent: str, name: str) -> SearchContext:
     space = prep.space
     tags = {
         STUDY: name,
@@ -151,22 +158,20 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def parent_run(tracker: Tracker, study: optuna.Study, prep: Prepared) -> str:
-    known = study.user_attrs.get("mlflow_run_id")
-    if known is not None:
-        try:
-            tracker.client.get_run(known)
-            return tracker.study_run(study.study_name, run_id=known, tags={})
-        except Exception:  # the run is not in this tracking store: start a new parent
-            pass
+def parent_run(
+    tracker: RunWriter, study: optuna.Study, prep: Prepared, *, remember: bool = True
+) -> str:
+    """Reopen the study's MLflow parent run, or create it with the study's settings.
+
+    `remember` stores its id (and the experiment's) in the study now; a `TrackingProcess`
+    creates the run in the background, so `run_search` stores them after the first trial
+    (`remember_parent`) instead of waiting for MLflow's start.
+    """
+    space, data, split = prep.space, prep.data, prep.split
     parent = tracker.study_run(
         study.study_name,
-        run_id=None,
-        tags={"search.data_fingerprint": prep.data.fingerprint, **environment_tags()},
-    )
-    space, data, split = prep.space, prep.data, prep.split
-    tracker.log(
-        parent,
+        run_id=study.user_attrs.get("mlflow_run_id"),
+        tags={"search.data_fingerprint": data.fingerprint, **environment_tags()},
         params={
             "data.source": space.data.source,
             "data.task": data.task,
@@ -182,19 +187,34 @@ def parent_run(tracker: Tracker, study: optuna.Study, prep: Prepared) -> str:
             "metric": space.objective.metric,
             "direction": space.direction,
         },
+        files={
+            "space.yaml": space.text,
+            "test_split.json": json.dumps(
+                {"seed": split.seed, "test": split.test.tolist(), "fingerprint": data.fingerprint},
+                indent=2,
+            ),
+        },
     )
-    tracker.log_text(parent, space.text, "space.yaml")
-    tracker.log_json(
-        parent,
-        {"seed": split.seed, "test": split.test.tolist(), "fingerprint": data.fingerprint},
-        "test_split.json",
-    )
-    study.set_user_attr("mlflow_run_id", parent)
-    study.set_user_attr("experiment_id", tracker.experiment_id)
+    if remember:
+        remember_parent(tracker, parent)(study, None)
     return parent
 
 
-def close_parent(tracker: Tracker, parent: str, study: optuna.Study, status: str) -> None:
+def remember_parent(
+    tracker: RunWriter, parent: str
+) -> Callable[[optuna.Study, FrozenTrial | None], None]:
+    """A study callback that stores the parent run's and the experiment's ids, once."""
+
+    def callback(study: optuna.Study, trial: FrozenTrial | None) -> None:
+        run_id = tracker.resolve(parent)
+        if run_id and study.user_attrs.get("mlflow_run_id") != run_id:
+            study.set_user_attr("mlflow_run_id", run_id)
+            study.set_user_attr("experiment_id", tracker.experiment_id)
+
+    return callback
+
+
+def close_parent(tracker: RunWriter, parent: str, study: optuna.Study, status: str) -> None:
     c = counts(study)
     metrics = {f"trials_{k}": float(v) for k, v in c.items()}
     try:
@@ -222,7 +242,7 @@ def _result(
     study: optuna.Study,
     new: list[FrozenTrial],
     prep: Prepared,
-    tracker: Tracker,
+    tracker: RunWriter,
     parent: str,
     storage: str | None,
     elapsed: float,
@@ -242,7 +262,7 @@ def _result(
         counts=counts(study),
         new_trials=len(new),
         experiment_id=tracker.experiment_id,
-        parent_run_id=parent,
+        parent_run_id=tracker.resolve(parent) or "",
         tracking_uri=tracker.tracking_uri,
         storage=mask_password(storage) if storage else "journal file (default)",
         elapsed_s=elapsed,

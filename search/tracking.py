@@ -18,12 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
 
 from search.backend import name as backend_name
 from search.mlflowdb import seed_store
@@ -40,6 +37,52 @@ def default_tracking_uri(home: Path) -> str:
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+
+class RunWriter(Protocol):
+    """What a trial writes to MLflow through: a `Tracker`, or a `TrackingProcess`."""
+
+    tracking_uri: str
+
+    def study_run(
+        self,
+        study: str,
+        *,
+        run_id: str | None,
+        tags: Mapping[str, str],
+        params: Mapping[str, Any] | None = ...,
+        files: Mapping[str, str] | None = ...,
+    ) -> str: ...
+
+    def child_run(
+        self, parent_id: str, name: str, *, role: str, tags: Mapping[str, str]
+    ) -> str: ...
+
+    def end(self, run_id: str, status: str = ..., *, reason: str | None = ...) -> None: ...
+
+    def log(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, Any] | None = ...,
+        metrics: Mapping[str, float] | None = ...,
+        series: Iterable[tuple[str, int, float]] = ...,
+        tags: Mapping[str, Any] | None = ...,
+    ) -> None: ...
+
+    def log_text(self, run_id: str, text: str, path: str) -> None: ...
+
+    def log_json(self, run_id: str, obj: Any, path: str) -> None: ...
+
+    def resolve(self, run_id: str) -> str | None: ...
+
+    def flush(self) -> None: ...
+
+    @property
+    def experiment_id(self) -> str: ...
+
 
 class Tracker:
     """Writes runs of one study's experiment.
@@ -49,38 +92,68 @@ class Tracker:
     trial's logging overlaps its next fold's training instead of adding to it. `flush()`
     waits for those writes: every public function that writes (run_search, select,
     study_report, submit) and every worker flushes before it returns, so what a caller
-    reads back afterwards is there; the process's exit waits for the rest.
+    reads back afterwards is there; the process's exit waits for the rest. With
+    `background=False` (in `TrackingProcess`'s child) each write is carried out at once,
+    and a failed one is kept for `take_warnings`.
     """
 
-    def __init__(self, tracking_uri: str, experiment: str, *, artifact_root: Path | None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        *,
+        artifact_root: Path | None,
+        background: bool = True,
+    ) -> None:
+        from mlflow.tracking import MlflowClient
+
         self.tracking_uri = tracking_uri
         seed_store(tracking_uri)  # a new SQLite store: copied, not migrated anew
-        self.client = MlflowClient(tracking_uri)
+        self.client: MlflowClient = MlflowClient(tracking_uri)
+        self.background = background
         self._pending: list[Future[None]] = []
+        self._warnings: list[str] = []
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             location = None
             if artifact_root is not None:
                 location = (artifact_root / experiment).resolve().as_uri()
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=location
+            self.experiment_id: str = str(
+                self.client.create_experiment(experiment, artifact_location=location)
             )
         else:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
-            self.experiment_id = found.experiment_id
+            self.experiment_id = str(found.experiment_id)
 
     # ------------------------------------------------------------ runs
 
-    def study_run(self, study: str, *, run_id: str | None, tags: Mapping[str, str]) -> str:
-        """Reopen the study's parent run, or create it."""
+    def study_run(
+        self,
+        study: str,
+        *,
+        run_id: str | None,
+        tags: Mapping[str, str],
+        params: Mapping[str, Any] | None = None,
+        files: Mapping[str, str] | None = None,
+    ) -> str:
+        """Reopen the study's parent run; or create it (also when this store lacks it), with
+        `params` and the texts `files` maps from artifact path."""
         if run_id is not None:
-            self.client.update_run(run_id, status="RUNNING")
-            return run_id
+            try:
+                self.client.update_run(run_id, status="RUNNING")
+                return run_id
+            except Exception:  # the run is not in this tracking store: start a new parent
+                pass
         run = self.client.create_run(
             self.experiment_id, run_name=study, tags={ROLE: "study", STUDY: study, **tags}
         )
-        return str(run.info.run_id)
+        new = str(run.info.run_id)
+        if params:
+            self.log(new, params=params)
+        for path, text in (files or {}).items():
+            self.log_text(new, text, path)
+        return new
 
     def child_run(self, parent_id: str, name: str, *, role: str, tags: Mapping[str, str]) -> str:
         run = self.client.create_run(
@@ -97,7 +170,21 @@ class Tracker:
 
     # ------------------------------------------------------------ the writer thread
 
+    def resolve(self, run_id: str) -> str | None:
+        """The run's id: this tracker creates runs at once, so it is `run_id` itself."""
+        return run_id
+
+    def take_warnings(self) -> list[str]:
+        taken, self._warnings = self._warnings, []
+        return taken
+
     def _write(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if not self.background:
+            try:
+                call(*args, **kwargs)
+            except Exception as exc:
+                self._warnings.append(f"{type(exc).__name__}: {exc}")
+            return
         self._pending = [f for f in self._pending if not (f.done() and _reported(f))]
         self._pending.append(_writer().submit(call, *args, **kwargs))
 
@@ -120,6 +207,8 @@ class Tracker:
         tags: Mapping[str, Any] | None = None,
     ) -> None:
         """Log params, last-value metrics, per-step series and tags in as few calls as possible."""
+        from mlflow.entities import Metric, Param, RunTag
+
         now = int(time.time() * 1000)
         rows = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
         rows += [Metric(k, float(v), now, step) for k, step, v in series]

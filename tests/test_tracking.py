@@ -1,17 +1,23 @@
-"""The tracker's writes go through one background thread: in order, and waited for by flush."""
+"""The tracker's writes go through one background thread, or a process of their own: in
+order, and waited for by flush."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from search.errors import SearchFailed
 from search.mlflowdb import seed_store
 from search.tracking import Tracker
+from search.trackproc import TrackingProcess, pending
+from tests.conftest import ROOT, tiny_space
 
 
 def _tracker(tmp_path: Path) -> Tracker:
@@ -80,3 +86,77 @@ def test_a_new_store_copied_from_the_template_is_the_store_mlflow_builds(
     tracker.log(run, metrics={"a": 1.0})
     tracker.flush()
     assert tracker.client.get_run(run).data.metrics == {"a": 1.0}
+
+
+def test_a_tracking_process_writes_what_the_thread_writer_writes(tmp_path: Path) -> None:
+    tracker = TrackingProcess(f"sqlite:///{tmp_path / 'm.db'}", "e", artifact_root=tmp_path / "a")
+    try:
+        parent = tracker.study_run(
+            "s", run_id=None, tags={"k": "v"}, params={"p": 1}, files={"space.yaml": "a: 1"}
+        )
+        run = tracker.child_run(parent, "trial-0", role="trial", tags={})
+        assert pending(parent) and pending(run)  # created in the child, not here
+        for step in range(25):
+            tracker.log(run, series=[("loss", step, 1.0 / (step + 1))])
+        tracker.log_text(run, "hello", "notes.txt")
+        tracker.end(run, "FAILED", reason="diverged")
+        tracker.flush()
+        parent_id, run_id = tracker.resolve(parent), tracker.resolve(run)
+        assert parent_id and run_id and not pending(run_id)
+        # a run reopened by its real id is the same run, not a new one
+        again = tracker.study_run("s", run_id=parent_id, tags={})
+        assert tracker.resolve(again) == parent_id
+        experiment = tracker.experiment_id
+    finally:
+        tracker.close()
+    client = MlflowClient(tracker.tracking_uri)
+    got = client.get_run(run_id)
+    assert got.info.status == "FAILED" and got.data.tags["search.reason"] == "diverged"
+    assert got.data.tags["mlflow.parentRunId"] == parent_id  # the handle was replaced
+    assert got.info.experiment_id == experiment
+    assert sorted(m.step for m in client.get_metric_history(run_id, "loss")) == list(range(25))
+    assert [a.path for a in client.list_artifacts(run_id)] == ["notes.txt"]
+    top = client.get_run(parent_id)
+    assert top.data.params == {"p": "1"} and top.data.tags["k"] == "v"
+    assert [a.path for a in client.list_artifacts(parent_id)] == ["space.yaml"]
+
+
+def test_a_tracking_process_logs_a_failed_write_and_raises_a_store_it_cannot_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker = TrackingProcess(f"sqlite:///{tmp_path / 'm.db'}", "e", artifact_root=None)
+    with caplog.at_level(logging.WARNING, logger="search.tracking"):
+        tracker.log("0" * 32, metrics={"a": 1.0})  # no such run
+        tracker.close()
+    assert any("MLflow write failed" in r.message for r in caplog.records)
+
+    broken = TrackingProcess("nowhere://at/all", "e", artifact_root=None)
+    run = broken.child_run("0" * 32, "trial-0", role="trial", tags={})
+    with pytest.raises(SearchFailed, match="nowhere://at/all"):
+        broken.resolve(run)
+    broken.close()  # does not raise again, nor hang
+
+
+def test_a_search_leaves_mlflow_to_its_tracking_process(tmp_path: Path) -> None:
+    """MLflow's import and store never load in the process that trains."""
+    space = tiny_space(tmp_path, name="apart", trials=2, folds=2, epochs=2)
+    code = (
+        "import sys; from search import run_search; "
+        f"r = run_search({str(space)!r}, home={str(tmp_path / 'home')!r}, progress=False); "
+        "print(r.tracking_uri); print(r.parent_run_id); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr
+    uri, parent, modules = out.stdout.strip().splitlines()[-3:]
+    assert modules == "[]"
+    client = MlflowClient(uri)
+    trials = client.search_runs(
+        [client.get_run(parent).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent}'",
+    )
+    assert len(trials) == 2 and all(t.info.status == "FINISHED" for t in trials)
+    for t in trials:  # each epoch's values, logged from the child
+        assert len(client.get_metric_history(t.info.run_id, "fold_1/val_accuracy")) == 2

@@ -1,0 +1,272 @@
+"""MLflow in a process of its own, beside the trials: its import, its store and its writes.
+
+A search's process trains; MLflow's import and store (about 2 s on a 2-core machine, most
+of a small search's time outside `fit`) and its writes (20 ms to create a run) run in a
+child process on another core, the way W&B runs its service process. A writer thread
+would share the GIL with Keras' Python-heavy training loop, and slow it.
+
+Runs are created in the child, so a new run's id is not known when it is asked for:
+`study_run` and `child_run` hand back a handle (``"~run-3"``) that stands for it in every
+later call, and `resolve` turns it into MLflow's run id once the child has created it
+(the child reports each new id as soon as it has it, so resolving a run created before a
+trial trained costs nothing). `flush` waits for every write sent so far. A write that
+fails is logged as a warning, as the thread writer does: a tracking hiccup must not end a
+search. If the store cannot be opened at all, `resolve` and `flush` raise.
+
+The wire: pickled messages on the child's stdin; replies, pickled, on a private copy of
+its stdout (what libraries print in the child goes to stderr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from search.errors import SearchFailed
+
+log = logging.getLogger("search.tracking")
+
+HANDLE = "~run-"
+
+
+def pending(run_id: str) -> bool:
+    """Whether `run_id` is a handle for a run the child may not have created yet."""
+    return run_id.startswith(HANDLE)
+
+
+class TrackingProcess:
+    """The `Tracker` interface, carried out by a child process."""
+
+    def __init__(self, tracking_uri: str, experiment: str, *, artifact_root: Path | None) -> None:
+        self.tracking_uri = tracking_uri
+        self._ids: dict[str, str | None] = {}
+        self._synced = 0
+        self._sent_syncs = 0
+        self._fatal: str | None = None
+        self._dead = False
+        self._closed = False
+        self._cv = threading.Condition()
+        self._counter = itertools.count()
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "search.trackproc"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        self._reader = threading.Thread(target=self._read, name="mlflow-replies", daemon=True)
+        self._reader.start()
+        self._send(("open", tracking_uri, experiment, artifact_root))
+
+    # ------------------------------------------------------------ the Tracker interface
+
+    @property
+    def experiment_id(self) -> str:
+        return self.resolve("experiment") or ""
+
+    def study_run(
+        self,
+        study: str,
+        *,
+        run_id: str | None,
+        tags: Mapping[str, str],
+        params: Mapping[str, Any] | None = None,
+        files: Mapping[str, str] | None = None,
+    ) -> str:
+        return self._create(
+            "study_run",
+            study,
+            run_id=run_id,
+            tags=dict(tags),
+            params=dict(params or {}),
+            files=dict(files or {}),
+        )
+
+    def child_run(self, parent_id: str, name: str, *, role: str, tags: Mapping[str, str]) -> str:
+        return self._create("child_run", parent_id, name, role=role, tags=dict(tags))
+
+    def end(self, run_id: str, status: str = "FINISHED", *, reason: str | None = None) -> None:
+        self._call("end", run_id, status, reason=reason)
+
+    def log(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        series: Iterable[tuple[str, int, float]] = (),
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._call(
+            "log",
+            run_id,
+            params=dict(params or {}),
+            metrics={k: float(v) for k, v in (metrics or {}).items()},
+            series=list(series),
+            tags=dict(tags or {}),
+        )
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self._call("log_text", run_id, text, path)
+
+    def log_json(self, run_id: str, obj: Any, path: str) -> None:
+        self.log_text(run_id, json.dumps(obj, indent=2, default=str), path)
+
+    def resolve(self, run_id: str) -> str | None:
+        """MLflow's id of a run this tracker created (waits until the child has it)."""
+        if not pending(run_id) and run_id != "experiment":
+            return run_id
+        with self._cv:
+            self._cv.wait_for(lambda: run_id in self._ids or self._dead or bool(self._fatal))
+            self._raise_fatal()
+            return self._ids.get(run_id)
+
+    def flush(self) -> None:
+        """Wait until the child has carried out every call sent so far."""
+        self._sync()
+        with self._cv:
+            self._raise_fatal()
+
+    def close(self) -> None:
+        """Wait for every write, then let the child exit (its failure is not raised here)."""
+        if self._closed:
+            return
+        self._sync()
+        self._closed = True
+        if self._child.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._child.stdin.close()
+        self._child.wait()
+
+    def _sync(self) -> None:
+        if self._closed:
+            return
+        self._sent_syncs += 1
+        wanted = self._sent_syncs
+        self._send(("sync", wanted))
+        with self._cv:
+            self._cv.wait_for(lambda: self._synced >= wanted or self._dead)
+
+    # ------------------------------------------------------------ the wire
+
+    def _create(self, method: str, *args: Any, **kwargs: Any) -> str:
+        handle = f"{HANDLE}{next(self._counter)}"
+        self._send(("call", method, handle, args, kwargs))
+        return handle
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        self._send(("call", method, None, args, kwargs))
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        if self._dead or self._closed or self._child.stdin is None:
+            return
+        try:
+            pickle.dump(message, self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._child.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            self._gone(f"the MLflow process stopped ({exc})")
+
+    def _read(self) -> None:
+        stream = self._child.stdout
+        assert stream is not None
+        while True:
+            try:
+                kind, *rest = pickle.load(stream)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                self._gone("the MLflow process stopped")
+                return
+            with self._cv:
+                if kind == "id":
+                    self._ids[rest[0]] = rest[1]
+                elif kind == "synced":
+                    self._synced = max(self._synced, rest[0])
+                elif kind == "fatal":
+                    self._fatal = rest[0]
+                self._cv.notify_all()
+            if kind == "warning":
+                log.warning("an MLflow write failed: %s", rest[0])
+
+    def _gone(self, why: str) -> None:
+        with self._cv:
+            if not self._dead and not self._closed:
+                log.warning("%s: the rest of this search is not logged to MLflow", why)
+            self._dead = True
+            self._cv.notify_all()
+
+    def _raise_fatal(self) -> None:
+        if self._fatal:
+            raise SearchFailed(f"MLflow tracking store {self.tracking_uri}: {self._fatal}")
+
+
+# ---------------------------------------------------------------- the child
+
+
+def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
+    """Carry out the parent's calls in order until its end of the pipe closes."""
+    from search.tracking import Tracker
+
+    tracker: Tracker | None = None
+    ids: dict[str, str | None] = {}
+
+    def reply(*message: Any) -> None:
+        pickle.dump(message, replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+
+    def real(value: Any) -> Any:
+        return ids.get(value, value) if isinstance(value, str) else value
+
+    while True:
+        try:
+            message = pickle.load(requests)
+        except EOFError:
+            return
+        kind = message[0]
+        if kind == "open":
+            try:
+                tracker = Tracker(*message[1:3], artifact_root=message[3], background=False)
+                reply("id", "experiment", tracker.experiment_id)
+            except Exception as exc:  # a bad URI, an unreachable server
+                reply("fatal", f"{type(exc).__name__}: {exc}")
+        elif kind == "sync":
+            reply("synced", message[1])
+        elif kind == "call":
+            _, method, handle, args, kwargs = message
+            result = None
+            if tracker is not None:  # else the store never opened: "fatal" said why
+                try:
+                    result = getattr(tracker, method)(*(real(a) for a in args), **kwargs)
+                except Exception as exc:
+                    reply("warning", f"{method}: {type(exc).__name__}: {exc}")
+                for text in tracker.take_warnings():
+                    reply("warning", text)
+            if handle is not None:
+                ids[handle] = result
+                reply("id", handle, result)
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the search; we drain, then exit
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # what MLflow and its libraries print must not reach the wire
+    sys.stdout = sys.stderr
+    serve(sys.stdin.buffer, replies)
+    replies.close()
+    sys.stderr.flush()
+    os._exit(0)  # every write is committed; MLflow's and SQLAlchemy's shutdown takes 0.5 s
+
+
+if __name__ == "__main__":
+    main()
