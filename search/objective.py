@@ -489,7 +489,8 @@ class Objective:
             "best_epoch_median": float(np.median(best_epochs)),
             "folds_done": float(len(results)),
             **{f"fold_{r.index}/best_epoch": r.best_epoch for r in results},
-            **{f"fold_{r.index}/{metric}": r.scores[metric] for r in results},
+            # not fold_i/{metric}: with metric "loss" it would land in the epoch series
+            **{f"fold_{r.index}/score": r.scores[metric] for r in results},
         }
         ctx.tracker.log(run_id, metrics=metrics)
         ctx.tracker.log_text(run_id, ctx.space.text, "space.yaml")

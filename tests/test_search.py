@@ -71,7 +71,7 @@ def test_the_first_trial_is_the_center_and_its_run_says_so(
 def test_trial_runs_carry_params_metrics_tags_and_artifacts(
     searched: tuple[Path, SearchResult],
 ) -> None:
-    _, result = searched
+    tmp, result = searched
     client = MlflowClient(result.tracking_uri)
     trial = next(r for r in _runs(result) if r.data.tags[ROLE] == "trial")
     assert {"depth", "width_0", "learning_rate", "batch_size"} <= set(trial.data.params)
@@ -88,6 +88,13 @@ def test_trial_runs_carry_params_metrics_tags_and_artifacts(
         assert key in tags
     history = client.get_metric_history(trial.info.run_id, "fold_0/val_loss")
     assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
+    for key in ("fold_0/loss", "fold_0/val_data_loss"):  # one value an epoch, nothing else
+        steps = [m.step for m in client.get_metric_history(trial.info.run_id, key)]
+        assert sorted(steps) == list(range(len(history)))
+    study = optuna.load_study(study_name="tree", storage=open_storage(None, tmp / "mlruns"))
+    number = int(tags["search.trial"])
+    fold_scores = study.trials[number].user_attrs["fold_scores"]
+    assert trial.data.metrics["fold_0/score"] == pytest.approx(fold_scores[0])
     names = {a.path for a in client.list_artifacts(trial.info.run_id)}
     assert {"space.yaml", "params.json", "history.csv", "model_summary.txt"} <= names
 
