@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import pickle
+import queue
 import signal
 import subprocess
 import sys
@@ -69,6 +70,10 @@ class TrackingProcess:
         )
         self._reader = threading.Thread(target=self._read, name="mlflow-replies", daemon=True)
         self._reader.start()
+        # Sending never waits on the child: a full pipe blocks this thread, not training.
+        self._outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._write, name="mlflow-sender", daemon=True)
+        self._sender.start()
         self._send(("open", tracking_uri, experiment, artifact_root))
 
     # ------------------------------------------------------------ the Tracker interface
@@ -146,9 +151,8 @@ class TrackingProcess:
             return
         self._sync()
         self._closed = True
-        if self._child.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._child.stdin.close()
+        self._outbox.put(None)
+        self._sender.join()
         self._child.wait()
 
     def _sync(self) -> None:
@@ -171,13 +175,24 @@ class TrackingProcess:
         self._send(("call", method, None, args, kwargs))
 
     def _send(self, message: tuple[Any, ...]) -> None:
-        if self._dead or self._closed or self._child.stdin is None:
+        if not (self._dead or self._closed):
+            self._outbox.put(message)
+
+    def _write(self) -> None:
+        stream = self._child.stdin
+        assert stream is not None
+        with contextlib.suppress(OSError):
+            while (message := self._outbox.get()) is not None:
+                try:
+                    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception as exc:  # a value that cannot travel: that write only
+                    log.warning("an MLflow write failed: %s: %s", type(exc).__name__, exc)
+                    continue
+                stream.write(data)
+                stream.flush()
+            stream.close()  # the child's end of its loop
             return
-        try:
-            pickle.dump(message, self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self._child.stdin.flush()
-        except (BrokenPipeError, OSError) as exc:
-            self._gone(f"the MLflow process stopped ({exc})")
+        self._gone("the MLflow process stopped")
 
     def _read(self) -> None:
         stream = self._child.stdout

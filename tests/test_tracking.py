@@ -127,8 +127,14 @@ def test_a_tracking_process_logs_a_failed_write_and_raises_a_store_it_cannot_ope
     tracker = TrackingProcess(f"sqlite:///{tmp_path / 'm.db'}", "e", artifact_root=None)
     with caplog.at_level(logging.WARNING, logger="search.tracking"):
         tracker.log("0" * 32, metrics={"a": 1.0})  # no such run
+        run = tracker.study_run("s", run_id=None, tags={})
+        tracker.log(run, tags={"callable": lambda: 0})  # cannot be pickled to the child
+        tracker.log(run, metrics={"b": 2.0})  # what follows still lands
         tracker.close()
-    assert any("MLflow write failed" in r.message for r in caplog.records)
+    failed = [r.message for r in caplog.records if "MLflow write failed" in r.message]
+    assert len(failed) == 2 and "no such run" not in failed[1].lower()
+    got = MlflowClient(tracker.tracking_uri).get_run(tracker.resolve(run) or "")
+    assert got.data.metrics == {"b": 2.0}
 
     broken = TrackingProcess("nowhere://at/all", "e", artifact_root=None)
     run = broken.child_run("0" * 32, "trial-0", role="trial", tags={})
