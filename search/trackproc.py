@@ -59,14 +59,12 @@ class TrackingProcess:
         self._closed = False
         self._cv = threading.Condition()
         self._counter = itertools.count()
-        env = dict(os.environ)
+        # This very package, whatever the working directory holds: `-m` and `-c` would put
+        # the working directory first on the child's path, where another `search` may be.
         root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        code = f"import sys; sys.path[0] = {root!r}; from search.trackproc import main; main()"
         self._child = subprocess.Popen(
-            [sys.executable, "-m", "search.trackproc"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         self._reader = threading.Thread(target=self._read, name="mlflow-replies", daemon=True)
         self._reader.start()

@@ -88,7 +88,13 @@ def test_a_new_store_copied_from_the_template_is_the_store_mlflow_builds(
     assert tracker.client.get_run(run).data.metrics == {"a": 1.0}
 
 
-def test_a_tracking_process_writes_what_the_thread_writer_writes(tmp_path: Path) -> None:
+def test_a_tracking_process_writes_what_the_thread_writer_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoy = tmp_path / "search"  # another `search` in the working directory is not ours
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the wrong package')\n")
+    monkeypatch.chdir(tmp_path)
     tracker = TrackingProcess(f"sqlite:///{tmp_path / 'm.db'}", "e", artifact_root=tmp_path / "a")
     try:
         parent = tracker.study_run(
