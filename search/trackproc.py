@@ -272,6 +272,8 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the search; we drain, then exit
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read at MLflow's import
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # an unseeded store's migrations
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # what MLflow and its libraries print must not reach the wire
     sys.stdout = sys.stderr
