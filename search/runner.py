@@ -104,15 +104,30 @@ def run_search(
     name = study_name or space.name
     uri = tracking_uri or default_tracking_uri(_mkdir(home))
     study = open_study(prep, open_storage(storage, home), name)
-    tracker = TrackingProcess(uri, name, artifact_root=home / "artifacts")
-    parent = parent_run(tracker, study, prep, remember=False)
-    ctx = make_context(prep, tracker, parent, name)
     budget = Budget(
         trials=n_trials if n_trials is not None else space.study.trials,
         timeout=timeout if timeout is not None else space.study.timeout,
     )
+    tracker = TrackingProcess(uri, name, artifact_root=home / "artifacts")
+    try:
+        return _search(study, prep, tracker, budget, storage, progress, stream or sys.stderr)
+    finally:
+        tracker.close()  # every write is in the store before run_search returns
+
+
+def _search(
+    study: optuna.Study,
+    prep: Prepared,
+    tracker: RunWriter,
+    budget: Budget,
+    storage: str | None,
+    progress: bool,
+    stream: TextIO,
+) -> SearchResult:
+    parent = parent_run(tracker, study, prep, remember=False)
+    ctx = make_context(prep, tracker, parent, study.study_name)
     budget.callbacks.append(remember_parent(tracker, parent))
-    reporter = Progress(budget.trials, space.objective.metric, stream or sys.stderr, progress)
+    reporter = Progress(budget.trials, prep.space.objective.metric, stream, progress)
     budget.callbacks.append(reporter)
     ctx.on_fold = reporter.fold
     started = time.perf_counter()
@@ -125,11 +140,8 @@ def run_search(
         raise
     finally:
         reporter.close()
-        try:
-            close_parent(tracker, parent, study, status)
-            remember_parent(tracker, parent)(study, None)
-        finally:
-            tracker.close()
+        close_parent(tracker, parent, study, status)
+        remember_parent(tracker, parent)(study, None)  # also when stopped in trial 0
     return _result(study, new, prep, tracker, parent, storage, time.perf_counter() - started)
 
 

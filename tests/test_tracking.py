@@ -172,3 +172,29 @@ def test_a_search_leaves_mlflow_to_its_tracking_process(tmp_path: Path) -> None:
     assert len(trials) == 2 and all(t.info.status == "FINISHED" for t in trials)
     for t in trials:  # each epoch's values, logged from the child
         assert len(client.get_metric_history(t.info.run_id, "fold_1/val_accuracy")) == 2
+
+
+def test_a_search_stopped_in_its_first_trial_still_names_its_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C before any run id came back: the study still records the ids, and MLflow
+    shows the search and the trial as killed, not running."""
+    import optuna
+
+    from search import run_search
+    from search.study import open_storage
+    from search.tracking import default_tracking_uri
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("search.objective.fit_fold", interrupted)
+    home = tmp_path / "home"
+    with pytest.raises(KeyboardInterrupt):
+        run_search(tiny_space(tmp_path, name="stop", trials=2), home=home, progress=False)
+    study = optuna.load_study(study_name="stop", storage=open_storage(None, home))
+    client = MlflowClient(default_tracking_uri(home))
+    assert client.get_run(study.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+    trial = client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
+    assert trial.info.status == "KILLED" and trial.data.tags["search.state"] == "INTERRUPTED"
+    assert study.user_attrs["experiment_id"] == trial.info.experiment_id
