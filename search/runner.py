@@ -215,13 +215,19 @@ def parent_run(
 def remember_parent(
     tracker: RunWriter, parent: str
 ) -> Callable[[optuna.Study, FrozenTrial | None], None]:
-    """A study callback that stores the parent run's and the experiment's ids, once."""
+    """A study callback that stores the parent run's and the experiment's ids, once: after
+    that it neither waits nor reads the storage again."""
+    done = False
 
     def callback(study: optuna.Study, trial: FrozenTrial | None) -> None:
+        nonlocal done
+        if done:
+            return
         run_id = tracker.resolve(parent)
         if run_id and study.user_attrs.get("mlflow_run_id") != run_id:
             study.set_user_attr("mlflow_run_id", run_id)
             study.set_user_attr("experiment_id", tracker.experiment_id)
+        done = True
 
     return callback
 

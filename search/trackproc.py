@@ -78,7 +78,7 @@ class TrackingProcess:
 
     @property
     def experiment_id(self) -> str:
-        return self.resolve("experiment") or ""
+        return self._wait("experiment") or ""
 
     def study_run(
         self,
@@ -130,12 +130,7 @@ class TrackingProcess:
 
     def resolve(self, run_id: str) -> str | None:
         """MLflow's id of a run this tracker created (waits until the child has it)."""
-        if not pending(run_id) and run_id != "experiment":
-            return run_id
-        with self._cv:
-            self._cv.wait_for(lambda: run_id in self._ids or self._dead or bool(self._fatal))
-            self._raise_fatal()
-            return self._ids.get(run_id)
+        return self._wait(run_id) if pending(run_id) else run_id
 
     def flush(self) -> None:
         """Wait until the child has carried out every call sent so far."""
@@ -152,6 +147,13 @@ class TrackingProcess:
         self._outbox.put(None)
         self._sender.join()
         self._child.wait()
+
+    def _wait(self, key: str) -> str | None:
+        """What the child reported for `key` (a handle, or "experiment")."""
+        with self._cv:
+            self._cv.wait_for(lambda: key in self._ids or self._dead or bool(self._fatal))
+            self._raise_fatal()
+            return self._ids.get(key)
 
     def _sync(self) -> None:
         if self._closed:
