@@ -18,11 +18,11 @@ from search.backend import deterministic
 from search.data import Dataset
 from search.errors import DataError, InputError
 from search.metrics import scores
-from search.objective import fit_fold, fold_arrays, steps_per_execution
 from search.selection import refit_params, test_output
 from search.space import parse_space
 from search.study import DEFAULT_HOME, Prepared, prepare
 from search.tracking import ROLE, default_tracking_uri
+from search.training import fit_fold, fold_arrays, steps_per_execution
 
 
 @dataclass

@@ -21,15 +21,6 @@ from search.feed import fit_inputs
 from search.folds import Fold, make_folds
 from search.metrics import scores
 from search.model import build_state, make_model
-from search.objective import (
-    FoldArrays,
-    ModelReuse,
-    collect_garbage,
-    fit_fold,
-    fold_arrays,
-    steps_per_execution,
-    trial_seed,
-)
 from search.space import METRICS, Space, ValidationSpec, parse_space
 from search.study import (
     DEFAULT_HOME,
@@ -46,6 +37,15 @@ from search.tracking import (
     environment_tags,
     log_champion,
     register_champion,
+)
+from search.training import (
+    FoldArrays,
+    ModelReuse,
+    collect_garbage,
+    fit_fold,
+    fold_arrays,
+    steps_per_execution,
+    trial_seed,
 )
 
 REPORT = {

@@ -263,7 +263,7 @@ _CLAIMING = [False]  # inside `_no_interrupts`: a stop request waits for the cla
 def _request_stop(signum: int, frame: object) -> None:
     """Remember the request (a library may swallow the exception) and interrupt now,
     unless a trial is being claimed: then as soon as the claim has returned."""
-    from search.objective import STOP
+    from search.training import STOP
 
     STOP.set()
     if not _CLAIMING[0]:
@@ -278,7 +278,7 @@ def _loop(queue: Queue, recycle: int) -> int:
     storage = queue.storage()
     contexts: dict[str, SearchContext] = {}
     done = 0
-    from search.objective import STOP
+    from search.training import STOP
 
     try:
         while done < recycle and not STOP.is_set():
@@ -315,7 +315,7 @@ def _no_interrupts() -> Iterator[None]:
     that left a trial RUNNING: it arrived after `ask` made the trial, before `claim`
     returned it.
     """
-    from search.objective import STOP
+    from search.training import STOP
 
     _CLAIMING[0] = True
     try:

@@ -167,7 +167,7 @@ def test_a_stop_request_during_a_claim_waits_until_the_claim_returns() -> None:
     """The signal goes to another thread (as in a worker, which runs TensorFlow's and
     MLflow's threads); Python still runs the handler in the main thread, mid-claim."""
     from search import workers
-    from search.objective import STOP
+    from search.training import STOP
 
     go, sent = threading.Event(), threading.Event()
 
