@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.backend import deterministic
 from search.objective import Objective, SearchContext, flat_params
+from search.packs import make_engine, optimize_packs, pack_size
 from search.space import Space, load_space
 from search.study import (
     DEFAULT_HOME,
@@ -31,6 +32,7 @@ from search.study import (
 )
 from search.tracking import STUDY, RunWriter, default_tracking_uri, environment_tags
 from search.trackproc import TrackingProcess
+from search.training import Engine
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def run_search(
     """Run (or resume) the study a space file describes; every trial is logged to MLflow."""
     space = load_space(space) if isinstance(space, str | Path) else space
     prep = prepare(space)  # bad input stops here, before anything is written
+    engine = make_engine(space)
     deterministic()
     home = Path(home)
     name = study_name or space.name
@@ -110,7 +113,9 @@ def run_search(
     )
     tracker = TrackingProcess(uri, name, artifact_root=home / "artifacts")
     try:
-        return _search(study, prep, tracker, budget, storage, progress, stream or sys.stderr)
+        return _search(
+            study, prep, tracker, budget, storage, progress, stream or sys.stderr, engine
+        )
     finally:
         tracker.close()  # every write is in the store before run_search returns
 
@@ -123,9 +128,11 @@ def _search(
     storage: str | None,
     progress: bool,
     stream: TextIO,
+    engine: Engine,
 ) -> SearchResult:
     parent = parent_run(tracker, study, prep, remember=False)
     ctx = make_context(prep, tracker, parent, study.study_name)
+    ctx.engine = engine
     budget.callbacks.append(remember_parent(tracker, parent))
     reporter = Progress(budget.trials, prep.space.objective.metric, stream, progress)
     budget.callbacks.append(reporter)
@@ -133,7 +140,10 @@ def _search(
     started = time.perf_counter()
     status = "FAILED"
     try:
-        new = optimize(study, Objective(ctx), budget)
+        if ctx.engine is not None and ctx.engine.name == "pack":
+            new = optimize_packs(study, ctx, budget, pack_size(prep.space))
+        else:
+            new = optimize(study, Objective(ctx), budget)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

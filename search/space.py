@@ -165,6 +165,9 @@ class ObjectiveSpec(_Strict):
 
 
 class TrainingSpec(_Strict):
+    # auto: the pack engine for the built-in MLP when JAX is installed, else sequential
+    engine: Literal["auto", "pack", "sequential"] = "auto"
+    pack_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # trials trained together
     steps_per_execution: int | Literal["auto"] = "auto"
     # auto: float32; mixed precision measured slower for MLPs on an H100 (bench/gpu.py)
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"

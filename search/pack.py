@@ -1,0 +1,207 @@
+"""The pack engine: many members of the built-in MLP trained together as one JAX program.
+
+Members are grouped by batch size; each group is one compiled program (`search.packnet`)
+whose weights are padded to the group's widest and deepest member. Each epoch is one call:
+every live member trains on its own fold's shuffled rows, is validated, and keeps its best
+weights; the host then applies each member's early stopping, NaN guard, epoch cap and the
+pruner's hook, and a member that stops stops updating. When half the members are done the
+pack is compacted so that finished members cost nothing. Members the pack cannot express
+(a hypermodel, batch normalization, Lion) are trained by the sequential engine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from search.data import Dataset
+from search.errors import TrialFailed
+from search.metrics import DATA_LOSS, scores
+from search.packmodel import (
+    Layers,
+    group_shape,
+    host_output,
+    initial_state,
+    keras_model,
+    unpad,
+)
+from search.training import STOP, EpochHook, FoldResult, Member, SequentialEngine, Trained
+
+LOG_KEYS = ("loss", "{q}", "val_loss", "val_{q}", DATA_LOSS)
+
+
+def unpackable(params: dict[str, Any]) -> str | None:
+    """Why a member cannot be packed, or None when it can."""
+    from search.packnet import ACTIVATIONS, OPTIMIZERS
+
+    if params.get("hypermodel"):
+        return "a KerasTuner hypermodel"
+    if params.get("batch_norm"):
+        return "batch normalization"
+    if str(params["optimizer"]).lower() not in OPTIMIZERS:
+        return f"the {params['optimizer']} optimizer"
+    if params["activation"] not in ACTIVATIONS:
+        return f"the {params['activation']} activation"
+    if params.get("precision", "float32") != "float32":
+        return "mixed precision"
+    return None
+
+
+@dataclass
+class PackEngine:
+    """Trains the members it can express as packs, the others one by one."""
+
+    fallback: SequentialEngine = field(default_factory=SequentialEngine)
+    width: int | None = None  # pad to this width (reproducing a recorded pack)
+    name: str = "pack"
+
+    def train(
+        self, members: Sequence[Member], data: Dataset, on_epoch: EpochHook | None = None
+    ) -> Iterator[Trained]:
+        done: dict[int, Trained] = {}
+        groups: dict[int, list[int]] = {}
+        for i, m in enumerate(members):
+            if unpackable(m.params) is None:
+                groups.setdefault(int(m.params["batch_size"]), []).append(i)
+        for positions in groups.values():
+            trained = _Group([members[i] for i in positions], data, on_epoch, self.width).run()
+            done.update(zip(positions, trained, strict=True))
+        for i, member in enumerate(members):
+            if i in done:
+                yield done.pop(i)
+            else:
+                yield from self.fallback.train([member], data, on_epoch)
+
+
+class _Group:
+    """One pack: members of one batch size, trained epoch by epoch in one program."""
+
+    def __init__(
+        self, members: list[Member], data: Dataset, hook: EpochHook | None, width: int | None
+    ) -> None:
+        self.members, self.data, self.hook = members, data, hook
+        self.shape, self.folds = group_shape(members, data, width)
+        q = "mae" if data.task == "regression" else "accuracy"
+        self.keys = [k.format(q=q) for k in LOG_KEYS]
+        n = len(members)
+        self.history: list[dict[str, list[float]]] = [{k: [] for k in self.keys} for _ in range(n)]
+        self.best = [math.inf] * n
+        self.wait = [0] * n
+        self.pruned = [-1] * n
+        self.error: list[Exception | None] = [None] * n
+        self.weights: list[Layers | None] = [None] * n
+
+    def run(self) -> list[Trained]:
+        started = time.perf_counter()
+        state, h, d = initial_state(self.shape, self.members, self.folds)
+        slot = list(range(len(self.members)))  # member -> row of the pack (-1: finished)
+        live = [True] * len(self.members)
+        for epoch in range(max(int(m.params["epochs"]) for m in self.members)):
+            if STOP.is_set():
+                raise KeyboardInterrupt("stop requested")
+            state, h = self._epoch(state, h, d, epoch, slot, live)
+            if not any(live):
+                break
+            if sum(live) <= len(h["live"]) // 4:
+                state, h = self._compact(state, h, slot, live)
+        self._collect(state, slot, [i for i, s in enumerate(slot) if s >= 0])
+        share = (time.perf_counter() - started) / len(self.members)
+        return [self._trained(i, share) for i in range(len(self.members))]
+
+    def _epoch(
+        self, state: Any, h: dict[str, Any], d: Any, epoch: int, slot: list[int], live: list[bool]
+    ) -> tuple[Any, dict[str, Any]]:
+        from search.packnet import epoch_program
+
+        h = {**h, "epoch": np.full(len(h["live"]), epoch, np.int32)}
+        state, logs = epoch_program(self.shape, state, h, d)
+        logs = np.asarray(logs, dtype=np.float64)
+        for i, row in enumerate(slot):
+            if row >= 0 and live[i]:
+                live[i] = self._after_epoch(i, epoch, logs[row])
+        h["live"] = np.array([False] * len(h["live"]))
+        for i, row in enumerate(slot):
+            if row >= 0 and live[i]:
+                h["live"][row] = True
+        return state, h
+
+    def _after_epoch(self, i: int, epoch: int, values: np.ndarray) -> bool:
+        """Record an epoch of member i; False when it stops here."""
+        member, logs = self.members[i], dict(zip(self.keys, map(float, values), strict=True))
+        for k, v in logs.items():
+            self.history[i][k].append(v)
+        if not math.isfinite(logs["loss"]):
+            self.error[i] = TrialFailed(
+                f"training diverged: loss became NaN/inf at epoch {epoch + 1} "
+                f"(learning_rate={member.params['learning_rate']:.3g})"
+            )
+            return False
+        if logs[DATA_LOSS] < self.best[i]:
+            self.best[i], self.wait[i] = logs[DATA_LOSS], 0
+        else:
+            self.wait[i] += 1
+        if self.hook is not None and self.hook(member, epoch, logs):
+            self.pruned[i] = epoch
+            return False
+        stop = self.wait[i] >= int(member.params["patience"]) and epoch > 0
+        return not stop and epoch + 1 < int(member.params["epochs"])
+
+    def _compact(
+        self, state: Any, h: dict[str, Any], slot: list[int], live: list[bool]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Drop finished members from the pack (their best weights are copied out first)."""
+        import jax
+
+        finished = [i for i, s in enumerate(slot) if s >= 0 and not live[i]]
+        self._collect(state, slot, finished)
+        keep = [i for i in range(len(slot)) if live[i]]
+        rows = [slot[i] for i in keep]
+        size = 1 << max(0, len(rows) - 1).bit_length()
+        rows += [rows[-1]] * (size - len(rows))  # fillers, never live
+        for i in range(len(slot)):
+            slot[i] = keep.index(i) if i in keep else -1
+        take = np.asarray(rows)
+        state = jax.tree.map(lambda a: a[take], state)
+        h = {k: v[take] for k, v in h.items()}
+        h["live"] = np.arange(size) < len(keep)
+        return state, h
+
+    def _collect(self, state: Any, slot: list[int], members: list[int]) -> None:
+        if not members:
+            return
+        best = {k: np.asarray(v) for k, v in state["best"].items()}
+        for i in members:
+            self.weights[i] = unpad(self.shape, self.members[i].params, best, slot[i])
+            slot[i] = -1
+
+    def _trained(self, i: int, share: float) -> Trained:
+        member, weights = self.members[i], self.weights[i]
+        if self.error[i] is not None or weights is None:
+            return Trained(member, error=self.error[i] or TrialFailed("no weights"))
+        arrays = member.arrays
+        out = host_output(self.data.task, member.params, weights, arrays.x_val)
+        if not np.all(np.isfinite(out)):
+            return Trained(member, error=TrialFailed("the model predicts NaN/inf"))
+        val = np.asarray(self.history[i][DATA_LOSS], dtype=float)
+        best = int(np.nanargmin(val)) + 1 if np.isfinite(val).any() else len(val)
+        result = FoldResult(
+            index=member.fold,
+            scores=scores(self.data.task, arrays.y_val, out),
+            best_epoch=best,
+            epochs=len(val),
+            history=self.history[i],
+            fit_s=share,
+        )
+        data, shape = self.data, self.shape
+        return Trained(
+            member,
+            result=result,
+            pruned_at=self.pruned[i],
+            build=lambda: keras_model(member.params, weights, data),
+            notes={"pack.width": shape.width, "pack.depth": shape.depth},
+        )

@@ -1,0 +1,199 @@
+"""Between a pack and its members: padded starting weights, the fold rows on the device, and
+each member's own unpadded network (its weights, its outputs, its Keras model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from scipy.special import erf, expit, softmax
+
+from search.data import Dataset
+from search.model import build_model
+from search.training import FoldArrays, Member
+
+Layers = list[tuple[np.ndarray, np.ndarray]]  # (kernel, bias) per Dense layer, output last
+
+HOST_ACTIVATIONS: dict[str, Any] = {
+    "relu": lambda x: np.maximum(x, 0),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "selu": lambda x: (
+        1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0)))
+    ),
+    "gelu": lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2))),
+    "tanh": np.tanh,
+    "sigmoid": expit,
+    "swish": lambda x: x * expit(x),
+    "silu": lambda x: x * expit(x),
+    "leaky_relu": lambda x: np.where(x > 0, x, 0.2 * x),
+    "mish": lambda x: x * np.tanh(np.logaddexp(0, x)),
+    "softplus": lambda x: np.logaddexp(0, x),
+}
+
+
+def group_shape(
+    members: list[Member], data: Dataset, width: int | None
+) -> tuple[Any, list[FoldArrays]]:
+    """The program's shape for these members, and the distinct folds they train on."""
+    from search.packnet import Shape
+
+    folds: list[FoldArrays] = []
+    for m in members:
+        if not any(m.arrays is f for f in folds):
+            folds.append(m.arrays)
+    widest = max(max(int(w) for w in m.params["widths"]) for m in members)
+    rows = min(len(f.y_train) for f in folds)
+    batch = max(1, min(int(members[0].params["batch_size"]), rows))
+    shape = Shape(
+        depth=max(len(m.params["widths"]) for m in members),
+        width=width if width and width >= widest else 1 << max(3, (widest - 1).bit_length()),
+        features=int(folds[0].x_train.shape[1]),
+        outputs=data.n_classes if data.task == "multiclass" else 1,
+        batch=batch,
+        steps=max(len(f.y_train) // batch for f in folds),
+        task=data.task,
+        activations=tuple(sorted({str(m.params["activation"]) for m in members})),
+        optimizers=tuple(sorted({str(m.params["optimizer"]).lower() for m in members})),
+    )
+    return shape, folds
+
+
+def _glorot(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
+    limit = float(np.sqrt(6.0 / (fan_in + fan_out)))
+    return rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(np.float32)
+
+
+def _member_weights(shape: Any, m: Member) -> dict[str, np.ndarray]:
+    """Glorot-uniform kernels at the member's true sizes, zero biases, zero padding."""
+    rng, widths = np.random.default_rng(m.seed), [int(w) for w in m.params["widths"]]
+    W, D = shape.width, shape.depth
+    p = {
+        "w0": np.zeros((shape.features, W), np.float32),
+        "b0": np.zeros(W, np.float32),
+        "wh": np.zeros((max(D - 1, 0), W, W), np.float32),
+        "bh": np.zeros((max(D - 1, 0), W), np.float32),
+        "wo": np.zeros((W, shape.outputs), np.float32),
+        "bo": np.zeros(shape.outputs, np.float32),
+    }
+    p["w0"][:, : widths[0]] = _glorot(rng, shape.features, widths[0])
+    for i in range(1, len(widths)):
+        p["wh"][i - 1, : widths[i - 1], : widths[i]] = _glorot(rng, widths[i - 1], widths[i])
+    p["wo"][: widths[-1]] = _glorot(rng, widths[-1], shape.outputs)
+    return p
+
+
+def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
+    import jax
+
+    params, widths = m.params, [int(w) for w in m.params["widths"]]
+    mask = np.zeros((shape.depth, shape.width), np.float32)
+    for i, w in enumerate(widths):
+        mask[i, :w] = 1.0
+    return {
+        "learning_rate": np.float32(params["learning_rate"]),
+        "l1": np.float32(params.get("l1", 0.0)),
+        "l2": np.float32(params.get("l2", 0.0)),
+        "dropout": np.float32(params.get("dropout", 0.0)),
+        "weight_decay": np.float32(params.get("weight_decay", 0.0)),
+        "momentum": np.float32(params.get("momentum", 0.0)),
+        "activation": np.int32(shape.activations.index(str(params["activation"]))),
+        "optimizer": np.int32(shape.optimizers.index(str(params["optimizer"]).lower())),
+        "mask": mask,
+        "active": (np.arange(shape.depth) < len(widths)).astype(np.float32),
+        "fold": np.int32(fold),
+        "rows": np.int32(len(m.arrays.y_train)),
+        "val_rows": np.int32(len(m.arrays.y_val)),
+        "key": np.asarray(jax.random.key_data(jax.random.key(m.seed))),
+        "live": True,
+    }
+
+
+def member_arrays(folds: list[FoldArrays]) -> dict[str, np.ndarray]:
+    """The folds' rows, padded to the longest, as one array each (sent to the device once)."""
+    n = max(len(f.y_train) for f in folds)
+    v = max(len(f.y_val) for f in folds)
+    feats = folds[0].x_train.shape[1]
+    d = {
+        "x": np.zeros((len(folds), n, feats), np.float32),
+        "y": np.zeros((len(folds), n), np.float32),
+        "xv": np.zeros((len(folds), v, feats), np.float32),
+        "yv": np.zeros((len(folds), v), np.float32),
+    }
+    for i, f in enumerate(folds):
+        d["x"][i, : len(f.y_train)] = f.x_train
+        d["y"][i, : len(f.y_train)] = f.y_train
+        d["xv"][i, : len(f.y_val)] = f.x_val
+        d["yv"][i, : len(f.y_val)] = f.y_val
+    return d
+
+
+def initial_state(
+    shape: Any, members: list[Member], folds: list[FoldArrays]
+) -> tuple[Any, dict[str, np.ndarray], Any]:
+    """The pack's starting state (on the device), hyperparameters, and fold rows (on the
+    device), with as many rows as the next power of two (fillers are never live)."""
+    import jax
+
+    size = 1 << max(0, len(members) - 1).bit_length()
+    rows = [*range(len(members)), *[len(members) - 1] * (size - len(members))]
+    weights = [_member_weights(shape, members[i]) for i in rows]
+    fold = [next(j for j, f in enumerate(folds) if f is members[i].arrays) for i in rows]
+    hyper = [_member_hyper(shape, members[i], fold[n]) for n, i in enumerate(rows)]
+    p = {k: np.stack([w[k] for w in weights]) for k in weights[0]}
+    h = {k: np.stack([x[k] for x in hyper]) for k in hyper[0]}
+    h["live"] = np.arange(size) < len(members)
+    adagrad = np.array([members[i].params["optimizer"] == "adagrad" for i in rows])
+    v0 = {
+        k: np.where(adagrad.reshape(-1, *[1] * (a.ndim - 1)), 0.1, 0.0).astype(np.float32)
+        * np.ones_like(a)
+        for k, a in p.items()
+    }
+    state = {
+        "p": p,
+        "slots": {
+            "m": {k: np.zeros_like(a) for k, a in p.items()},
+            "v": v0,
+            "t": np.zeros(size, np.float32),
+            "u": np.ones(size, np.float32),
+        },
+        "best": {k: a.copy() for k, a in p.items()},
+        "best_loss": np.full(size, np.inf, np.float32),
+    }
+    return jax.device_put(state), h, jax.device_put(member_arrays(folds))
+
+
+def unpad(shape: Any, params: dict[str, Any], best: dict[str, np.ndarray], row: int) -> Layers:
+    """A member's own weights out of the pack's padded ones."""
+    widths = [int(w) for w in params["widths"]]
+    layers = [(best["w0"][row][:, : widths[0]], best["b0"][row][: widths[0]])]
+    for i in range(1, len(widths)):
+        kernel = best["wh"][row][i - 1][: widths[i - 1], : widths[i]]
+        layers.append((kernel, best["bh"][row][i - 1][: widths[i]]))
+    layers.append((best["wo"][row][: widths[-1]], best["bo"][row]))
+    return [(k.copy(), b.copy()) for k, b in layers]
+
+
+def host_output(task: str, params: dict[str, Any], layers: Layers, x: np.ndarray) -> np.ndarray:
+    """The member's network on the host, as Keras' `predict` gives it (float32)."""
+    act = HOST_ACTIVATIONS[str(params["activation"])]
+    h = x.astype(np.float32)
+    for kernel, bias in layers[:-1]:
+        h = act(h @ kernel + bias).astype(np.float32)
+    z = h @ layers[-1][0] + layers[-1][1]
+    if task == "binary":
+        return np.asarray(expit(z), dtype=np.float32)
+    if task == "multiclass":
+        return np.asarray(softmax(z, axis=1), dtype=np.float32)
+    return np.asarray(z, dtype=np.float32)
+
+
+def keras_model(params: dict[str, Any], layers: Layers, data: Dataset) -> keras.Model:
+    """The member as a plain compiled Keras model, with its trained weights."""
+    model = build_model(
+        params, n_features=layers[0][0].shape[0], task=data.task, n_classes=data.n_classes
+    )
+    names = [f"dense_{i}" for i in range(len(layers) - 1)] + ["output"]
+    for name, (kernel, bias) in zip(names, layers, strict=True):
+        model.get_layer(name).set_weights([kernel, bias])
+    return model

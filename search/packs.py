@@ -1,0 +1,156 @@
+"""Several trials at once: ask a pack of trials, train all their folds in one engine call, tell.
+
+The sampler proposes the trials of a pack together (TPE with a constant liar keeps them
+apart); the pruner still decides per trial (per epoch in holdout, per fold in k-fold), and
+each trial keeps its own Optuna trial and MLflow runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.errors import SearchFailed, SpaceError
+from search.objective import SearchContext, TrialRun
+from search.space import Space
+from search.study import Budget, failure_reasons
+from search.training import (
+    Engine,
+    Member,
+    Trained,
+    collect_garbage,
+    freeze_libraries,
+    sequential_engine,
+)
+
+
+def make_engine(space: Space) -> Engine:
+    """The engine the space's `training.engine` names (`auto`: the pack for the built-in
+    MLP when JAX is installed)."""
+    choice, sequential = space.training.engine, sequential_engine(space)
+    has_jax = importlib.util.find_spec("jax") is not None
+    if choice == "sequential" or (choice == "auto" and (space.model.hypermodel or not has_jax)):
+        return sequential
+    if not has_jax:
+        raise SpaceError(
+            "the pack engine needs JAX, which is not installed; run: pip install jax",
+            file=space.path,
+            key="training.engine",
+        )
+    if space.model.hypermodel:
+        raise SpaceError(
+            "the pack engine trains the built-in MLP only; a hypermodel needs "
+            "engine: sequential (or auto)",
+            file=space.path,
+            key="training.engine",
+        )
+    from search.pack import PackEngine
+
+    return PackEngine(fallback=sequential)
+
+
+def pack_size(space: Space) -> int:
+    """Trials per pack: the space's, or a third of the budget (between 2 and 8), so that
+    the sampler learns from earlier packs."""
+    value = space.training.pack_size
+    if value != "auto":
+        return int(value)
+    budget = space.study.trials
+    return 8 if budget is None else max(2, min(8, budget // 3))
+
+
+def optimize_packs(
+    study: optuna.Study, ctx: SearchContext, budget: Budget, size: int
+) -> list[FrozenTrial]:
+    """Run the budget's trials pack by pack; a failing trial is recorded and the study goes
+    on, as `search.study.optimize` does for one trial at a time."""
+    freeze_libraries()
+    started, new = time.monotonic(), list[FrozenTrial]()
+    while budget.trials is None or len(new) < budget.trials:
+        if budget.timeout is not None and time.monotonic() - started > budget.timeout:
+            break
+        k = size if budget.trials is None else min(size, budget.trials - len(new))
+        new += _one_pack(study, ctx, budget, [study.ask() for _ in range(k)])
+    if new and all(t.state == TrialState.FAIL for t in new):
+        raise SearchFailed(f"all {len(new)} trials failed: {'; '.join(failure_reasons(new))}")
+    return new
+
+
+def _one_pack(
+    study: optuna.Study, ctx: SearchContext, budget: Budget, trials: list[optuna.Trial]
+) -> list[FrozenTrial]:
+    collect_garbage()
+    runs: dict[int, TrialRun] = {}
+    ended: dict[int, BaseException] = {}
+    for trial in trials:
+        try:
+            runs[trial.number] = TrialRun(ctx, trial)
+        except Exception as exc:  # a hypermodel that cannot be built, say
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            ended[trial.number] = exc
+    members = [m for run in runs.values() for m in run.members()]
+    try:
+        for trained in ctx.trial_engine().train(members, ctx.data, _hook(runs, ended)):
+            _fold_done(runs, ended, trained)
+    except BaseException as exc:  # Ctrl-C: every trial of the pack ends, none left RUNNING
+        for trial in trials:
+            if trial.number in runs and trial.number not in ended:
+                runs[trial.number].stopped(exc)
+                runs[trial.number].resolve_run_id()
+            study.tell(trial, state=TrialState.FAIL)
+        raise
+    return [_tell(study, budget, trial, runs.get(trial.number), ended) for trial in trials]
+
+
+def _hook(runs: dict[int, TrialRun], ended: dict[int, BaseException]):  # type: ignore[no-untyped-def]
+    def on_epoch(member: Member, epoch: int, logs: dict[str, float]) -> bool:
+        if member.trial in ended:
+            return True
+        return runs[member.trial].on_epoch(member, epoch, logs)
+
+    return on_epoch
+
+
+def _fold_done(runs: dict[int, TrialRun], ended: dict[int, BaseException], t: Trained) -> None:
+    n = t.member.trial
+    if n in ended:
+        return
+    try:
+        runs[n].fold_done(t)
+    except (optuna.TrialPruned, Exception) as exc:
+        ended[n] = exc
+
+
+def _tell(
+    study: optuna.Study,
+    budget: Budget,
+    trial: optuna.Trial,
+    run: TrialRun | None,
+    ended: dict[int, BaseException],
+) -> FrozenTrial:
+    exc = ended.get(trial.number)
+    value = None
+    if run is not None and exc is None:
+        try:
+            value = run.complete()
+        except Exception as error:
+            exc = error
+    if run is not None:
+        if exc is not None:
+            run.stopped(exc)
+        run.resolve_run_id()
+    if exc is None:
+        frozen = study.tell(trial, value)
+    elif isinstance(exc, optuna.TrialPruned):
+        frozen = study.tell(trial, state=TrialState.PRUNED)
+    else:
+        optuna.logging.get_logger("optuna").warning(
+            f"Trial {trial.number} failed: {type(exc).__name__}: {exc}"
+        )
+        frozen = study.tell(trial, state=TrialState.FAIL)
+    for callback in budget.callbacks:
+        callback(study, frozen)
+    return frozen
