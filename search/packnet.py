@@ -74,7 +74,7 @@ def _layer(shape: Shape, h: dict[str, Array], z: Array, i: int, key: Array) -> A
     # One stream per unit, so that a unit's mask does not depend on the padded width.
     units = jax.vmap(lambda j: jax.random.fold_in(layer_key, j))(jnp.arange(out.shape[-1]))
     draw = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - rate, out.shape[:-1]), out_axes=-1)
-    keep = draw(units)
+    keep = draw(units)  # type: ignore[no-untyped-call]
     return jnp.where(keep, out / jnp.maximum(1.0 - rate, EPSILON), 0.0)
 
 
