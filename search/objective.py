@@ -163,8 +163,8 @@ class TrialRun:
         if index == 0 and trained.build is not None:
             self.summary = summary_text(trained.build())
         trained.build = None
-        for key, value in trained.notes.items():
-            self.trial.set_user_attr(key, value)
+        if index == self.ctx.folds[0].index:
+            self._log_engine(trained)
         self._log_fold(fold_run, result, trained.pruned_at >= 0)
         if trained.pruned_at >= 0:
             self.trial.set_user_attr("epochs", [result.epochs])
@@ -173,6 +173,15 @@ class TrialRun:
             raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
         self.results.append(result)
         self._report_fold(result)
+
+    def _log_engine(self, trained: Trained) -> None:
+        """How the trial was trained: the engine, and a pack's record for reproduce."""
+        for key, value in trained.notes.items():
+            self.trial.set_user_attr(key, value)
+        engine = "pack" if trained.pack is not None else "sequential"
+        self.ctx.tracker.log(self.run_id, tags={"search.engine": engine})
+        if trained.pack is not None:
+            self.ctx.tracker.log_json(self.run_id, trained.pack, "pack.json")
 
     def _log_fold(self, fold_run: str, result: FoldResult, pruned: bool) -> None:
         tracker, index = self.ctx.tracker, result.index

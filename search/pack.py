@@ -12,9 +12,11 @@ pack is compacted so that finished members cost nothing. Members the pack cannot
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,15 @@ from search.packmodel import (
     keras_model,
     unpad,
 )
-from search.training import STOP, EpochHook, FoldResult, Member, SequentialEngine, Trained
+from search.training import (
+    STOP,
+    EpochHook,
+    FoldArrays,
+    FoldResult,
+    Member,
+    SequentialEngine,
+    Trained,
+)
 
 LOG_KEYS = ("loss", "{q}", "val_loss", "val_{q}", DATA_LOSS)
 
@@ -78,6 +88,28 @@ class PackEngine:
                 yield from self.fallback.train([member], data, on_epoch)
 
 
+MIN_ROWS = 8  # a smaller pack saves less time per epoch than its compilation costs
+
+
+def _packed_size(live: int) -> int:
+    """Rows of a compacted pack: a power of two (few distinct programs), at least MIN_ROWS."""
+    return max(MIN_ROWS, 1 << max(0, live - 1).bit_length())
+
+
+def use_compilation_cache() -> None:
+    """Keep compiled pack programs on disk, so that a later search (or process) with the
+    same shapes skips XLA's compilation; `SEARCH_JAX_CACHE` names the folder."""
+    import jax
+
+    config: Any = jax.config
+    if config.jax_compilation_cache_dir:
+        return
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "keras-search"
+    folder = Path(os.environ.get("SEARCH_JAX_CACHE", default / "jax"))
+    config.update("jax_compilation_cache_dir", str(folder))
+    config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 class _Group:
     """One pack: members of one batch size, trained epoch by epoch in one program."""
 
@@ -95,9 +127,11 @@ class _Group:
         self.pruned = [-1] * n
         self.error: list[Exception | None] = [None] * n
         self.weights: list[Layers | None] = [None] * n
+        self._record: dict[str, Any] = {}
 
     def run(self) -> list[Trained]:
         started = time.perf_counter()
+        use_compilation_cache()
         state, h, d = initial_state(self.shape, self.members, self.folds)
         slot = list(range(len(self.members)))  # member -> row of the pack (-1: finished)
         live = [True] * len(self.members)
@@ -107,11 +141,29 @@ class _Group:
             state, h = self._epoch(state, h, d, epoch, slot, live)
             if not any(live):
                 break
-            if sum(live) <= len(h["live"]) // 4:
+            if _packed_size(sum(live)) <= len(h["live"]) // 4:
                 state, h = self._compact(state, h, slot, live)
         self._collect(state, slot, [i for i, s in enumerate(slot) if s >= 0])
+        self._record = self.record()
         share = (time.perf_counter() - started) / len(self.members)
         return [self._trained(i, share) for i in range(len(self.members))]
+
+    def record(self) -> dict[str, Any]:
+        """The pack as `replay` trains it again: its width, and each member in order with
+        the epoch at which the hook stopped it."""
+        return {
+            "width": self.shape.width,
+            "members": [
+                {
+                    "trial": m.trial,
+                    "fold": m.fold,
+                    "seed": m.seed,
+                    "params": m.params,
+                    "stopped_at": self.pruned[i],
+                }
+                for i, m in enumerate(self.members)
+            ],
+        }
 
     def _epoch(
         self, state: Any, h: dict[str, Any], d: Any, epoch: int, slot: list[int], live: list[bool]
@@ -161,7 +213,7 @@ class _Group:
         self._collect(state, slot, finished)
         keep = [i for i in range(len(slot)) if live[i]]
         rows = [slot[i] for i in keep]
-        size = 1 << max(0, len(rows) - 1).bit_length()
+        size = _packed_size(len(rows))
         rows += [rows[-1]] * (size - len(rows))  # fillers, never live
         for i in range(len(slot)):
             slot[i] = keep.index(i) if i in keep else -1
@@ -204,4 +256,23 @@ class _Group:
             pruned_at=self.pruned[i],
             build=lambda: keras_model(member.params, weights, data),
             notes={"pack.width": shape.width, "pack.depth": shape.depth},
+            pack=self._record,
         )
+
+
+def replay(record: dict[str, Any], arrays: dict[int, FoldArrays], data: Dataset) -> list[Trained]:
+    """Train a recorded pack again: the same members in the same order, each stopped by
+    the hook where the pruner stopped it; the numbers are those of the search."""
+    members = [
+        Member(int(m["trial"]), int(m["fold"]), m["params"], int(m["seed"]), arrays[int(m["fold"])])
+        for m in record["members"]
+    ]
+    stops = {
+        (m.trial, m.fold): int(r["stopped_at"])
+        for m, r in zip(members, record["members"], strict=True)
+    }
+
+    def hook(member: Member, epoch: int, logs: dict[str, float]) -> bool:
+        return stops[(member.trial, member.fold)] == epoch
+
+    return list(PackEngine(width=int(record["width"])).train(members, data, hook))

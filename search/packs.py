@@ -7,49 +7,16 @@ each trial keeps its own Optuna trial and MLflow runs.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.errors import SearchFailed, SpaceError
+from search.errors import SearchFailed
 from search.objective import SearchContext, TrialRun
 from search.space import Space
 from search.study import Budget, failure_reasons
-from search.training import (
-    Engine,
-    Member,
-    Trained,
-    collect_garbage,
-    freeze_libraries,
-    sequential_engine,
-)
-
-
-def make_engine(space: Space) -> Engine:
-    """The engine the space's `training.engine` names (`auto`: the pack for the built-in
-    MLP when JAX is installed)."""
-    choice, sequential = space.training.engine, sequential_engine(space)
-    has_jax = importlib.util.find_spec("jax") is not None
-    if choice == "sequential" or (choice == "auto" and (space.model.hypermodel or not has_jax)):
-        return sequential
-    if not has_jax:
-        raise SpaceError(
-            "the pack engine needs JAX, which is not installed; run: pip install jax",
-            file=space.path,
-            key="training.engine",
-        )
-    if space.model.hypermodel:
-        raise SpaceError(
-            "the pack engine trains the built-in MLP only; a hypermodel needs "
-            "engine: sequential (or auto)",
-            file=space.path,
-            key="training.engine",
-        )
-    from search.pack import PackEngine
-
-    return PackEngine(fallback=sequential)
+from search.training import Member, Trained, collect_garbage, freeze_libraries
 
 
 def pack_size(space: Space) -> int:
@@ -73,7 +40,10 @@ def optimize_packs(
         if budget.timeout is not None and time.monotonic() - started > budget.timeout:
             break
         k = size if budget.trials is None else min(size, budget.trials - len(new))
-        new += _one_pack(study, ctx, budget, [study.ask() for _ in range(k)])
+        told, stop = _one_pack(study, ctx, budget, [study.ask() for _ in range(k)])
+        new += told
+        if stop:
+            break
     if new and all(t.state == TrialState.FAIL for t in new):
         raise SearchFailed(f"all {len(new)} trials failed: {'; '.join(failure_reasons(new))}")
     return new
@@ -81,18 +51,19 @@ def optimize_packs(
 
 def _one_pack(
     study: optuna.Study, ctx: SearchContext, budget: Budget, trials: list[optuna.Trial]
-) -> list[FrozenTrial]:
+) -> tuple[list[FrozenTrial], bool]:
+    """Train and tell one pack; True with the trials when the sampler stopped the study."""
     collect_garbage()
     runs: dict[int, TrialRun] = {}
     ended: dict[int, BaseException] = {}
-    for trial in trials:
-        try:
-            runs[trial.number] = TrialRun(ctx, trial)
-        except Exception as exc:  # a hypermodel that cannot be built, say
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
-            ended[trial.number] = exc
-    members = [m for run in runs.values() for m in run.members()]
     try:
+        for trial in trials:
+            try:
+                runs[trial.number] = TrialRun(ctx, trial)
+            except Exception as exc:  # a hypermodel that cannot be built, say
+                trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+                ended[trial.number] = exc
+        members = [m for run in runs.values() for m in run.members()]
         for trained in ctx.trial_engine().train(members, ctx.data, _hook(runs, ended)):
             _fold_done(runs, ended, trained)
     except BaseException as exc:  # Ctrl-C: every trial of the pack ends, none left RUNNING
@@ -100,9 +71,10 @@ def _one_pack(
             if trial.number in runs and trial.number not in ended:
                 runs[trial.number].stopped(exc)
                 runs[trial.number].resolve_run_id()
-            study.tell(trial, state=TrialState.FAIL)
+            _tell_state(study, trial, TrialState.FAIL)
         raise
-    return [_tell(study, budget, trial, runs.get(trial.number), ended) for trial in trials]
+    told = [_tell(study, budget, trial, runs.get(trial.number), ended) for trial in trials]
+    return [t for t, _ in told], any(stop for _, stop in told)
 
 
 def _hook(runs: dict[int, TrialRun], ended: dict[int, BaseException]):  # type: ignore[no-untyped-def]
@@ -130,7 +102,7 @@ def _tell(
     trial: optuna.Trial,
     run: TrialRun | None,
     ended: dict[int, BaseException],
-) -> FrozenTrial:
+) -> tuple[FrozenTrial, bool]:
     exc = ended.get(trial.number)
     value = None
     if run is not None and exc is None:
@@ -143,14 +115,28 @@ def _tell(
             run.stopped(exc)
         run.resolve_run_id()
     if exc is None:
-        frozen = study.tell(trial, value)
+        frozen, stop = _tell_state(study, trial, TrialState.COMPLETE, value)
     elif isinstance(exc, optuna.TrialPruned):
-        frozen = study.tell(trial, state=TrialState.PRUNED)
+        frozen, stop = _tell_state(study, trial, TrialState.PRUNED)
     else:
         optuna.logging.get_logger("optuna").warning(
             f"Trial {trial.number} failed: {type(exc).__name__}: {exc}"
         )
-        frozen = study.tell(trial, state=TrialState.FAIL)
+        frozen, stop = _tell_state(study, trial, TrialState.FAIL)
     for callback in budget.callbacks:
         callback(study, frozen)
-    return frozen
+    return frozen, stop
+
+
+def _tell_state(
+    study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None = None
+) -> tuple[FrozenTrial, bool]:
+    """`study.tell`; True when the sampler asked the study to stop (a grid that is done:
+    Optuna's `study.stop` only works inside `optimize`, and raises here after the trial's
+    state is stored)."""
+    try:
+        return study.tell(trial, value, state=state), False
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+        return study.get_trials(deepcopy=False)[trial.number], True

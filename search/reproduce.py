@@ -22,7 +22,7 @@ from search.selection import refit_params, test_output
 from search.space import parse_space
 from search.study import DEFAULT_HOME, Prepared, prepare
 from search.tracking import ROLE, default_tracking_uri
-from search.training import fit_fold, fold_arrays, steps_per_execution
+from search.training import FoldResult, fit_fold, fold_arrays, steps_per_execution
 
 
 @dataclass
@@ -87,16 +87,17 @@ def reproduce(
     if role == "selection":
         _selection(out, run, prep, params, seed)
         return out
-    folds = {f.index: f for f in prep.folds}
     fold_runs = [run] if role == "fold" else _children(client, run.info.run_id)
+    indices = sorted(int(r.data.tags["search.fold"]) for r in fold_runs)
+    if source.data.tags.get("search.engine") == "pack":
+        record = json.loads(_artifact(client, source.info.run_id, "pack.json"))
+        trained = _replay(record, prep, int(source.data.tags["search.trial"]))
+    else:
+        trained = _sequential(prep, params, seed, indices)
     metric, fold_scores = space.objective.metric, []
     for fold_run in sorted(fold_runs, key=lambda r: int(r.data.tags["search.fold"])):
         index = int(fold_run.data.tags["search.fold"])
-        arrays = fold_arrays(prep.data, prep.split.train, folds[index])
-        _, res = fit_fold(
-            params, arrays, data=prep.data, seed=seed + index, spe=steps_per_execution(space)
-        )
-        keras.backend.clear_session()
+        res = trained[index]
         fold_scores.append(res.scores[metric])
         for name, value in sorted(res.scores.items()):
             out.rows.append(
@@ -107,6 +108,33 @@ def reproduce(
         )
     if role == "trial":
         out.rows.append(("trial score", run.data.metrics["score"], float(np.mean(fold_scores))))
+    return out
+
+
+def _sequential(
+    prep: Prepared, params: dict[str, Any], seed: int, indices: list[int]
+) -> dict[int, FoldResult]:
+    folds, out = {f.index: f for f in prep.folds}, {}
+    for index in indices:
+        arrays = fold_arrays(prep.data, prep.split.train, folds[index])
+        _, out[index] = fit_fold(
+            params, arrays, data=prep.data, seed=seed + index, spe=steps_per_execution(prep.space)
+        )
+        keras.backend.clear_session()
+    return out
+
+
+def _replay(record: dict[str, Any], prep: Prepared, trial: int) -> dict[int, FoldResult]:
+    """A packed trial: its whole pack trained again, as the search trained it."""
+    from search.pack import replay
+
+    arrays = {f.index: fold_arrays(prep.data, prep.split.train, f) for f in prep.folds}
+    out = {}
+    for t in replay(record, arrays, prep.data):
+        if t.member.trial == trial:
+            if t.result is None:
+                raise InputError(f"trial {trial}: fold {t.member.fold} failed again: {t.error}")
+            out[t.member.fold] = t.result
     return out
 
 

@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.backend import deterministic
 from search.objective import Objective, SearchContext, flat_params
-from search.packs import make_engine, optimize_packs, pack_size
+from search.packs import optimize_packs, pack_size
 from search.space import Space, load_space
 from search.study import (
     DEFAULT_HOME,
@@ -32,7 +32,7 @@ from search.study import (
 )
 from search.tracking import STUDY, RunWriter, default_tracking_uri, environment_tags
 from search.trackproc import TrackingProcess
-from search.training import Engine
+from search.training import Engine, make_engine
 
 
 @dataclass(frozen=True)

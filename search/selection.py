@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 from search.backend import deterministic
 from search.champion import network_output, output_frame, save_parts
 from search.data import Dataset, make_preprocessor
-from search.errors import InputError
+from search.errors import InputError, SearchFailed
 from search.feed import fit_inputs
 from search.folds import Fold, make_folds
 from search.metrics import scores
@@ -40,10 +40,11 @@ from search.tracking import (
 )
 from search.training import (
     FoldArrays,
-    ModelReuse,
+    Member,
     collect_garbage,
     fit_fold,
     fold_arrays,
+    make_engine,
     steps_per_execution,
     trial_seed,
 )
@@ -202,29 +203,33 @@ def recheck_folds(prep: Prepared) -> list[Fold]:
 
 
 def recheck(prep: Prepared, trials: list[FrozenTrial]) -> list[Candidate]:
-    """Guard against the winner's curse: score the top trials again on fresh folds."""
+    """Guard against the winner's curse: score the top trials again on fresh folds (all of
+    them in one call of the space's engine: one pack, or one model at a time)."""
     folds = recheck_folds(prep)
     arrays = {f.index: fold_arrays(prep.data, prep.split.train, f) for f in folds}
-    metric, spe = prep.space.objective.metric, steps_per_execution(prep.space)
-    out = []
-    for t in trials:
-        params = t.user_attrs["params"]
-        seed = trial_seed(prep.space.study.seed, t.number) + RECHECK_SEED
-        values, reuse = [], ModelReuse()
-        for f in folds:
-            _, res = fit_fold(
-                params, arrays[f.index], data=prep.data, seed=seed + f.index, spe=spe, reuse=reuse
-            )
-            values.append(res.scores[metric])
-        del reuse
-        keras.backend.clear_session(free_memory=False)
-        collect_garbage()  # once per candidate, not per fold
-        out.append(
-            Candidate(
-                t.number, float(t.value or 0.0), float(np.mean(values)), float(np.std(values))
-            )
+    metric = prep.space.objective.metric
+    members = [
+        Member(t.number, f.index, t.user_attrs["params"], seed + f.index, arrays[f.index])
+        for t in trials
+        for seed in [trial_seed(prep.space.study.seed, t.number) + RECHECK_SEED]
+        for f in folds
+    ]
+    values: dict[int, list[float]] = {t.number: [] for t in trials}
+    for done in make_engine(prep.space).train(members, prep.data):
+        if done.result is None:
+            raise done.error or SearchFailed(f"recheck of trial {done.member.trial} failed")
+        values[done.member.trial].append(done.result.scores[metric])
+    keras.backend.clear_session(free_memory=False)
+    collect_garbage()
+    return [
+        Candidate(
+            t.number,
+            float(t.value or 0.0),
+            float(np.mean(values[t.number])),
+            float(np.std(values[t.number])),
         )
-    return out
+        for t in trials
+    ]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import importlib.util
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,7 @@ import keras
 import numpy as np
 
 from search.data import Dataset, make_preprocessor
-from search.errors import TrialFailed
+from search.errors import SpaceError, TrialFailed
 from search.feed import fit_inputs, validation_inputs
 from search.folds import Fold
 from search.metrics import DATA_LOSS, keras_metrics, scores
@@ -276,7 +277,9 @@ class Trained:
 
     `build()` gives a Keras model with the restored (best) weights, made from the member's
     parameters alone whatever the engine; `pruned_at` is the epoch at which the hook
-    stopped it (-1: not stopped); `notes` what the engine records about how it trained.
+    stopped it (-1: not stopped); `notes` what the engine records about how it trained
+    (kept on the Optuna trial); `pack` what a pack engine needs to train the member's
+    whole pack again, number for number (logged as the trial's `pack.json`).
     """
 
     member: Member
@@ -285,6 +288,7 @@ class Trained:
     pruned_at: int = -1
     error: Exception | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    pack: dict[str, Any] | None = None
 
 
 class Engine(Protocol):
@@ -359,3 +363,28 @@ class SequentialEngine:
 
 def sequential_engine(space: Space) -> SequentialEngine:
     return SequentialEngine(steps_per_execution(space), space.training.verbose)
+
+
+def make_engine(space: Space) -> Engine:
+    """The engine the space's `training.engine` names (`auto`: the pack for the built-in
+    MLP when JAX is installed)."""
+    choice, sequential = space.training.engine, sequential_engine(space)
+    has_jax = importlib.util.find_spec("jax") is not None
+    if choice == "sequential" or (choice == "auto" and (space.model.hypermodel or not has_jax)):
+        return sequential
+    if not has_jax:
+        raise SpaceError(
+            "the pack engine needs JAX, which is not installed; run: pip install jax",
+            file=space.path,
+            key="training.engine",
+        )
+    if space.model.hypermodel:
+        raise SpaceError(
+            "the pack engine trains the built-in MLP only; a hypermodel needs "
+            "engine: sequential (or auto)",
+            file=space.path,
+            key="training.engine",
+        )
+    from search.pack import PackEngine
+
+    return PackEngine(fallback=sequential)

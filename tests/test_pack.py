@@ -192,8 +192,8 @@ def test_a_search_with_the_pack_engine_keeps_each_trials_runs(tmp_path: Path) ->
 
 def test_the_pack_engine_refuses_a_hypermodel(tmp_path: Path) -> None:
     from search.errors import SpaceError
-    from search.packs import make_engine
     from search.space import load_space
+    from search.training import make_engine
 
     (tmp_path / "hm.py").write_text("def build_model(hp):\n    return None\n")
     space = tmp_path / "s.yaml"
