@@ -11,13 +11,16 @@ import importlib.util
 import warnings
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import keras_tuner as kt
 import optuna
 
 from search.errors import SpaceError
+
+if TYPE_CHECKING:
+    from search.space import Space
 
 
 class OptunaHyperParameters(kt.HyperParameters):  # type: ignore[misc]
@@ -107,3 +110,19 @@ def build(hypermodel: Any, hp: kt.HyperParameters) -> keras.Model:
     if not isinstance(model, keras.Model):
         raise TypeError(f"the hypermodel returned {type(model).__name__}, not a keras.Model")
     return model
+
+
+def hypermodel_values(trial: optuna.Trial, space: Space) -> dict[str, Any]:
+    """Build the hypermodel once with Optuna behind `hp` to sample its values."""
+    assert space.model.hypermodel is not None
+    hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir)
+    hp = OptunaHyperParameters(trial)
+    build(hypermodel, hp)
+    keras.backend.clear_session()
+    for note in hp.notes:
+        trial.set_user_attr("hypermodel_note", note)
+    return {
+        "hypermodel": space.model.hypermodel,
+        "hypermodel_dir": str(space.base_dir),
+        "hp": dict(hp.values),
+    }

@@ -8,12 +8,10 @@ engine call.
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import keras
 import numpy as np
@@ -21,9 +19,12 @@ import optuna
 
 from search.data import Dataset, TestSplit
 from search.errors import TrialFailed
+from search.fitting import sequential_engine
 from search.folds import Fold
+from search.hypermodel import hypermodel_values
 from search.metrics import EPOCH_KEYS
 from search.model import summary_text
+from search.records import flat_params, history_csv
 from search.space import Space
 from search.tracking import RunWriter
 from search.trackproc import pending
@@ -37,7 +38,6 @@ from search.training import (
     fold_arrays,
     freeze_libraries,
     precision,
-    sequential_engine,
     trial_seed,
 )
 
@@ -288,45 +288,3 @@ class TrialRun:
         trial.set_user_attr("cv_scores", agg)
         trial.set_user_attr("params", self.params)
         return value
-
-
-def hypermodel_values(trial: optuna.Trial, space: Space) -> dict[str, Any]:
-    """Build the hypermodel once with Optuna behind `hp` to sample its values."""
-    from search.hypermodel import OptunaHyperParameters, build, load_hypermodel
-
-    assert space.model.hypermodel is not None
-    hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir)
-    hp = OptunaHyperParameters(trial)
-    build(hypermodel, hp)
-    keras.backend.clear_session()
-    for note in hp.notes:
-        trial.set_user_attr("hypermodel_note", note)
-    return {
-        "hypermodel": space.model.hypermodel,
-        "hypermodel_dir": str(space.base_dir),
-        "hp": dict(hp.values),
-    }
-
-
-def flat_params(params: dict[str, Any]) -> dict[str, Any]:
-    flat = {k: v for k, v in params.items() if k not in ("widths", "hp", "hypermodel_dir")}
-    flat.update({f"hp.{k}": v for k, v in params.get("hp", {}).items()})
-    if "hypermodel" in params:  # the MLP's own architecture does not apply
-        return {
-            k: v
-            for k, v in flat.items()
-            if k not in ("depth", "activation", "dropout", "l1", "l2", "batch_norm")
-        }
-    flat.update({f"width_{i}": w for i, w in enumerate(params["widths"])})
-    return flat
-
-
-def history_csv(results: list[FoldResult]) -> str:
-    keys = sorted({k for r in results for k in r.history})
-    out = io.StringIO()
-    out.write(",".join(["fold", "epoch", *keys]) + "\n")
-    for r in results:
-        for e in range(r.epochs):
-            row = [str(r.history[k][e]) if e < len(r.history.get(k, [])) else "" for k in keys]
-            out.write(",".join([str(r.index), str(e + 1), *row]) + "\n")
-    return out.getvalue()

@@ -23,6 +23,7 @@ import numpy as np
 
 from search.data import Dataset
 from search.errors import TrialFailed
+from search.fitting import SequentialEngine
 from search.metrics import DATA_LOSS, scores
 from search.packmodel import (
     Layers,
@@ -38,7 +39,6 @@ from search.training import (
     FoldArrays,
     FoldResult,
     Member,
-    SequentialEngine,
     Trained,
 )
 

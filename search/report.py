@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.metrics import DATA_LOSS
-from search.objective import flat_params
+from search.records import flat_params
 from search.selection import load_study
 from search.study import DEFAULT_HOME, best_first
 from search.tracking import Tracker, default_tracking_uri

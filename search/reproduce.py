@@ -17,12 +17,13 @@ from mlflow.tracking import MlflowClient
 from search.backend import deterministic
 from search.data import Dataset
 from search.errors import DataError, InputError
+from search.fitting import fit_fold
 from search.metrics import scores
 from search.selection import refit_params, test_output
 from search.space import parse_space
 from search.study import DEFAULT_HOME, Prepared, prepare
 from search.tracking import ROLE, default_tracking_uri
-from search.training import FoldResult, fit_fold, fold_arrays, steps_per_execution
+from search.training import FoldResult, fold_arrays, steps_per_execution
 
 
 @dataclass

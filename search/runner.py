@@ -16,8 +16,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.backend import deterministic
-from search.objective import Objective, SearchContext, flat_params
+from search.objective import Objective, SearchContext
 from search.packs import optimize_packs, pack_size
+from search.records import flat_params
 from search.space import Space, load_space
 from search.study import (
     DEFAULT_HOME,

@@ -18,6 +18,7 @@ from search.champion import network_output, output_frame, save_parts
 from search.data import Dataset, make_preprocessor
 from search.errors import InputError, SearchFailed
 from search.feed import fit_inputs
+from search.fitting import fit_fold
 from search.folds import Fold, make_folds
 from search.metrics import scores
 from search.model import build_state, make_model
@@ -42,7 +43,6 @@ from search.training import (
     FoldArrays,
     Member,
     collect_garbage,
-    fit_fold,
     fold_arrays,
     make_engine,
     steps_per_execution,

@@ -123,9 +123,10 @@ def test_a_search_runs_on_the_jax_backend(tmp_path: Path) -> None:
 
 def test_a_reused_model_trains_each_fold_exactly_as_a_fresh_one() -> None:
     from search.data import load_dataset, split_test
+    from search.fitting import ModelReuse, fit_fold
     from search.folds import make_folds
     from search.space import DataSpec, ValidationSpec
-    from search.training import ModelReuse, fit_fold, fold_arrays
+    from search.training import fold_arrays
 
     spec = DataSpec(source="iris")
     data = load_dataset(spec, base_dir=ROOT)

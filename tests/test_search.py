@@ -183,9 +183,10 @@ def test_early_stopping_restores_the_epoch_whose_predictions_score_best(tmp_path
     restoring its minimum hands back a model with a worse validation log loss than an
     earlier epoch had. Early stopping follows the loss of the predictions alone."""
     from search.data import load_dataset, split_test
+    from search.fitting import fit_fold
     from search.folds import make_folds
     from search.space import DataSpec, ValidationSpec
-    from search.training import fit_fold, fold_arrays
+    from search.training import fold_arrays
 
     spec = DataSpec(source="breast_cancer")
     data = load_dataset(spec, base_dir=tmp_path)

@@ -188,7 +188,7 @@ def test_a_search_stopped_in_its_first_trial_still_names_its_runs(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("search.training.fit_fold", interrupted)  # the sequential engine
+    monkeypatch.setattr("search.fitting.fit_fold", interrupted)  # the sequential engine
     monkeypatch.setattr("search.pack._Group.run", interrupted)  # the pack engine
     home = tmp_path / "home"
     with pytest.raises(KeyboardInterrupt):

@@ -1,0 +1,33 @@
+"""The flat forms of a trial's records for MLflow: parameters as columns, history as CSV."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from search.training import FoldResult
+
+
+def flat_params(params: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in params.items() if k not in ("widths", "hp", "hypermodel_dir")}
+    flat.update({f"hp.{k}": v for k, v in params.get("hp", {}).items()})
+    if "hypermodel" in params:  # the MLP's own architecture does not apply
+        return {
+            k: v
+            for k, v in flat.items()
+            if k not in ("depth", "activation", "dropout", "l1", "l2", "batch_norm")
+        }
+    flat.update({f"width_{i}": w for i, w in enumerate(params["widths"])})
+    return flat
+
+
+def history_csv(results: list[FoldResult]) -> str:
+    keys = sorted({k for r in results for k in r.history})
+    out = io.StringIO()
+    out.write(",".join(["fold", "epoch", *keys]) + "\n")
+    for r in results:
+        for e in range(r.epochs):
+            row = [str(r.history[k][e]) if e < len(r.history.get(k, [])) else "" for k in keys]
+            out.write(",".join([str(r.index), str(e + 1), *row]) + "\n")
+    return out.getvalue()
