@@ -6,7 +6,7 @@ every live member trains on its own fold's shuffled rows, is validated, and keep
 weights; the host then applies each member's early stopping, NaN guard, epoch cap and the
 pruner's hook, and a member that stops stops updating. When half the members are done the
 pack is compacted so that finished members cost nothing. Members the pack cannot express
-(a hypermodel, batch normalization, Lion) are trained by the sequential engine.
+(a hypermodel, Lion, mixed precision) are trained by the sequential engine.
 """
 
 from __future__ import annotations
@@ -51,8 +51,6 @@ def unpackable(params: dict[str, Any]) -> str | None:
 
     if params.get("hypermodel"):
         return "a KerasTuner hypermodel"
-    if params.get("batch_norm"):
-        return "batch normalization"
     if str(params["optimizer"]).lower() not in OPTIMIZERS:
         return f"the {params['optimizer']} optimizer"
     if params["activation"] not in ACTIVATIONS:
@@ -227,8 +225,9 @@ class _Group:
         if not members:
             return
         best = {k: np.asarray(v) for k, v in state["best"].items()}
+        stats = {k: np.asarray(v) for k, v in state["best_stats"].items()}
         for i in members:
-            self.weights[i] = unpad(self.shape, self.members[i].params, best, slot[i])
+            self.weights[i] = unpad(self.shape, self.members[i].params, best, stats, slot[i])
             slot[i] = -1
 
     def _trained(self, i: int, share: float) -> Trained:

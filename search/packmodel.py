@@ -13,7 +13,9 @@ from search.data import Dataset
 from search.model import build_model
 from search.training import FoldArrays, Member
 
-Layers = list[tuple[np.ndarray, np.ndarray]]  # (kernel, bias) per Dense layer, output last
+# Per Dense layer, output last: "kernel" and "bias", or (batch normalization) "kernel",
+# "gamma", "beta", "mean" and "var".
+Layers = list[dict[str, np.ndarray]]
 
 HOST_ACTIVATIONS: dict[str, Any] = {
     "relu": lambda x: np.maximum(x, 0),
@@ -53,6 +55,7 @@ def group_shape(
         batch=batch,
         steps=max(len(f.y_train) // batch for f in folds),
         task=data.task,
+        batch_norm=any(bool(m.params.get("batch_norm")) for m in members),
         activations=tuple(sorted({str(m.params["activation"]) for m in members})),
         optimizers=tuple(sorted({str(m.params["optimizer"]).lower() for m in members})),
     )
@@ -80,6 +83,9 @@ def _member_weights(shape: Any, m: Member) -> dict[str, np.ndarray]:
     for i in range(1, len(widths)):
         p["wh"][i - 1, : widths[i - 1], : widths[i]] = _glorot(rng, widths[i - 1], widths[i])
     p["wo"][: widths[-1]] = _glorot(rng, widths[-1], shape.outputs)
+    if shape.batch_norm:
+        p["gamma"] = np.ones((D, W), np.float32)
+        p["beta"] = np.zeros((D, W), np.float32)
     return p
 
 
@@ -97,6 +103,7 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         "dropout": np.float32(params.get("dropout", 0.0)),
         "weight_decay": np.float32(params.get("weight_decay", 0.0)),
         "momentum": np.float32(params.get("momentum", 0.0)),
+        "batch_norm": np.float32(bool(params.get("batch_norm"))),
         "activation": np.int32(shape.activations.index(str(params["activation"]))),
         "optimizer": np.int32(shape.optimizers.index(str(params["optimizer"]).lower())),
         "mask": mask,
@@ -159,28 +166,66 @@ def initial_state(
         },
         "best": {k: a.copy() for k, a in p.items()},
         "best_loss": np.full(size, np.inf, np.float32),
+        "stats": _moving_stats(shape, size),
+        "best_stats": _moving_stats(shape, size),
     }
     return jax.device_put(state), h, jax.device_put(member_arrays(folds))
 
 
-def unpad(shape: Any, params: dict[str, Any], best: dict[str, np.ndarray], row: int) -> Layers:
+def _moving_stats(shape: Any, size: int) -> dict[str, np.ndarray]:
+    """Batch normalization's moving mean and variance, as Keras starts them."""
+    if not shape.batch_norm:
+        return {}
+    dims = (size, shape.depth, shape.width)
+    return {"mean": np.zeros(dims, np.float32), "var": np.ones(dims, np.float32)}
+
+
+def unpad(
+    shape: Any,
+    params: dict[str, Any],
+    best: dict[str, np.ndarray],
+    stats: dict[str, np.ndarray],
+    row: int,
+) -> Layers:
     """A member's own weights out of the pack's padded ones."""
     widths = [int(w) for w in params["widths"]]
-    layers = [(best["w0"][row][:, : widths[0]], best["b0"][row][: widths[0]])]
+    kernels = [best["w0"][row][:, : widths[0]]]
+    biases = [best["b0"][row][: widths[0]]]
     for i in range(1, len(widths)):
-        kernel = best["wh"][row][i - 1][: widths[i - 1], : widths[i]]
-        layers.append((kernel, best["bh"][row][i - 1][: widths[i]]))
-    layers.append((best["wo"][row][: widths[-1]], best["bo"][row]))
-    return [(k.copy(), b.copy()) for k, b in layers]
+        kernels.append(best["wh"][row][i - 1][: widths[i - 1], : widths[i]])
+        biases.append(best["bh"][row][i - 1][: widths[i]])
+    layers: Layers = []
+    for i, (kernel, bias) in enumerate(zip(kernels, biases, strict=True)):
+        if params.get("batch_norm"):
+            w = widths[i]
+            layers.append(
+                {
+                    "kernel": kernel.copy(),
+                    "gamma": best["gamma"][row][i][:w].copy(),
+                    "beta": best["beta"][row][i][:w].copy(),
+                    "mean": stats["mean"][row][i][:w].copy(),
+                    "var": stats["var"][row][i][:w].copy(),
+                }
+            )
+        else:
+            layers.append({"kernel": kernel.copy(), "bias": bias.copy()})
+    layers.append({"kernel": best["wo"][row][: widths[-1]].copy(), "bias": best["bo"][row].copy()})
+    return layers
 
 
 def host_output(task: str, params: dict[str, Any], layers: Layers, x: np.ndarray) -> np.ndarray:
     """The member's network on the host, as Keras' `predict` gives it (float32)."""
     act = HOST_ACTIVATIONS[str(params["activation"])]
     h = x.astype(np.float32)
-    for kernel, bias in layers[:-1]:
-        h = act(h @ kernel + bias).astype(np.float32)
-    z = h @ layers[-1][0] + layers[-1][1]
+    for layer in layers[:-1]:
+        z: np.ndarray = h @ layer["kernel"]
+        if "gamma" in layer:
+            scale = layer["gamma"] / np.sqrt(layer["var"] + np.float32(1e-3))
+            z = (z - layer["mean"]) * scale + layer["beta"]
+        else:
+            z = z + layer["bias"]
+        h = act(z).astype(np.float32)
+    z = h @ layers[-1]["kernel"] + layers[-1]["bias"]
     if task == "binary":
         return np.asarray(expit(z), dtype=np.float32)
     if task == "multiclass":
@@ -191,9 +236,14 @@ def host_output(task: str, params: dict[str, Any], layers: Layers, x: np.ndarray
 def keras_model(params: dict[str, Any], layers: Layers, data: Dataset) -> keras.Model:
     """The member as a plain compiled Keras model, with its trained weights."""
     model = build_model(
-        params, n_features=layers[0][0].shape[0], task=data.task, n_classes=data.n_classes
+        params, n_features=layers[0]["kernel"].shape[0], task=data.task, n_classes=data.n_classes
     )
     names = [f"dense_{i}" for i in range(len(layers) - 1)] + ["output"]
-    for name, (kernel, bias) in zip(names, layers, strict=True):
-        model.get_layer(name).set_weights([kernel, bias])
+    for i, (name, layer) in enumerate(zip(names, layers, strict=True)):
+        if "gamma" in layer:
+            model.get_layer(name).set_weights([layer["kernel"]])
+            norm = [layer["gamma"], layer["beta"], layer["mean"], layer["var"]]
+            model.get_layer(f"batch_norm_{i}").set_weights(norm)
+        else:
+            model.get_layer(name).set_weights([layer["kernel"], layer["bias"]])
     return model

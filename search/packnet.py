@@ -48,19 +48,53 @@ class Shape:
     batch: int
     steps: int
     task: str
+    batch_norm: bool
     activations: tuple[str, ...]
     optimizers: tuple[str, ...]
 
 
-def forward(shape: Shape, p: dict[str, Array], h: dict[str, Array], x: Array, key: Array) -> Array:
-    """Logits of one member; `key` None: inference (no dropout)."""
-    z = x @ p["w0"] + p["b0"]
+def forward(
+    shape: Shape, p: dict[str, Array], h: dict[str, Array], x: Array, key: Array, stats: Any
+) -> tuple[Array, Any]:
+    """Logits of one member, and its batch-norm statistics after this batch; `key` None:
+    inference (no dropout, normalized with the moving statistics)."""
+    moved: dict[str, list[Array]] = {"mean": [], "var": []}
+    z = _normalize(shape, p, h, x @ p["w0"], p["b0"], 0, key, stats, moved)
     x = _layer(shape, h, z, 0, key)
     for i in range(1, shape.depth):
-        z = x @ p["wh"][i - 1] + p["bh"][i - 1]
+        z = _normalize(shape, p, h, x @ p["wh"][i - 1], p["bh"][i - 1], i, key, stats, moved)
         a = h["active"][i]
         x = a * _layer(shape, h, z, i, key) + (1.0 - a) * x
-    return x @ p["wo"] + p["bo"]
+    new = {k: jnp.stack(v) for k, v in moved.items()} if shape.batch_norm else stats
+    return x @ p["wo"] + p["bo"], new
+
+
+def _normalize(
+    shape: Shape,
+    p: dict[str, Array],
+    h: dict[str, Array],
+    z: Array,
+    bias: Array,
+    i: int,
+    key: Array,
+    stats: Any,
+    moved: dict[str, list[Array]],
+) -> Array:
+    """The Dense layer's bias, or Keras' BatchNormalization in its place (a member with
+    batch normalization has no bias, as `search.model` builds it)."""
+    if not shape.batch_norm:
+        return z + bias
+    bn = h["batch_norm"]
+    if key is None:
+        mean, var = stats["mean"][i], stats["var"][i]
+        moved["mean"].append(mean)
+        moved["var"].append(var)
+    else:
+        mean, var = jnp.mean(z, axis=0), jnp.var(z, axis=0)
+        moved["mean"].append(stats["mean"][i] * 0.99 + mean * 0.01)
+        moved["var"].append(stats["var"][i] * 0.99 + var * 0.01)
+    normal = (z - mean) / jnp.sqrt(var + 1e-3) * p["gamma"][i] + p["beta"][i]
+    return bn * normal + (1.0 - bn) * (z + bias)
 
 
 def _layer(shape: Shape, h: dict[str, Array], z: Array, i: int, key: Array) -> Array:
@@ -100,7 +134,7 @@ def quality(shape: Shape, logits: Array, y: Array) -> Array:
 
 def penalty(p: dict[str, Array], h: dict[str, Array]) -> Array:
     """Keras' L1/L2 kernel penalty of the hidden layers (not the output layer)."""
-    kernels = [p["w0"], p["wh"]]
+    kernels = [p["w0"], p["wh"]]  # not gamma and beta: Keras regularizes kernels only
     l1 = sum(jnp.sum(jnp.abs(w)) for w in kernels)
     l2 = sum(jnp.sum(jnp.square(w)) for w in kernels)
     return h["l1"] * l1 + h["l2"] * l2
@@ -189,30 +223,32 @@ def member_epoch(shape: Shape, state: dict[str, Any], h: dict[str, Array], d: di
     ).astype(jnp.int32)
     steps_own = n // shape.batch
 
-    def loss_fn(p: dict[str, Array], x: Array, y: Array, k: Array) -> tuple[Array, Array]:
-        logits = forward(shape, p, h, x, k)
+    def loss_fn(p: Any, x: Array, y: Array, k: Array, stats: Any) -> tuple[Array, Any]:
+        logits, moved = forward(shape, p, h, x, k, stats)
         data = jnp.mean(data_loss(shape, logits, y))
-        return data + penalty(p, h), jnp.mean(quality(shape, logits, y))
+        return data + penalty(p, h), (jnp.mean(quality(shape, logits, y)), moved)
 
-    def step(carry: tuple[Any, Any], i: Array) -> tuple[tuple[Any, Any], Array]:
-        p, slots = carry
+    def step(carry: tuple[Any, Any, Any], i: Array) -> tuple[tuple[Any, Any, Any], Array]:
+        p, slots, stats = carry
         idx = jax.lax.dynamic_slice(order, (i * shape.batch,), (shape.batch,))
         x, y = d["x"][fold, idx], d["y"][fold, idx]
         k = jax.random.fold_in(jax.random.fold_in(key, 1), i)
-        (loss, q), g = jax.value_and_grad(loss_fn, has_aux=True)(p, x, y, k)
+        (loss, (q, moved)), g = jax.value_and_grad(loss_fn, has_aux=True)(p, x, y, k, stats)
         new_p, new_slots = apply(shape, p, g, slots, h)
         on = i < steps_own
         keep = partial(jax.tree.map, lambda a, b: jnp.where(on, a, b))
-        return (keep(new_p, p), keep(new_slots, slots)), jnp.stack([loss, q, on])
+        carry = (keep(new_p, p), keep(new_slots, slots), keep(moved, stats))
+        return carry, jnp.stack([loss, q, on])
 
-    (p, slots), logs = jax.lax.scan(step, (state["p"], state["slots"]), jnp.arange(shape.steps))
+    start = (state["p"], state["slots"], state["stats"])
+    (p, slots, stats), logs = jax.lax.scan(step, start, jnp.arange(shape.steps))
     count = jnp.maximum(jnp.sum(logs[:, 2]), 1.0)
     train_loss, train_q = (
         jnp.sum(logs[:, 0] * logs[:, 2]) / count,
         jnp.sum(logs[:, 1] * logs[:, 2]) / count,
     )
     val_mask = jnp.arange(d["xv"].shape[1]) < h["val_rows"]
-    logits = forward(shape, p, h, d["xv"][fold], None)
+    logits, _ = forward(shape, p, h, d["xv"][fold], None, stats)
     vn = jnp.maximum(h["val_rows"], 1)
     val_data = jnp.sum(jnp.where(val_mask, data_loss(shape, logits, d["yv"][fold]), 0.0)) / vn
     val_q = jnp.sum(jnp.where(val_mask, quality(shape, logits, d["yv"][fold]), 0.0)) / vn
@@ -223,7 +259,11 @@ def member_epoch(shape: Shape, state: dict[str, Any], h: dict[str, Array], d: di
     new_state = {
         "p": keep_live(p, state["p"]),
         "slots": keep_live(slots, state["slots"]),
+        "stats": keep_live(stats, state["stats"]),
         "best": jax.tree.map(lambda a, b: jnp.where(better, a, b), p, state["best"]),
+        "best_stats": jax.tree.map(
+            lambda a, b: jnp.where(better, a, b), stats, state["best_stats"]
+        ),
         "best_loss": jnp.where(better, val_data, state["best_loss"]),
     }
     logs_out = jnp.stack([train_loss, train_q, val_data + pen, val_q, val_data])
