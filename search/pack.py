@@ -27,12 +27,15 @@ from search.fitting import SequentialEngine
 from search.metrics import DATA_LOSS, scores
 from search.packmodel import (
     Layers,
+    Limits,
     group_shape,
     host_output,
     initial_state,
     keras_model,
     unpad,
+    width_class,
 )
+from search.space import Space, choices, upper
 from search.training import (
     STOP,
     EpochHook,
@@ -60,30 +63,51 @@ def unpackable(params: dict[str, Any]) -> str | None:
     return None
 
 
+def space_limits(space: Space) -> Limits:
+    """The space's deepest network and its packable activations and optimizers."""
+    from search.packnet import ACTIVATIONS, OPTIMIZERS
+
+    params = space.params
+    return Limits(
+        depth=int(upper(params.depth)),
+        activations=tuple(a for a in map(str, choices(params.activation)) if a in ACTIVATIONS),
+        optimizers=tuple(
+            o for o in (str(c).lower() for c in choices(params.optimizer)) if o in OPTIMIZERS
+        ),
+    )
+
+
 @dataclass
 class PackEngine:
     """Trains the members it can express as packs, the others one by one."""
 
     fallback: SequentialEngine = field(default_factory=SequentialEngine)
-    width: int | None = None  # pad to this width (reproducing a recorded pack)
+    limits: Limits = field(default_factory=Limits)
     name: str = "pack"
 
     def train(
         self, members: Sequence[Member], data: Dataset, on_epoch: EpochHook | None = None
     ) -> Iterator[Trained]:
         done: dict[int, Trained] = {}
-        groups: dict[int, list[int]] = {}
-        for i, m in enumerate(members):
-            if unpackable(m.params) is None:
-                groups.setdefault(int(m.params["batch_size"]), []).append(i)
-        for positions in groups.values():
-            trained = _Group([members[i] for i in positions], data, on_epoch, self.width).run()
-            done.update(zip(positions, trained, strict=True))
+        for positions in self.groups(members).values():
+            group = _Group([members[i] for i in positions], data, on_epoch, self.limits)
+            done.update(zip(positions, group.run(), strict=True))
         for i, member in enumerate(members):
             if i in done:
                 yield done.pop(i)
             else:
                 yield from self.fallback.train([member], data, on_epoch)
+
+    def groups(self, members: Sequence[Member]) -> dict[tuple[int, int], list[int]]:
+        """Positions of the packable members by program: one per width class (batch sizes
+        share one, except under batch normalization, whose statistics are the batch's)."""
+        out: dict[tuple[int, int], list[int]] = {}
+        for i, m in enumerate(members):
+            if unpackable(m.params) is None:
+                size = int(m.params["batch_size"]) if m.params.get("batch_norm") else 0
+                width = max(self.limits.width, width_class(m.params))
+                out.setdefault((width, size), []).append(i)
+        return out
 
 
 MIN_ROWS = 8  # a smaller pack saves less time per epoch than its compilation costs
@@ -112,10 +136,11 @@ class _Group:
     """One pack: members of one batch size, trained epoch by epoch in one program."""
 
     def __init__(
-        self, members: list[Member], data: Dataset, hook: EpochHook | None, width: int | None
+        self, members: list[Member], data: Dataset, hook: EpochHook | None, limits: Limits
     ) -> None:
         self.members, self.data, self.hook = members, data, hook
-        self.shape, self.folds = group_shape(members, data, width)
+        self.shape, self.folds = group_shape(members, data, limits)
+        self.limits = limits
         q = "mae" if data.task == "regression" else "accuracy"
         self.keys = [k.format(q=q) for k in LOG_KEYS]
         n = len(members)
@@ -147,9 +172,10 @@ class _Group:
         return [self._trained(i, share) for i in range(len(self.members))]
 
     def record(self) -> dict[str, Any]:
-        """The pack as `replay` trains it again: its width, and each member in order with
-        the epoch at which the hook stopped it."""
+        """The pack as `replay` trains it again: its limits and width, and each member in
+        order with the epoch at which the hook stopped it."""
         return {
+            **self.limits.as_dict(),
             "width": self.shape.width,
             "members": [
                 {
@@ -274,4 +300,10 @@ def replay(record: dict[str, Any], arrays: dict[int, FoldArrays], data: Dataset)
     def hook(member: Member, epoch: int, logs: dict[str, float]) -> bool:
         return stops[(member.trial, member.fold)] == epoch
 
-    return list(PackEngine(width=int(record["width"])).train(members, data, hook))
+    limits = Limits(
+        width=int(record["width"]),
+        depth=int(record.get("depth", 0)),
+        activations=tuple(record.get("activations", ())),
+        optimizers=tuple(record.get("optimizers", ())),
+    )
+    return list(PackEngine(limits=limits).train(members, data, hook))

@@ -3,6 +3,8 @@ each member's own unpadded network (its weights, its outputs, its Keras model)."
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -34,8 +36,40 @@ HOST_ACTIVATIONS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What every program of a search is built for, whatever its members: the deepest
+    network and every activation and optimizer the space allows (fewer distinct programs,
+    so compiled ones are reused across packs and searches), and a width to pad to."""
+
+    width: int = 0
+    depth: int = 0
+    activations: tuple[str, ...] = ()
+    optimizers: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "width": self.width,
+            "depth": self.depth,
+            "activations": list(self.activations),
+            "optimizers": list(self.optimizers),
+        }
+
+
+def width_class(params: dict[str, Any]) -> int:
+    """The padded width a member trains at: the power of two at or above its widest layer
+    (at least 8). Members are grouped by it: arithmetic grows with the square of the
+    width, so a narrow member padded to a wide one would pay many times its own cost."""
+    widest = max(int(w) for w in params["widths"])
+    return 1 << max(3, (widest - 1).bit_length())
+
+
+def batch(params: dict[str, Any], rows: int) -> int:
+    return max(1, min(int(params["batch_size"]), rows))
+
+
 def group_shape(
-    members: list[Member], data: Dataset, width: int | None
+    members: list[Member], data: Dataset, limits: Limits
 ) -> tuple[Any, list[FoldArrays]]:
     """The program's shape for these members, and the distinct folds they train on."""
     from search.packnet import Shape
@@ -44,22 +78,30 @@ def group_shape(
     for m in members:
         if not any(m.arrays is f for f in folds):
             folds.append(m.arrays)
-    widest = max(max(int(w) for w in m.params["widths"]) for m in members)
     rows = min(len(f.y_train) for f in folds)
-    batch = max(1, min(int(members[0].params["batch_size"]), rows))
+    sizes = [batch(m.params, rows) for m in members]
+    micro = math.gcd(*sizes)
+    steps = max(
+        len(m.arrays.y_train) // b * (b // micro) for m, b in zip(members, sizes, strict=True)
+    )
     shape = Shape(
-        depth=max(len(m.params["widths"]) for m in members),
-        width=width if width and width >= widest else 1 << max(3, (widest - 1).bit_length()),
+        depth=max(limits.depth, *(len(m.params["widths"]) for m in members)),
+        width=max(limits.width, *(width_class(m.params) for m in members)),
         features=int(folds[0].x_train.shape[1]),
         outputs=data.n_classes if data.task == "multiclass" else 1,
-        batch=batch,
-        steps=max(len(f.y_train) // batch for f in folds),
+        batch=max(sizes),
+        micro=micro,
+        steps=steps,
         task=data.task,
         batch_norm=any(bool(m.params.get("batch_norm")) for m in members),
-        activations=tuple(sorted({str(m.params["activation"]) for m in members})),
-        optimizers=tuple(sorted({str(m.params["optimizer"]).lower() for m in members})),
+        activations=_names(limits.activations, [m.params["activation"] for m in members]),
+        optimizers=_names(limits.optimizers, [m.params["optimizer"] for m in members]),
     )
     return shape, folds
+
+
+def _names(allowed: tuple[str, ...], used: list[Any]) -> tuple[str, ...]:
+    return tuple(sorted({*allowed, *(str(u).lower() for u in used)}))
 
 
 def _glorot(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
@@ -104,12 +146,14 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         "weight_decay": np.float32(params.get("weight_decay", 0.0)),
         "momentum": np.float32(params.get("momentum", 0.0)),
         "batch_norm": np.float32(bool(params.get("batch_norm"))),
-        "activation": np.int32(shape.activations.index(str(params["activation"]))),
+        "activation": np.int32(shape.activations.index(str(params["activation"]).lower())),
         "optimizer": np.int32(shape.optimizers.index(str(params["optimizer"]).lower())),
         "mask": mask,
         "active": (np.arange(shape.depth) < len(widths)).astype(np.float32),
         "fold": np.int32(fold),
         "rows": np.int32(len(m.arrays.y_train)),
+        "accum": np.int32(batch(params, shape.batch) // shape.micro),
+        "batches": np.int32(len(m.arrays.y_train) // batch(params, shape.batch)),
         "val_rows": np.int32(len(m.arrays.y_val)),
         "key": np.asarray(jax.random.key_data(jax.random.key(m.seed))),
         "live": True,

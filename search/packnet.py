@@ -45,7 +45,8 @@ class Shape:
     width: int
     features: int
     outputs: int
-    batch: int
+    batch: int  # the group's largest batch size
+    micro: int  # rows per step: larger batches accumulate their gradient over several
     steps: int
     task: str
     batch_norm: bool
@@ -104,11 +105,17 @@ def _layer(shape: Shape, h: dict[str, Array], z: Array, i: int, key: Array) -> A
     out = out * h["mask"][i]
     if key is None:
         return out
-    rate, layer_key = h["dropout"], jax.random.fold_in(key, i)
-    # One stream per unit, so that a unit's mask does not depend on the padded width.
+    batch_key, offset = key
+    rate, layer_key = h["dropout"], jax.random.fold_in(batch_key, i)
+    # One stream per unit and batch, drawn for the whole batch and cut to this step's
+    # rows: a unit's mask depends neither on the padded width nor on the step size.
     units = jax.vmap(lambda j: jax.random.fold_in(layer_key, j))(jnp.arange(out.shape[-1]))
-    draw = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - rate, out.shape[:-1]), out_axes=-1)
-    keep = draw(units)  # type: ignore[no-untyped-call]
+
+    def draw(k: Array) -> Array:
+        whole = jax.random.bernoulli(k, 1.0 - rate, (shape.batch,))
+        return jax.lax.dynamic_slice(whole, (offset,), (shape.micro,))
+
+    keep = jax.vmap(draw, out_axes=-1)(units)
     return jnp.where(keep, out / jnp.maximum(1.0 - rate, EPSILON), 0.0)
 
 
@@ -212,6 +219,10 @@ def apply(
 def member_epoch(shape: Shape, state: dict[str, Any], h: dict[str, Array], d: dict[str, Array]):  # type: ignore[no-untyped-def]
     """One epoch of one member: shuffled full batches, then the validation pass.
 
+    A step takes `shape.micro` rows; a member whose batch is `accum` times larger sums
+    its gradient over `accum` steps and applies it on the last (the mean over its batch,
+    as one step of its own size would), so members of every batch size share a program.
+
     `state` holds the weights, optimizer slots, best weights and best validation loss;
     `h` the member's hyperparameters, masks, fold, row counts, key and `live` flag; `d`
     the folds' rows (shared by all members). A member that is not live is left as it is.
@@ -221,27 +232,32 @@ def member_epoch(shape: Shape, state: dict[str, Any], h: dict[str, Array], d: di
     order = jnp.argsort(
         jnp.where(jnp.arange(rows) < n, jax.random.uniform(key, (rows,)), 2.0)
     ).astype(jnp.int32)
-    steps_own = n // shape.batch
+    accum = h["accum"]  # steps per batch of this member
+    steps_own = h["batches"] * accum
 
-    def loss_fn(p: Any, x: Array, y: Array, k: Array, stats: Any) -> tuple[Array, Any]:
+    def loss_fn(p: Any, x: Array, y: Array, k: Any, stats: Any) -> tuple[Array, Any]:
         logits, moved = forward(shape, p, h, x, k, stats)
         data = jnp.mean(data_loss(shape, logits, y))
         return data + penalty(p, h), (jnp.mean(quality(shape, logits, y)), moved)
 
-    def step(carry: tuple[Any, Any, Any], i: Array) -> tuple[tuple[Any, Any, Any], Array]:
-        p, slots, stats = carry
-        idx = jax.lax.dynamic_slice(order, (i * shape.batch,), (shape.batch,))
+    def step(carry: tuple[Any, ...], i: Array) -> tuple[tuple[Any, ...], Array]:
+        p, slots, stats, acc = carry
+        idx = jax.lax.dynamic_slice(order, (i * shape.micro,), (shape.micro,))
         x, y = d["x"][fold, idx], d["y"][fold, idx]
-        k = jax.random.fold_in(jax.random.fold_in(key, 1), i)
+        k = (jax.random.fold_in(jax.random.fold_in(key, 1), i // accum), (i % accum) * shape.micro)
         (loss, (q, moved)), g = jax.value_and_grad(loss_fn, has_aux=True)(p, x, y, k, stats)
-        new_p, new_slots = apply(shape, p, g, slots, h)
+        acc = jax.tree.map(lambda a, b: a + b / accum.astype(b.dtype), acc, g)
+        new_p, new_slots = apply(shape, p, acc, slots, h)
         on = i < steps_own
-        keep = partial(jax.tree.map, lambda a, b: jnp.where(on, a, b))
-        carry = (keep(new_p, p), keep(new_slots, slots), keep(moved, stats))
-        return carry, jnp.stack([loss, q, on])
+        update = on & ((i + 1) % accum == 0)  # the batch's last step applies its gradient
+        keep = partial(jax.tree.map, lambda a, b: jnp.where(update, a, b))
+        acc = jax.tree.map(lambda a: jnp.where(update | ~on, 0.0, a), acc)
+        moved = jax.tree.map(lambda a, b: jnp.where(on, a, b), moved, stats)
+        return (keep(new_p, p), keep(new_slots, slots), moved, acc), jnp.stack([loss, q, on])
 
-    start = (state["p"], state["slots"], state["stats"])
-    (p, slots, stats), logs = jax.lax.scan(step, start, jnp.arange(shape.steps))
+    zeros = jax.tree.map(jnp.zeros_like, state["p"])
+    start = (state["p"], state["slots"], state["stats"], zeros)
+    (p, slots, stats, _), logs = jax.lax.scan(step, start, jnp.arange(shape.steps))
     count = jnp.maximum(jnp.sum(logs[:, 2]), 1.0)
     train_loss, train_q = (
         jnp.sum(logs[:, 0] * logs[:, 2]) / count,

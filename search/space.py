@@ -398,6 +398,22 @@ def _check_param(name: str, param: Range | Choice | Scalar, fail: Any) -> None:
 # ---------------------------------------------------------------- sampling
 
 
+def upper(param: Range | Choice | Scalar) -> float:
+    """The largest value a numeric parameter can take."""
+    if isinstance(param, Range):
+        return param.high
+    if isinstance(param, Choice):
+        return max(float(c) for c in param.choices if isinstance(c, int | float))
+    return float(param)
+
+
+def choices(param: Range | Choice | Scalar) -> tuple[Scalar, ...]:
+    """The values a categorical parameter can take (a fixed one: itself)."""
+    if isinstance(param, Choice):
+        return tuple(param.choices)
+    return () if isinstance(param, Range) else (param,)
+
+
 def suggest(params: Params, trial: optuna.Trial) -> dict[str, Any]:
     """Resolve every hyperparameter for one trial (per-layer widths as `widths`)."""
     out: dict[str, Any] = {}

@@ -186,6 +186,6 @@ def make_engine(space: Space) -> Engine:
             file=space.path,
             key="training.engine",
         )
-    from search.pack import PackEngine
+    from search.pack import PackEngine, space_limits
 
-    return PackEngine(fallback=sequential)
+    return PackEngine(fallback=sequential, limits=space_limits(space))

@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 pytest.importorskip("jax")
 
 from search.pack import PackEngine
+from search.packmodel import Limits
 
 BASE: dict[str, Any] = {
     "depth": 1,
@@ -44,6 +45,8 @@ VARIANTS: list[dict[str, Any]] = [
     BASE | {"depth": 2, "widths": [9, 9], "optimizer": "nadam", "activation": "elu"},
     BASE | {"optimizer": "sgd", "momentum": 0.9, "activation": "tanh"},
     BASE | {"depth": 2, "widths": [6, 10], "batch_norm": True, "dropout": 0.2},
+    # twice the pack's smallest batch: its gradient is summed over two steps of 16 rows
+    BASE | {"batch_size": 32, "dropout": 0.25, "widths": [12], "optimizer": "nadam"},
 ]
 
 
@@ -63,8 +66,8 @@ def _members(folds: list[FoldArrays], variants: list[dict[str, Any]]) -> list[Me
     ]
 
 
-def _train(members: list[Member], data: Dataset, **kwargs: Any) -> list[Trained]:
-    return list(PackEngine(**kwargs).train(members, data))
+def _train(members: list[Member], data: Dataset, width: int = 0) -> list[Trained]:
+    return list(PackEngine(limits=Limits(width=width)).train(members, data))
 
 
 def _loss(t: Trained) -> float:
@@ -89,8 +92,9 @@ def test_each_member_is_its_own_unpadded_keras_network() -> None:
 
 
 def test_padding_is_exact_a_member_trains_as_it_would_in_its_own_shape() -> None:
-    """Trained in a pack padded to 32 units and 3 layers, a member ends where it ends in
-    a pack of its own exact width and depth (float tolerance: sums of zeros only)."""
+    """Trained in a pack padded to 32 units and 3 layers, with members of other batch
+    sizes, a member ends where it ends alone at its own depth and width class, in steps
+    of its own batch size (float tolerance: sums of zeros, sums of partial gradients)."""
     data, folds = _data()
     members = _members(folds[:1], VARIANTS)
     packed = _train(members, data, width=32)
@@ -107,7 +111,7 @@ def test_a_member_in_a_pack_of_k_ends_as_in_a_pack_of_one_and_twice_the_same() -
     members = _members(folds, VARIANTS)
     first, again = _train(members, data, width=32), _train(members, data, width=32)
     assert [_loss(a) for a in first] == [_loss(b) for b in again]  # bit for bit
-    for i in (0, 7, 16):
+    for i in (0, 7, 16, 21):
         alone = _train([members[i]], data, width=32)[0]
         assert _loss(alone) == pytest.approx(_loss(first[i]), rel=1e-5, abs=1e-7)
 
@@ -126,7 +130,7 @@ def test_members_stop_early_diverge_and_are_pruned_each_on_its_own() -> None:
         assert set(logs) >= {"loss", "val_loss", "val_data_loss", "val_accuracy"}
         return member.trial == 3 and epoch == 2
 
-    out = list(PackEngine(width=8).train(members, data, hook))
+    out = list(PackEngine(limits=Limits(width=8)).train(members, data, hook))
     assert out[0].result and out[0].result.epochs == 8 and out[0].pruned_at == -1
     assert out[1].result and out[1].result.epochs < 8
     assert out[2].result is None and "diverged" in str(out[2].error)
