@@ -2,6 +2,7 @@
 
     python bench/pack.py [--spaces spaces/default.yaml spaces/digits.yaml] [--seeds 1 2 3]
     python bench/pack.py --limit      # model-epochs per second: pack engine vs pure JAX
+    python bench/pack.py --memory 200 # peak RSS of one process over a 200-trial search
 
 Each (space, seed, engine) runs in a process of its own: the search (`run_search`, every
 trial logged to MLflow), then the selection (recheck, refit, one test). Reported: the
@@ -118,15 +119,63 @@ def limit() -> dict[str, float]:
             "ratio": pure / pack, "members": k, "rows": float(np.asarray(n))}
 
 
+MEMORY_SPACE = """
+study: {{name: mem, trials: {n}, sampler: random, pruner: none}}
+data: {{source: breast_cancer}}
+validation: {{scheme: holdout}}
+params: {{depth: {{low: 1, high: 3}}, width: {{low: 16, high: 128}}, epochs: 5, patience: 3,
+         batch_size: {{choices: [16, 32, 64]}}, optimizer: {{choices: [adam, rmsprop]}}}}
+"""
+
+
+def memory(n: int) -> dict[str, float]:
+    """Peak RSS of one process over an n-trial pack search, against its RSS after 10."""
+    import threading
+
+    import optuna
+
+    from search.runner import run_search
+    from search.space import parse_space
+    from search.study import open_storage
+
+    samples: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    samples.append((time.time(), int(line.split()[1]) / 1024))
+
+    home = Path(tempfile.mkdtemp())
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    run_search(parse_space(MEMORY_SPACE.format(n=n)), home=home, progress=False)
+    done.set()
+    thread.join()
+    study = optuna.load_study(study_name="mem", storage=open_storage(None, home))
+    ends = sorted(t.datetime_complete.timestamp() for t in study.trials if t.datetime_complete)
+    after_10 = max(r for t, r in samples if t <= ends[9])
+    return {"after_10": after_10, "peak": max(r for _, r in samples), "trials": len(ends)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spaces", nargs="+", default=["spaces/default.yaml", "spaces/digits.yaml"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--limit", action="store_true")
+    parser.add_argument("--memory", type=int, metavar="TRIALS")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one[0], int(args.one[1]), args.one[2])))
+        return
+    if args.memory:
+        m = memory(args.memory)
+        print("| trials | RSS after 10 trials, MB | peak RSS, MB | peak / after 10 |")
+        print("|---:|---:|---:|---:|")
+        print(f"| {m['trials']:.0f} | {m['after_10']:.0f} | {m['peak']:.0f} | "
+              f"{m['peak'] / m['after_10']:.2f} |")
         return
     if args.limit:
         out = limit()

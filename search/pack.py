@@ -280,7 +280,11 @@ class _Group:
             result=result,
             pruned_at=self.pruned[i],
             build=lambda: keras_model(member.params, weights, data),
-            notes={"pack.width": shape.width, "pack.depth": shape.depth},
+            notes={
+                "pack.width": shape.width,
+                "pack.depth": shape.depth,
+                "pack.trials": sorted({m.trial for m in self.members}),
+            },
             pack=self._record,
         )
 

@@ -14,19 +14,48 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import SearchFailed
 from search.objective import SearchContext, TrialRun
-from search.space import Space
+from search.space import Space, upper
 from search.study import Budget, failure_reasons
 from search.training import Member, Trained, collect_garbage, freeze_libraries
 
 
-def pack_size(space: Space) -> int:
-    """Trials per pack: the space's, or a third of the budget (between 2 and 8), so that
-    the sampler learns from earlier packs."""
+def pack_size(space: Space, features: int = 0) -> int:
+    """Trials per pack: the space's, or `auto`. On a CPU, a third of the budget between 2
+    and 8 (the sampler learns from earlier packs; a larger pack gains little where the
+    cores are busy already); on an accelerator, up to 64 trials, as many as fit in half
+    of its memory at the space's widest and deepest."""
     value = space.training.pack_size
     if value != "auto":
         return int(value)
     budget = space.study.trials
-    return 8 if budget is None else max(2, min(8, budget // 3))
+    memory = accelerator_memory()
+    if memory is None:
+        return 8 if budget is None else max(2, min(8, budget // 3))
+    folds = max(1, space.validation.folds) if space.validation.scheme != "holdout" else 1
+    fits = memory // 2 // max(1, folds * _member_bytes(space, features))
+    cap = int(max(1, min(64, fits)))
+    return cap if budget is None else max(1, min(cap, budget // 2))
+
+
+def accelerator_memory() -> int | None:
+    """Bytes of the first JAX device when it is a GPU or TPU; None on a CPU."""
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    stats = device.memory_stats() or {}
+    limit = stats.get("bytes_limit")
+    return int(limit) if limit else None
+
+
+def _member_bytes(space: Space, features: int) -> int:
+    """A generous estimate of one member's device memory: weights, optimizer slots, best
+    weights and gradients (5 copies), and one batch's activations through every layer."""
+    width, depth = int(upper(space.params.width)), int(upper(space.params.depth))
+    batch = int(upper(space.params.batch_size))
+    weights = features * width + max(0, depth - 1) * width * width + width * 16
+    return 4 * (5 * weights + 4 * batch * width * depth)
 
 
 def optimize_packs(
@@ -40,7 +69,7 @@ def optimize_packs(
         if budget.timeout is not None and time.monotonic() - started > budget.timeout:
             break
         k = size if budget.trials is None else min(size, budget.trials - len(new))
-        told, stop = _one_pack(study, ctx, budget, [study.ask() for _ in range(k)])
+        told, stop = run_pack(study, ctx, budget, [study.ask() for _ in range(k)])
         new += told
         if stop:
             break
@@ -49,7 +78,7 @@ def optimize_packs(
     return new
 
 
-def _one_pack(
+def run_pack(
     study: optuna.Study, ctx: SearchContext, budget: Budget, trials: list[optuna.Trial]
 ) -> tuple[list[FrozenTrial], bool]:
     """Train and tell one pack; True with the trials when the sampler stopped the study."""

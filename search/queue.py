@@ -212,6 +212,22 @@ def claim(queue: Queue, storage: BaseStorage) -> Claim | None:
         return Claim(study, trial)
 
 
+def claim_more(queue: Queue, storage: BaseStorage, study: optuna.Study, k: int) -> list[Any]:
+    """Up to `k` more trials of a claimed trial's study, within its budget: the rest of a
+    pack for a worker whose engine trains several trials at once."""
+    if k <= 0:
+        return []
+    with queue.lock(storage):
+        summary = next(s for s in storage.get_all_studies() if s.study_name == study.study_name)
+        s = _status(summary, storage.get_all_trials(summary._study_id, deepcopy=False))
+        room = s.budget - (s.complete + s.pruned + s.running)
+        trials = [study.ask() for _ in range(max(0, min(k, room)))]
+        for trial in trials:
+            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+            trial.set_user_attr("heartbeat", time.time())
+        return trials
+
+
 def pending(storage: BaseStorage) -> bool:
     """Is any queued study still unfinished (so a trial may need a retry later)?"""
     for summary in storage.get_all_studies():
@@ -223,18 +239,18 @@ def pending(storage: BaseStorage) -> bool:
 
 
 class Heartbeat:
-    """Refresh a running trial's heartbeat from a background thread."""
+    """Refresh running trials' heartbeats from a background thread."""
 
-    def __init__(self, storage: BaseStorage, trial_id: int, every: float) -> None:
+    def __init__(self, storage: BaseStorage, trial_ids: int | list[int], every: float) -> None:
+        ids = [trial_ids] if isinstance(trial_ids, int) else list(trial_ids)
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, args=(storage, trial_id, every), daemon=True
-        )
+        self._thread = threading.Thread(target=self._beat, args=(storage, ids, every), daemon=True)
 
-    def _beat(self, storage: BaseStorage, trial_id: int, every: float) -> None:
+    def _beat(self, storage: BaseStorage, trial_ids: list[int], every: float) -> None:
         while not self._stop.wait(every):
-            with contextlib.suppress(Exception):  # the trial may have just finished
-                storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
+            for trial_id in trial_ids:
+                with contextlib.suppress(Exception):  # the trial may have just finished
+                    storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

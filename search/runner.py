@@ -142,7 +142,8 @@ def _search(
     status = "FAILED"
     try:
         if ctx.engine is not None and ctx.engine.name == "pack":
-            new = optimize_packs(study, ctx, budget, pack_size(prep.space))
+            size = pack_size(prep.space, prep.data.X.shape[1])
+            new = optimize_packs(study, ctx, budget, size)
         else:
             new = optimize(study, Objective(ctx), budget)
         status = "FINISHED"

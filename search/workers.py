@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the pool process stays light: TensorFlow is imported by workers only
     import optuna
+    from optuna.storages import BaseStorage
 
     from search.objective import SearchContext
     from search.queue import Claim, Queue
@@ -283,6 +284,7 @@ def _loop(queue: Queue, recycle: int) -> int:
     try:
         while done < recycle and not STOP.is_set():
             got: Claim | None = None
+            extra: list[optuna.Trial] = []
             try:
                 with _no_interrupts():  # a claimed trial always gets its owner recorded
                     got = claim(queue, storage)
@@ -291,13 +293,18 @@ def _loop(queue: Queue, recycle: int) -> int:
                         return EXIT_NO_WORK
                     time.sleep(min(2.0, queue.heartbeat_s))  # others run: a retry may come
                     continue
-                with Heartbeat(storage, got.trial._trial_id, queue.heartbeat_s):
-                    _run_trial(queue, got, contexts)
+                ctx = _study_context(queue, got, contexts)
+                with _no_interrupts():
+                    extra = _rest_of_pack(queue, storage, got, ctx, recycle - done)
+                ids = [t._trial_id for t in [got.trial, *extra]]
+                with Heartbeat(storage, ids, queue.heartbeat_s):
+                    _run_trials(got, extra, ctx)
             except KeyboardInterrupt:
                 if got is not None:
-                    _interrupted(got)
+                    for trial in [got.trial, *extra]:
+                        _interrupted(got.study, trial)
                 raise
-            done += 1
+            done += 1 + len(extra)
     finally:  # the trials' queued MLflow writes land before the process ends
         for ctx in contexts.values():
             ctx.tracker.flush()
@@ -326,26 +333,55 @@ def _no_interrupts() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _interrupted(got: Claim) -> None:
+def _interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
     from optuna.trial import TrialState
 
     with contextlib.suppress(Exception):  # already told by the trial itself
-        got.trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
-        got.study.tell(got.trial, state=TrialState.FAIL)
+        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+        study.tell(trial, state=TrialState.FAIL)
 
 
-def _run_trial(queue: Queue, got: Claim, contexts: dict[str, SearchContext]) -> None:
+def _study_context(queue: Queue, got: Claim, contexts: dict[str, SearchContext]) -> SearchContext:
+    name = got.study.study_name
+    if name not in contexts:
+        contexts[name] = _context(queue, got.study)
+    return contexts[name]
+
+
+def _rest_of_pack(
+    queue: Queue, storage: BaseStorage, got: Claim, ctx: SearchContext, room: int
+) -> list[optuna.Trial]:
+    """More trials of the claimed one's study when the engine trains packs."""
+    from search.packs import pack_size
+    from search.queue import claim_more
+
+    if ctx.engine is None or ctx.engine.name != "pack":
+        return []
+    return claim_more(queue, storage, got.study, min(pack_size(ctx.space), room) - 1)
+
+
+def _run_trials(got: Claim, extra: list[optuna.Trial], ctx: SearchContext) -> None:
+    """Run a claimed trial, or the pack it heads, and tell the study."""
+    from search.packs import run_pack
+    from search.study import Budget
+
+    study = got.study
+    for trial in [got.trial, *extra]:
+        trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+        trial.set_user_attr("slot", os.environ.get("SEARCH_SLOT", ""))
+    if extra:
+        run_pack(study, ctx, Budget(trials=None, timeout=None), [got.trial, *extra])
+    else:
+        _run_trial(study, got.trial, ctx)
+    _maybe_finish(study, ctx)
+
+
+def _run_trial(study: optuna.Study, trial: optuna.Trial, ctx: SearchContext) -> None:
     import optuna
     from optuna.trial import TrialState
 
     from search.objective import Objective
 
-    study, trial = got.study, got.trial
-    trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
-    trial.set_user_attr("slot", os.environ.get("SEARCH_SLOT", ""))
-    ctx = contexts.get(study.study_name)
-    if ctx is None:
-        ctx = contexts[study.study_name] = _context(queue, study)
     try:
         value = Objective(ctx)(trial)
     except optuna.TrialPruned:
@@ -358,7 +394,6 @@ def _run_trial(queue: Queue, got: Claim, contexts: dict[str, SearchContext]) -> 
         study.tell(trial, state=TrialState.FAIL)
     else:
         study.tell(trial, value)
-    _maybe_finish(study, ctx)
 
 
 def _context(queue: Queue, study: optuna.Study) -> SearchContext:
@@ -366,6 +401,7 @@ def _context(queue: Queue, study: optuna.Study) -> SearchContext:
     from search.selection import study_space
     from search.study import check_same_data, make_pruner, make_sampler, prepare
     from search.tracking import Tracker
+    from search.training import make_engine
 
     space = study_space(study)
     prep = prepare(space)
@@ -378,6 +414,7 @@ def _context(queue: Queue, study: optuna.Study) -> SearchContext:
     if tracker.client.get_run(parent).info.status != "RUNNING":
         tracker.client.update_run(parent, status="RUNNING")
     ctx = make_context(prep, tracker, parent, study.study_name)
+    ctx.engine = make_engine(space)
     ctx.tags["search.worker_slot"] = os.environ.get("SEARCH_SLOT", "")
     ctx.tags["search.cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     return ctx

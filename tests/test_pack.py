@@ -11,14 +11,11 @@ import pytest
 from search.data import Dataset, load_dataset, split_test
 from search.folds import make_folds
 from search.metrics import scores
+from search.pack import PackEngine
+from search.packmodel import Limits
 from search.space import DataSpec, ValidationSpec
 from search.training import FoldArrays, Member, Trained, fold_arrays
 from tests.conftest import ROOT
-
-pytest.importorskip("jax")
-
-from search.pack import PackEngine
-from search.packmodel import Limits
 
 BASE: dict[str, Any] = {
     "depth": 1,

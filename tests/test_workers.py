@@ -78,6 +78,10 @@ def test_four_workers_two_studies_exact_budgets(tmp_path: Path) -> None:
         assert r.data.tags["mlflow.parentRunId"] == parents[r.data.tags["search.study"]]
     assert Counter(r.data.tags["search.study"] for r in trial_runs) == {"a": 7, "b": 5}
     assert "RUNNING" not in {r.info.status for r in runs}
+    # workers train packs: some claims took more than one trial, all within the budgets
+    assert any(r.data.tags.get("search.engine") == "pack" for r in trial_runs)
+    packs = [t.user_attrs.get("pack.trials", []) for n in ("a", "b") for t in _trials(home, n)]
+    assert max(len(p) for p in packs) >= 2
     assert {s.name: s.state for s in status(queue)} == {"a": "finished", "b": "finished"}
 
 
@@ -116,7 +120,9 @@ def _wait_for(home: Path, name: str, state: TrialState, timeout: float = 180.0) 
 
 def test_killed_worker_trial_fails_and_is_retried(tmp_path: Path) -> None:
     home = tmp_path / "m"
-    submit(_space(tmp_path, "k", 4, epochs=60), Queue.open(None, home))
+    # long enough that the kill lands mid-trial with either engine (a pack of these trains
+    # 60 epochs in well under the second the test waits)
+    submit(_space(tmp_path, "k", 4, epochs=2000), Queue.open(None, home))
     pool = _serve_process(home, workers=2)
     try:
         number = _wait_for(home, "k", TrialState.RUNNING)
