@@ -34,7 +34,9 @@ def one(space_file: str, seed: int, engine: str) -> dict[str, Any]:
     from search.space import load_space
 
     text = Path(space_file).read_text()
-    text = f"training: {{engine: {engine}}}\n" + text.replace("study:\n", f"study:\n  seed: {seed}\n", 1)
+    text = f"training: {{engine: {engine}}}\n" + text.replace(
+        "study:\n", f"study:\n  seed: {seed}\n", 1
+    )
     path = Path(tempfile.mkdtemp()) / Path(space_file).name
     path.write_text(text)
     home = path.parent / "home"
@@ -65,9 +67,19 @@ def limit() -> dict[str, float]:
     prep = prepare(load_space(ROOT / "spaces/default.yaml"))
     folds = [fold_arrays(prep.data, prep.split.train, f) for f in prep.folds]
     params = {
-        "depth": 2, "widths": [64, 64], "activation": "relu", "dropout": 0.0, "l1": 0.0,
-        "l2": 0.0, "batch_norm": False, "optimizer": "adam", "learning_rate": 1e-3,
-        "batch_size": 32, "epochs": 30, "patience": 1000, "precision": "float32",
+        "depth": 2,
+        "widths": [64, 64],
+        "activation": "relu",
+        "dropout": 0.0,
+        "l1": 0.0,
+        "l2": 0.0,
+        "batch_norm": False,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "batch_size": 32,
+        "epochs": 30,
+        "patience": 1000,
+        "precision": "float32",
     }
     members = [Member(t, i, params, t * 10 + i, a) for t in range(8) for i, a in enumerate(folds)]
     list(PackEngine().train(members[:8], prep.data))  # compile outside the clock
@@ -82,12 +94,17 @@ def limit() -> dict[str, float]:
 
     def init(key: Any) -> dict[str, Any]:
         a, b, c = jax.random.split(key, 3)
-        return {"w0": jax.random.normal(a, (feats, 64)) * 0.1, "w1": jax.random.normal(b, (64, 64)) * 0.1,
-                "w2": jax.random.normal(c, (64, 1)) * 0.1}
+        return {
+            "w0": jax.random.normal(a, (feats, 64)) * 0.1,
+            "w1": jax.random.normal(b, (64, 64)) * 0.1,
+            "w2": jax.random.normal(c, (64, 1)) * 0.1,
+        }
 
     def loss(p: dict[str, Any], xb: Any, yb: Any) -> Any:
         z = jax.nn.relu(jax.nn.relu(xb @ p["w0"]) @ p["w1"]) @ p["w2"]
-        return jnp.mean(jnp.maximum(z[:, 0], 0) - z[:, 0] * yb + jnp.log1p(jnp.exp(-jnp.abs(z[:, 0]))))
+        return jnp.mean(
+            jnp.maximum(z[:, 0], 0) - z[:, 0] * yb + jnp.log1p(jnp.exp(-jnp.abs(z[:, 0])))
+        )
 
     def epoch(p: Any, m: Any, v: Any, xs: Any, ys: Any, key: Any) -> Any:
         order = jax.random.permutation(key, n)
@@ -112,11 +129,17 @@ def limit() -> dict[str, float]:
     started = time.perf_counter()
     state = (p, m, v)
     for e in range(30):
-        state = run(*state, x, y, jax.vmap(lambda key: jax.random.fold_in(key, e))(keys))
+        epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, e)
+        state = run(*state, x, y, epoch_keys)
     jax.block_until_ready(state)
     pure = k * 30 / (time.perf_counter() - started)
-    return {"pack_model_epochs_per_s": pack, "pure_jax_model_epochs_per_s": pure,
-            "ratio": pure / pack, "members": k, "rows": float(np.asarray(n))}
+    return {
+        "pack_model_epochs_per_s": pack,
+        "pure_jax_model_epochs_per_s": pure,
+        "ratio": pure / pack,
+        "members": k,
+        "rows": float(np.asarray(n)),
+    }
 
 
 MEMORY_SPACE = """
@@ -161,7 +184,9 @@ def memory(n: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--spaces", nargs="+", default=["spaces/default.yaml", "spaces/digits.yaml"])
+    parser.add_argument(
+        "--spaces", nargs="+", default=["spaces/default.yaml", "spaces/digits.yaml"]
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--limit", action="store_true")
     parser.add_argument("--memory", type=int, metavar="TRIALS")
@@ -174,16 +199,21 @@ def main() -> None:
         m = memory(args.memory)
         print("| trials | RSS after 10 trials, MB | peak RSS, MB | peak / after 10 |")
         print("|---:|---:|---:|---:|")
-        print(f"| {m['trials']:.0f} | {m['after_10']:.0f} | {m['peak']:.0f} | "
-              f"{m['peak'] / m['after_10']:.2f} |")
+        print(
+            f"| {m['trials']:.0f} | {m['after_10']:.0f} | {m['peak']:.0f} | "
+            f"{m['peak'] / m['after_10']:.2f} |"
+        )
         return
     if args.limit:
         out = limit()
         print("| members | pack engine | pure-JAX loop | pure / pack |\n|---:|---:|---:|---:|")
-        print(f"| {out['members']} | {out['pack_model_epochs_per_s']:.0f} model-epochs/s | "
-              f"{out['pure_jax_model_epochs_per_s']:.0f} model-epochs/s | {out['ratio']:.2f}x |")
+        print(
+            f"| {out['members']} | {out['pack_model_epochs_per_s']:.0f} model-epochs/s | "
+            f"{out['pure_jax_model_epochs_per_s']:.0f} model-epochs/s | {out['ratio']:.2f}x |"
+        )
         return
-    print("| space | seed | engine | search s | total s | trials | best CV | test log loss | pack / sequential |")
+    columns = "space | seed | engine | search s | total s | trials | best CV | test log loss"
+    print(f"| {columns} | pack / sequential |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for space in args.spaces:
         for seed in args.seeds:
@@ -191,15 +221,21 @@ def main() -> None:
             for engine in ("sequential", "pack"):
                 done = subprocess.run(
                     [sys.executable, __file__, "--one", space, str(seed), engine],
-                    cwd=ROOT, capture_output=True, text=True, check=True,
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 )
                 rows[engine] = json.loads(done.stdout.strip().splitlines()[-1])
             for engine, r in rows.items():
                 ratio = r["search_s"] / rows["sequential"]["search_s"]
                 test = "" if r["test_log_loss"] is None else f"{r['test_log_loss']:.4f}"
-                print(f"| {Path(space).stem} | {seed} | {engine} | {r['search_s']:.1f} | "
-                      f"{r['total_s']:.1f} | {r['trials']} | {r['best_cv']:.4f} | {test} | "
-                      f"{ratio:.2f}x |", flush=True)
+                print(
+                    f"| {Path(space).stem} | {seed} | {engine} | {r['search_s']:.1f} | "
+                    f"{r['total_s']:.1f} | {r['trials']} | {r['best_cv']:.4f} | {test} | "
+                    f"{ratio:.2f}x |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
