@@ -1,6 +1,6 @@
 """The pack engine: many members of the built-in MLP trained together as one JAX program.
 
-Members are grouped by batch size; each group is one compiled program (`search.packnet`)
+Members are grouped by width class; each group is one compiled program (`search.packnet`)
 whose weights are padded to the group's widest and deepest member. Each epoch is one call:
 every live member trains on its own fold's shuffled rows, is validated, and keeps its best
 weights; the host then applies each member's early stopping, NaN guard, epoch cap and the
@@ -32,6 +32,7 @@ from search.packmodel import (
     host_output,
     initial_state,
     keras_model,
+    packed_rows,
     unpad,
     width_class,
 )
@@ -110,14 +111,6 @@ class PackEngine:
         return out
 
 
-MIN_ROWS = 8  # a smaller pack saves less time per epoch than its compilation costs
-
-
-def _packed_size(live: int) -> int:
-    """Rows of a compacted pack: a power of two (few distinct programs), at least MIN_ROWS."""
-    return max(MIN_ROWS, 1 << max(0, live - 1).bit_length())
-
-
 def use_compilation_cache() -> None:
     """Keep compiled pack programs on disk, so that a later search (or process) with the
     same shapes skips XLA's compilation; `SEARCH_JAX_CACHE` names the folder."""
@@ -133,7 +126,7 @@ def use_compilation_cache() -> None:
 
 
 class _Group:
-    """One pack: members of one batch size, trained epoch by epoch in one program."""
+    """One program of a pack: members of one width class, trained epoch by epoch."""
 
     def __init__(
         self, members: list[Member], data: Dataset, hook: EpochHook | None, limits: Limits
@@ -164,7 +157,7 @@ class _Group:
             state, h = self._epoch(state, h, d, epoch, slot, live)
             if not any(live):
                 break
-            if _packed_size(sum(live)) <= len(h["live"]) // 4:
+            if packed_rows(sum(live)) <= len(h["live"]) // 2:
                 state, h = self._compact(state, h, slot, live)
         self._collect(state, slot, [i for i, s in enumerate(slot) if s >= 0])
         self._record = self.record()
@@ -237,7 +230,7 @@ class _Group:
         self._collect(state, slot, finished)
         keep = [i for i in range(len(slot)) if live[i]]
         rows = [slot[i] for i in keep]
-        size = _packed_size(len(rows))
+        size = packed_rows(len(rows))
         rows += [rows[-1]] * (size - len(rows))  # fillers, never live
         for i in range(len(slot)):
             slot[i] = keep.index(i) if i in keep else -1

@@ -94,6 +94,11 @@ def group_shape(
         steps=steps,
         task=data.task,
         batch_norm=any(bool(m.params.get("batch_norm")) for m in members),
+        dropout=any(float(m.params.get("dropout", 0.0)) > 0 for m in members),
+        penalty=any(
+            float(m.params.get("l1", 0.0)) > 0 or float(m.params.get("l2", 0.0)) > 0
+            for m in members
+        ),
         activations=_names(limits.activations, [m.params["activation"] for m in members]),
         optimizers=_names(limits.optimizers, [m.params["optimizer"] for m in members]),
     )
@@ -179,6 +184,15 @@ def member_arrays(folds: list[FoldArrays]) -> dict[str, np.ndarray]:
     return d
 
 
+MIN_ROWS = 8  # a smaller pack saves less time per epoch than its compilation costs
+
+
+def packed_rows(members: int) -> int:
+    """Rows of a pack's arrays: a multiple of MIN_ROWS (few distinct programs); the rows
+    beyond the members are fillers that never train."""
+    return max(MIN_ROWS, -(-members // MIN_ROWS) * MIN_ROWS)
+
+
 def initial_state(
     shape: Any, members: list[Member], folds: list[FoldArrays]
 ) -> tuple[Any, dict[str, np.ndarray], Any]:
@@ -186,7 +200,7 @@ def initial_state(
     device), with as many rows as the next power of two (fillers are never live)."""
     import jax
 
-    size = 1 << max(0, len(members) - 1).bit_length()
+    size = packed_rows(len(members))
     rows = [*range(len(members)), *[len(members) - 1] * (size - len(members))]
     weights = [_member_weights(shape, members[i]) for i in rows]
     fold = [next(j for j, f in enumerate(folds) if f is members[i].arrays) for i in rows]

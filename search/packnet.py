@@ -50,6 +50,8 @@ class Shape:
     steps: int
     task: str
     batch_norm: bool
+    dropout: bool  # some member drops units (else no mask is drawn)
+    penalty: bool  # some member has an L1 or L2 penalty (else none is computed)
     activations: tuple[str, ...]
     optimizers: tuple[str, ...]
 
@@ -103,7 +105,7 @@ def _layer(shape: Shape, h: dict[str, Array], z: Array, i: int, key: Array) -> A
     for j, name in enumerate(shape.activations[1:], start=1):
         out = jnp.where(h["activation"] == j, ACTIVATIONS[name](z), out)
     out = out * h["mask"][i]
-    if key is None:
+    if key is None or not shape.dropout:
         return out
     batch_key, offset = key
     rate, layer_key = h["dropout"], jax.random.fold_in(batch_key, i)
@@ -139,8 +141,10 @@ def quality(shape: Shape, logits: Array, y: Array) -> Array:
     return jnp.abs(logits[:, 0] - y)
 
 
-def penalty(p: dict[str, Array], h: dict[str, Array]) -> Array:
+def penalty(shape: Shape, p: dict[str, Array], h: dict[str, Array]) -> Array:
     """Keras' L1/L2 kernel penalty of the hidden layers (not the output layer)."""
+    if not shape.penalty:
+        return jnp.zeros(())
     kernels = [p["w0"], p["wh"]]  # not gamma and beta: Keras regularizes kernels only
     l1 = sum(jnp.sum(jnp.abs(w)) for w in kernels)
     l2 = sum(jnp.sum(jnp.square(w)) for w in kernels)
@@ -238,7 +242,7 @@ def member_epoch(shape: Shape, state: dict[str, Any], h: dict[str, Array], d: di
     def loss_fn(p: Any, x: Array, y: Array, k: Any, stats: Any) -> tuple[Array, Any]:
         logits, moved = forward(shape, p, h, x, k, stats)
         data = jnp.mean(data_loss(shape, logits, y))
-        return data + penalty(p, h), (jnp.mean(quality(shape, logits, y)), moved)
+        return data + penalty(shape, p, h), (jnp.mean(quality(shape, logits, y)), moved)
 
     def step(carry: tuple[Any, ...], i: Array) -> tuple[tuple[Any, ...], Array]:
         p, slots, stats, acc = carry
@@ -246,16 +250,20 @@ def member_epoch(shape: Shape, state: dict[str, Any], h: dict[str, Array], d: di
         x, y = d["x"][fold, idx], d["y"][fold, idx]
         k = (jax.random.fold_in(jax.random.fold_in(key, 1), i // accum), (i % accum) * shape.micro)
         (loss, (q, moved)), g = jax.value_and_grad(loss_fn, has_aux=True)(p, x, y, k, stats)
-        acc = jax.tree.map(lambda a, b: a + b / accum.astype(b.dtype), acc, g)
-        new_p, new_slots = apply(shape, p, acc, slots, h)
         on = i < steps_own
-        update = on & ((i + 1) % accum == 0)  # the batch's last step applies its gradient
+        if shape.micro == shape.batch:  # one step a batch: nothing to accumulate
+            new_p, new_slots = apply(shape, p, g, slots, h)
+            update = on
+        else:
+            acc = jax.tree.map(lambda a, b: a + b / accum.astype(b.dtype), acc, g)
+            new_p, new_slots = apply(shape, p, acc, slots, h)
+            update = on & ((i + 1) % accum == 0)  # the batch's last step applies its gradient
+            acc = jax.tree.map(lambda a: jnp.where(update | ~on, 0.0, a), acc)
         keep = partial(jax.tree.map, lambda a, b: jnp.where(update, a, b))
-        acc = jax.tree.map(lambda a: jnp.where(update | ~on, 0.0, a), acc)
         moved = jax.tree.map(lambda a, b: jnp.where(on, a, b), moved, stats)
         return (keep(new_p, p), keep(new_slots, slots), moved, acc), jnp.stack([loss, q, on])
 
-    zeros = jax.tree.map(jnp.zeros_like, state["p"])
+    zeros = jax.tree.map(jnp.zeros_like, state["p"]) if shape.micro < shape.batch else {}
     start = (state["p"], state["slots"], state["stats"], zeros)
     (p, slots, stats, _), logs = jax.lax.scan(step, start, jnp.arange(shape.steps))
     count = jnp.maximum(jnp.sum(logs[:, 2]), 1.0)
@@ -268,7 +276,7 @@ def member_epoch(shape: Shape, state: dict[str, Any], h: dict[str, Array], d: di
     vn = jnp.maximum(h["val_rows"], 1)
     val_data = jnp.sum(jnp.where(val_mask, data_loss(shape, logits, d["yv"][fold]), 0.0)) / vn
     val_q = jnp.sum(jnp.where(val_mask, quality(shape, logits, d["yv"][fold]), 0.0)) / vn
-    pen = penalty(p, h)
+    pen = penalty(shape, p, h)
     live = h["live"]
     better = live & (val_data < state["best_loss"])
     keep_live = partial(jax.tree.map, lambda a, b: jnp.where(live, a, b))
