@@ -54,6 +54,7 @@ class SearchContext:
     parent_run_id: str
     tags: dict[str, str]
     on_fold: Callable[[int, int], None] | None = None  # (fold index, folds) -> progress line
+    on_pack: Callable[[list[int]], None] | None = None  # trial numbers -> progress line
     engine: Engine | None = None  # None: the sequential engine
     _arrays: dict[int, FoldArrays] = field(default_factory=dict)
 

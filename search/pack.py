@@ -111,6 +111,18 @@ class PackEngine:
         return out
 
 
+def accelerator_memory() -> int | None:
+    """Bytes of the first JAX device when it is a GPU or TPU; None on a CPU."""
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    stats = device.memory_stats() or {}
+    limit = stats.get("bytes_limit")
+    return int(limit) if limit else None
+
+
 def use_compilation_cache() -> None:
     """Keep compiled pack programs on disk, so that a later search (or process) with the
     same shapes skips XLA's compilation; `SEARCH_JAX_CACHE` names the folder."""

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import SearchFailed
 from search.objective import SearchContext, TrialRun
+from search.pack import accelerator_memory
 from search.space import Space, upper
 from search.study import Budget, failure_reasons
 from search.training import Member, Trained, collect_garbage, freeze_libraries
@@ -35,18 +36,6 @@ def pack_size(space: Space, features: int = 0) -> int:
     fits = memory // 2 // max(1, folds * _member_bytes(space, features))
     cap = int(max(1, min(64, fits)))
     return cap if budget is None else max(1, min(cap, budget // 2))
-
-
-def accelerator_memory() -> int | None:
-    """Bytes of the first JAX device when it is a GPU or TPU; None on a CPU."""
-    import jax
-
-    device = jax.devices()[0]
-    if device.platform == "cpu":
-        return None
-    stats = device.memory_stats() or {}
-    limit = stats.get("bytes_limit")
-    return int(limit) if limit else None
 
 
 def _member_bytes(space: Space, features: int) -> int:
@@ -93,6 +82,8 @@ def run_pack(
                 trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
                 ended[trial.number] = exc
         members = [m for run in runs.values() for m in run.members()]
+        if ctx.on_pack is not None:
+            ctx.on_pack(sorted(runs))
         for trained in ctx.trial_engine().train(members, ctx.data, _hook(runs, ended)):
             _fold_done(runs, ended, trained)
     except BaseException as exc:  # Ctrl-C: every trial of the pack ends, none left RUNNING

@@ -138,6 +138,7 @@ def _search(
     reporter = Progress(budget.trials, prep.space.objective.metric, stream, progress)
     budget.callbacks.append(reporter)
     ctx.on_fold = reporter.fold
+    ctx.on_pack = reporter.pack
     started = time.perf_counter()
     status = "FAILED"
     try:
@@ -344,6 +345,14 @@ class Progress:
         if self.enabled and total > 1:
             self.bar.set_postfix_str(
                 f"fold {index + 1}/{total}" + (f", {self.best}" if self.best else "")
+            )
+
+    def pack(self, trials: list[int]) -> None:
+        """The live line while a pack trains: which trials it holds."""
+        if self.enabled and trials:
+            span = f"{trials[0]}-{trials[-1]}" if len(trials) > 1 else str(trials[0])
+            self.bar.set_postfix_str(
+                f"training trials {span} together" + (f", {self.best}" if self.best else "")
             )
 
     def close(self) -> None:

@@ -165,14 +165,23 @@ class Engine(Protocol):
 
 
 def make_engine(space: Space) -> Engine:
-    """The engine the space's `training.engine` names (`auto`: the pack for the built-in
-    MLP when JAX is installed)."""
+    """The engine the space's `training.engine` names.
+
+    `auto` packs the built-in MLP where packing was measured to pay (bench/pack.py): on
+    a GPU or TPU, and on a CPU when each trial has several folds to pack together. A
+    holdout search on a CPU has one member per trial, whose arithmetic a pack does not
+    shorten and whose programs cost compilation: it trains one model at a time."""
     from search.fitting import sequential_engine
 
     choice, sequential = space.training.engine, sequential_engine(space)
     has_jax = importlib.util.find_spec("jax") is not None
     if choice == "sequential" or (choice == "auto" and (space.model.hypermodel or not has_jax)):
         return sequential
+    if choice == "auto" and space.validation.scheme == "holdout":
+        from search.pack import accelerator_memory
+
+        if accelerator_memory() is None:
+            return sequential
     if not has_jax:
         raise SpaceError(
             "the pack engine needs JAX, which is not installed; run: pip install jax",

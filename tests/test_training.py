@@ -64,11 +64,17 @@ def test_the_sequential_engine_trains_nothing_the_consumer_no_longer_wants() -> 
 
 
 def test_make_engine_follows_the_space_file(tmp_path: Any) -> None:
+    from search.pack import accelerator_memory
     from search.space import parse_space
 
-    def space(training: str) -> Any:
-        return parse_space(f"data: {{source: iris}}\ntraining: {training}\n")
+    def space(training: str, scheme: str = "kfold") -> Any:
+        text = f"data: {{source: iris}}\nvalidation: {{scheme: {scheme}}}\n"
+        return parse_space(text + f"training: {training}\n")
 
     assert make_engine(space("{engine: auto}")).name == "pack"
     assert make_engine(space("{engine: pack}")).name == "pack"
     assert make_engine(space("{engine: sequential}")).name == "sequential"
+    # one member per holdout trial: packed on an accelerator only
+    holdout = "pack" if accelerator_memory() else "sequential"
+    assert make_engine(space("{engine: auto}", "holdout")).name == holdout
+    assert make_engine(space("{engine: pack}", "holdout")).name == "pack"
