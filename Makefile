@@ -46,9 +46,13 @@ bench: $(STAMP)
 	{ echo "## Fixed cost of one model ($$(date +%F), \`bench/model_cost.py\`)"; echo; \
 	  $(BIN)/python bench/model_cost.py; echo; \
 	  KERAS_BACKEND=jax $(BIN)/python bench/model_cost.py; } > bench/model_cost.md
-	cat bench/header.md bench/targets.md bench/peers.md bench/peers_jax.md bench/peers_full.md bench/overhead.md \
+	{ echo "## Pack engine, this run of \`make bench\`"; echo; \
+	  $(BIN)/python bench/pack.py --seeds $(BENCH_SEEDS); echo; \
+	  $(BIN)/python bench/pack.py --limit; echo; $(BIN)/python bench/pack.py --memory 200; \
+	  echo; } > bench/pack_now.md
+	cat bench/header.md bench/targets.md bench/pack_engine.md bench/peers.md bench/peers_jax.md bench/peers_full.md bench/overhead.md \
 		bench/overhead_now.md bench/coordination.md bench/memory.md bench/model_cost.md bench/compiles.md \
-		bench/gpu.md > bench/RESULTS.md
+		bench/gpu.md bench/pack_now.md > bench/RESULTS.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check search tests

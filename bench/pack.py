@@ -146,6 +146,7 @@ MEMORY_SPACE = """
 study: {{name: mem, trials: {n}, sampler: random, pruner: none}}
 data: {{source: breast_cancer}}
 validation: {{scheme: holdout}}
+training: {{engine: pack}}
 params: {{depth: {{low: 1, high: 3}}, width: {{low: 16, high: 128}}, epochs: 5, patience: 3,
          batch_size: {{choices: [16, 32, 64]}}, optimizer: {{choices: [adam, rmsprop]}}}}
 """
