@@ -106,19 +106,8 @@ def fit_fold(
     """Fit a freshly seeded model on a fold with early stopping on the validation loss of
     its predictions (`val_data_loss`); restore the best weights. With `reuse`, the fold's
     fresh model trains inside the held one."""
-    keras.utils.set_random_seed(seed)
     build_started = time.perf_counter()
-    model = make_model(
-        params,
-        n_features=arrays.x_train.shape[1],
-        task=data.task,
-        n_classes=data.n_classes,
-        steps_per_execution=spe,
-        metrics=keras_metrics(data.task),
-    )
-    if reuse is not None:
-        model = reuse.take(model)
-    build_state(model, arrays.x_train, arrays.y_train)
+    model = _fresh_model(params, arrays, data, seed, spe, reuse)
     build_s = time.perf_counter() - build_started
     stop = keras.callbacks.EarlyStopping(
         monitor=DATA_LOSS,
@@ -145,6 +134,43 @@ def fit_fold(
     )
     fit_s = time.perf_counter() - fit_started
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    result = _scored(model, params, arrays, data, history)
+    return model, dataclasses.replace(result, fit_s=fit_s, build_s=build_s)
+
+
+def _fresh_model(
+    params: dict[str, Any],
+    arrays: FoldArrays,
+    data: Dataset,
+    seed: int,
+    spe: int,
+    reuse: ModelReuse | None,
+) -> keras.Model:
+    """The fold's freshly seeded model (inside the held one with `reuse`), its optimizer's
+    and metrics' variables made."""
+    keras.utils.set_random_seed(seed)
+    model = make_model(
+        params,
+        n_features=arrays.x_train.shape[1],
+        task=data.task,
+        n_classes=data.n_classes,
+        steps_per_execution=spe,
+        metrics=keras_metrics(data.task),
+    )
+    if reuse is not None:
+        model = reuse.take(model)
+    build_state(model, arrays.x_train, arrays.y_train)
+    return model
+
+
+def _scored(
+    model: keras.Model,
+    params: dict[str, Any],
+    arrays: FoldArrays,
+    data: Dataset,
+    history: dict[str, list[float]],
+) -> FoldResult:
+    """The restored model's scores on the validation rows; TrialFailed if it diverged."""
     losses = np.asarray(history.get("loss", []), dtype=float)
     if losses.size == 0 or not np.all(np.isfinite(losses)):
         bad = int(np.flatnonzero(~np.isfinite(losses))[0]) + 1 if losses.size else 0
@@ -157,16 +183,13 @@ def fit_fold(
         raise TrialFailed("the model predicts NaN/inf on the validation rows")
     val = np.asarray(history[DATA_LOSS], dtype=float)
     best = int(np.nanargmin(val)) + 1 if np.isfinite(val).any() else len(val)
-    result = FoldResult(
+    return FoldResult(
         index=-1,
         scores=scores(data.task, arrays.y_val, output),
         best_epoch=best,
         epochs=len(losses),
         history=history,
-        fit_s=fit_s,
-        build_s=build_s,
     )
-    return model, result
 
 
 class _EpochHookCallback(keras.callbacks.Callback):  # type: ignore[misc]
