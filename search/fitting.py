@@ -63,7 +63,7 @@ class ModelReuse:
     (weights, normalisation statistics, dropout RNG state) are copied into the held model
     and the optimizer's variables go back to their starting values. What is saved is the
     held model's traced (TensorFlow) or compiled (JAX) train and test steps: most of a
-    fold's first epoch, 0.7 s on the default space (bench/overhead.py).
+    fold's first epoch (bench/overhead.py).
     """
 
     def __init__(self) -> None:

@@ -20,9 +20,9 @@ HEADS: dict[str, tuple[str, str]] = {
 class HostGlorotUniform(keras.initializers.Initializer):  # type: ignore[misc]
     """Glorot uniform drawn with NumPy (seeded by `keras.utils.set_random_seed`).
 
-    JAX compiles its random ops anew for every kernel shape: 0.2 s a Dense layer, most of
-    the cost of building a model whose widths the search varies. Drawing on the host and
-    copying costs 0.03 s. TensorFlow keeps Keras' own initializer.
+    JAX compiles its random ops anew for every kernel shape, most of the cost of building
+    a model whose widths the search varies; drawing on the host and copying does not
+    compile. TensorFlow keeps Keras' own initializer.
     """
 
     def __call__(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
@@ -151,9 +151,8 @@ def build_state(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
     Keras' TensorFlow trainer, without a distribution strategy, leaves them to the first
     trace of the train step, and a `tf.function` that creates variables is traced twice
     (once to create them, once more without). Building them first, from the shape of one
-    row, is what the trainer does itself under a strategy and on JAX: a digits MLP's first
-    epoch 0.81 -> 0.45 s for 0.04 s more building (bench/model_cost.py), results the same
-    to the bit.
+    row, is what the trainer does itself under a strategy and on JAX: one trace instead
+    of two (bench/model_cost.py), results the same to the bit.
     """
     build = getattr(model, "_symbolic_build", None)  # Keras 3's own pre-build, not public
     if build is not None and keras.backend.backend() == "tensorflow":
@@ -167,8 +166,7 @@ def penalty(model: keras.Model) -> float:
 
     Computed on the host: the weights are copied out and summed with NumPy. Calling the
     regularizers (`model.losses`) runs eager ops, which JAX compiles anew for every weight
-    shape: on an H100, 22 ms an epoch and 0.26 s per new shape, against 1 ms here. A
-    regularizer other than Keras' L1, L2 and L1L2 is called as Keras calls it.
+    shape. A regularizer other than Keras' L1, L2 and L1L2 is called as Keras calls it.
     """
     total = 0.0
     for variable in model.trainable_weights:
@@ -199,8 +197,8 @@ def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
     """Forward pass without `predict`'s per-model tf.function tracing.
 
     On JAX the forward pass is compiled as one function, once per model (a model reused
-    across folds keeps it): run op by op, each op of a new shape is compiled on its own
-    (five or more compilations a model instead of one, each 0.1 to 0.3 s on a GPU).
+    across folds keeps it): run op by op, each op of a new shape would be compiled on its
+    own (five or more compilations a model instead of one).
     """
     forward = _jax_forward(model) if keras.backend.backend() == "jax" else model
     parts = [

@@ -85,11 +85,11 @@ def precision(space: Space) -> str:
 def collect_garbage() -> None:
     """Free the previous trial's models (TensorFlow keeps them in reference cycles).
 
-    A full collection walks every object the collector tracks: with TensorFlow, Keras and
-    MLflow loaded, 0.39 s. What survives each collection (libraries, data, the state a
-    first model leaves in Keras) is frozen into CPython's permanent generation, so the
-    next one walks only what the last trial made: 138 -> 11 ms a trial over 60 trials,
-    the same RSS at every trial (objects that die by reference counting still die).
+    A full collection walks every object the collector tracks, TensorFlow's, Keras' and
+    MLflow's included. What survives each collection (libraries, data, the state a first
+    model leaves in Keras) is frozen into CPython's permanent generation, so the next one
+    walks only what the last trial made, with the same RSS at every trial (objects that
+    die by reference counting still die). Figures: bench/RESULTS.md.
     """
     gc.collect()
     gc.freeze()
@@ -100,9 +100,9 @@ _LIBRARIES_FROZEN = [False]
 
 def freeze_libraries() -> None:
     """Before a process's first trial: freeze what exists (libraries, data) without a
-    full collection first (0.4 s saved once per process; the little garbage imports
-    leave stays). Once per process, whatever `backend.start` froze before MLflow and
-    the data were loaded; later searches in the process rely on `collect_garbage`."""
+    full collection first (the little garbage imports leave stays). Once per process,
+    whatever `backend.start` froze before MLflow and the data were loaded; later searches
+    in the process rely on `collect_garbage`."""
     if not _LIBRARIES_FROZEN[0]:
         gc.freeze()
         _LIBRARIES_FROZEN[0] = True
