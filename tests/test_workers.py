@@ -149,7 +149,8 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path: Path) -> None:
 
 def test_interrupted_serve_resumes_to_the_budget(tmp_path: Path) -> None:
     home = tmp_path / "m"
-    submit(_space(tmp_path, "i", 5, epochs=40), Queue.open(None, home))
+    # long enough that Ctrl-C lands before the budget is done with either engine
+    submit(_space(tmp_path, "i", 5, epochs=1500), Queue.open(None, home))
     pool = _serve_process(home, workers=2)
     try:
         _wait_for(home, "i", TrialState.COMPLETE)
