@@ -12,11 +12,9 @@ pack is compacted so that finished members cost nothing. Members the pack cannot
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,18 +22,17 @@ import numpy as np
 from search.data import Dataset
 from search.errors import TrialFailed
 from search.fitting import SequentialEngine
+from search.jaxdevice import use_compilation_cache
 from search.metrics import DATA_LOSS, scores
 from search.packmodel import (
     Layers,
-    Limits,
-    group_shape,
     host_output,
     initial_state,
     keras_model,
     packed_rows,
     unpad,
-    width_class,
 )
+from search.packshape import Limits, group_shape, width_class
 from search.space import Space, choices, upper
 from search.training import (
     STOP,
@@ -109,32 +106,6 @@ class PackEngine:
                 width = max(self.limits.width, width_class(m.params))
                 out.setdefault((width, size), []).append(i)
         return out
-
-
-def accelerator_memory() -> int | None:
-    """Bytes of the first JAX device when it is a GPU or TPU; None on a CPU."""
-    import jax
-
-    device = jax.devices()[0]
-    if device.platform == "cpu":
-        return None
-    stats = device.memory_stats() or {}
-    limit = stats.get("bytes_limit")
-    return int(limit) if limit else None
-
-
-def use_compilation_cache() -> None:
-    """Keep compiled pack programs on disk, so that a later search (or process) with the
-    same shapes skips XLA's compilation; `SEARCH_JAX_CACHE` names the folder."""
-    import jax
-
-    config: Any = jax.config
-    if config.jax_compilation_cache_dir:
-        return
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "keras-search"
-    folder = Path(os.environ.get("SEARCH_JAX_CACHE", default / "jax"))
-    config.update("jax_compilation_cache_dir", str(folder))
-    config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 class _Group:

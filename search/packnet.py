@@ -18,6 +18,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from search.packopt import apply
+
 Array = Any  # a jax.Array; the JAX stubs are not typed for mypy strict
 EPSILON = 1e-7  # Keras' optimizers' and losses' epsilon
 
@@ -160,63 +162,6 @@ def output(shape: Shape, logits: Array) -> Array:
     return logits
 
 
-# ---------------------------------------------------------------- optimizers
-
-
-def apply(
-    shape: Shape, p: dict[str, Array], g: dict[str, Array], s: dict[str, Array], h: dict[str, Array]
-) -> tuple[dict[str, Array], dict[str, Array]]:
-    """One optimizer step of the member's own optimizer (selected among the pack's)."""
-    t = s["t"] + 1.0
-    lr, b1, b2 = h["learning_rate"], 0.9, 0.999
-    decay_u = b1 * (1.0 - 0.5 * 0.96**t)
-    next_u = b1 * (1.0 - 0.5 * 0.96 ** (t + 1.0))
-    u = s["u"] * decay_u
-
-    def leaf(name: str, w: Array, g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
-        if name in ("adam", "adamw", "nadam"):
-            m2, v2 = m + (g - m) * (1 - b1), v + (jnp.square(g) - v) * (1 - b2)
-            if name == "nadam":
-                m_hat = next_u * m2 / (1 - u * next_u) + (1 - decay_u) * g / (1 - u)
-                return w - lr * m_hat / (jnp.sqrt(v2 / (1 - b2**t)) + EPSILON), m2, v2
-            if name == "adamw":
-                w = w - w * h["weight_decay"] * lr
-            alpha = lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
-            return w - alpha * m2 / (jnp.sqrt(v2) + EPSILON), m2, v2
-        if name == "rmsprop":
-            v2 = 0.9 * v + 0.1 * jnp.square(g)
-            m2 = h["momentum"] * m + lr * g / jnp.sqrt(v2 + EPSILON)
-            return w - m2, m2, v2
-        if name == "sgd":  # Keras' SGD with Nesterov momentum, as search.model builds it
-            m2 = h["momentum"] * m - lr * g
-            return w + h["momentum"] * m2 - lr * g, m2, v
-        if name == "adamax":
-            m2, v2 = m + (g - m) * (1 - b1), jnp.maximum(b2 * v, jnp.abs(g))
-            return w - (lr / (1 - b1**t)) * m2 / (v2 + EPSILON), m2, v2
-        v2 = v + jnp.square(g)  # adagrad
-        return w - lr * g / jnp.sqrt(v2 + EPSILON), m, v2
-
-    def select(w: Array, g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
-        out = leaf(shape.optimizers[0], w, g, m, v)
-        for j, name in enumerate(shape.optimizers[1:], start=1):
-            alt = leaf(name, w, g, m, v)
-            w2, m2, v2 = (
-                jnp.where(h["optimizer"] == j, a, o) for a, o in zip(alt, out, strict=True)
-            )
-            out = (w2, m2, v2)
-        return out
-
-    triples = {k: select(p[k], g[k], s["m"][k], s["v"][k]) for k in p}
-    new_p = {k: triples[k][0] for k in p}
-    slots = {
-        "m": {k: triples[k][1] for k in p},
-        "v": {k: triples[k][2] for k in p},
-        "t": t,
-        "u": u,
-    }
-    return new_p, slots
-
-
 # ---------------------------------------------------------------- one epoch
 
 
@@ -231,67 +176,96 @@ def member_epoch(shape: Shape, state: dict[str, Any], h: dict[str, Array], d: di
     `h` the member's hyperparameters, masks, fold, row counts, key and `live` flag; `d`
     the folds' rows (shared by all members). A member that is not live is left as it is.
     """
-    fold, n, key = h["fold"], h["rows"], jax.random.fold_in(h["key"], h["epoch"])
-    rows = d["x"].shape[1]
-    order = jnp.argsort(
-        jnp.where(jnp.arange(rows) < n, jax.random.uniform(key, (rows,)), 2.0)
-    ).astype(jnp.int32)
-    accum = h["accum"]  # steps per batch of this member
-    steps_own = h["batches"] * accum
-
-    def loss_fn(p: Any, x: Array, y: Array, k: Any, stats: Any) -> tuple[Array, Any]:
-        logits, moved = forward(shape, p, h, x, k, stats)
-        data = jnp.mean(data_loss(shape, logits, y))
-        return data + penalty(shape, p, h), (jnp.mean(quality(shape, logits, y)), moved)
-
-    def step(carry: tuple[Any, ...], i: Array) -> tuple[tuple[Any, ...], Array]:
-        p, slots, stats, acc = carry
-        idx = jax.lax.dynamic_slice(order, (i * shape.micro,), (shape.micro,))
-        x, y = d["x"][fold, idx], d["y"][fold, idx]
-        k = (jax.random.fold_in(jax.random.fold_in(key, 1), i // accum), (i % accum) * shape.micro)
-        (loss, (q, moved)), g = jax.value_and_grad(loss_fn, has_aux=True)(p, x, y, k, stats)
-        on = i < steps_own
-        if shape.micro == shape.batch:  # one step a batch: nothing to accumulate
-            new_p, new_slots = apply(shape, p, g, slots, h)
-            update = on
-        else:
-            acc = jax.tree.map(lambda a, b: a + b / accum.astype(b.dtype), acc, g)
-            new_p, new_slots = apply(shape, p, acc, slots, h)
-            update = on & ((i + 1) % accum == 0)  # the batch's last step applies its gradient
-            acc = jax.tree.map(lambda a: jnp.where(update | ~on, 0.0, a), acc)
-        keep = partial(jax.tree.map, lambda a, b: jnp.where(update, a, b))
-        moved = jax.tree.map(lambda a, b: jnp.where(on, a, b), moved, stats)
-        return (keep(new_p, p), keep(new_slots, slots), moved, acc), jnp.stack([loss, q, on])
-
+    key = jax.random.fold_in(h["key"], h["epoch"])
     zeros = jax.tree.map(jnp.zeros_like, state["p"]) if shape.micro < shape.batch else {}
     start = (state["p"], state["slots"], state["stats"], zeros)
+    step = partial(_step, shape, h, d, _order(h, d, key), key)
     (p, slots, stats, _), logs = jax.lax.scan(step, start, jnp.arange(shape.steps))
     count = jnp.maximum(jnp.sum(logs[:, 2]), 1.0)
     train_loss, train_q = (
         jnp.sum(logs[:, 0] * logs[:, 2]) / count,
         jnp.sum(logs[:, 1] * logs[:, 2]) / count,
     )
+    return _validate(shape, state, h, d, (p, slots, stats), train_loss, train_q)
+
+
+def _order(h: dict[str, Array], d: dict[str, Array], key: Array) -> Array:
+    """This epoch's shuffle of the member's own rows (padding rows last)."""
+    rows = d["x"].shape[1]
+    noise = jnp.where(jnp.arange(rows) < h["rows"], jax.random.uniform(key, (rows,)), 2.0)
+    return jnp.argsort(noise).astype(jnp.int32)
+
+
+def _loss(
+    shape: Shape, h: dict[str, Array], p: Any, x: Array, y: Array, k: Any, stats: Any
+) -> tuple[Array, Any]:
+    logits, moved = forward(shape, p, h, x, k, stats)
+    data = jnp.mean(data_loss(shape, logits, y))
+    return data + penalty(shape, p, h), (jnp.mean(quality(shape, logits, y)), moved)
+
+
+def _step(
+    shape: Shape,
+    h: dict[str, Array],
+    d: dict[str, Array],
+    order: Array,
+    key: Array,
+    carry: tuple[Any, ...],
+    i: Array,
+) -> tuple[tuple[Any, ...], Array]:
+    """One step of `shape.micro` rows; the update lands on a batch's last step."""
+    p, slots, stats, acc = carry
+    accum = h["accum"]  # steps per batch of this member
+    idx = jax.lax.dynamic_slice(order, (i * shape.micro,), (shape.micro,))
+    x, y = d["x"][h["fold"], idx], d["y"][h["fold"], idx]
+    k = (jax.random.fold_in(jax.random.fold_in(key, 1), i // accum), (i % accum) * shape.micro)
+    grad = jax.value_and_grad(partial(_loss, shape, h), has_aux=True)
+    (loss, (q, moved)), g = grad(p, x, y, k, stats)
+    on = i < h["batches"] * accum
+    if shape.micro == shape.batch:  # one step a batch: nothing to accumulate
+        new_p, new_slots = apply(shape, p, g, slots, h)
+        update = on
+    else:
+        acc = jax.tree.map(lambda a, b: a + b / accum.astype(b.dtype), acc, g)
+        new_p, new_slots = apply(shape, p, acc, slots, h)
+        update = on & ((i + 1) % accum == 0)  # the batch's last step applies its gradient
+        acc = jax.tree.map(lambda a: jnp.where(update | ~on, 0.0, a), acc)
+    keep = partial(jax.tree.map, lambda a, b: jnp.where(update, a, b))
+    moved = jax.tree.map(lambda a, b: jnp.where(on, a, b), moved, stats)
+    return (keep(new_p, p), keep(new_slots, slots), moved, acc), jnp.stack([loss, q, on])
+
+
+def _validate(
+    shape: Shape,
+    state: dict[str, Any],
+    h: dict[str, Array],
+    d: dict[str, Array],
+    trained: tuple[Any, Any, Any],
+    train_loss: Array,
+    train_q: Array,
+) -> tuple[dict[str, Any], Array]:
+    """The validation pass; the epoch's state kept if live, its weights kept if best."""
+    p, slots, stats = trained
+    fold = h["fold"]
     val_mask = jnp.arange(d["xv"].shape[1]) < h["val_rows"]
     logits, _ = forward(shape, p, h, d["xv"][fold], None, stats)
     vn = jnp.maximum(h["val_rows"], 1)
     val_data = jnp.sum(jnp.where(val_mask, data_loss(shape, logits, d["yv"][fold]), 0.0)) / vn
     val_q = jnp.sum(jnp.where(val_mask, quality(shape, logits, d["yv"][fold]), 0.0)) / vn
-    pen = penalty(shape, p, h)
     live = h["live"]
     better = live & (val_data < state["best_loss"])
     keep_live = partial(jax.tree.map, lambda a, b: jnp.where(live, a, b))
+    keep_best = partial(jax.tree.map, lambda a, b: jnp.where(better, a, b))
     new_state = {
         "p": keep_live(p, state["p"]),
         "slots": keep_live(slots, state["slots"]),
         "stats": keep_live(stats, state["stats"]),
-        "best": jax.tree.map(lambda a, b: jnp.where(better, a, b), p, state["best"]),
-        "best_stats": jax.tree.map(
-            lambda a, b: jnp.where(better, a, b), stats, state["best_stats"]
-        ),
+        "best": keep_best(p, state["best"]),
+        "best_stats": keep_best(stats, state["best_stats"]),
         "best_loss": jnp.where(better, val_data, state["best_loss"]),
     }
-    logs_out = jnp.stack([train_loss, train_q, val_data + pen, val_q, val_data])
-    return new_state, logs_out
+    pen = penalty(shape, p, h)
+    return new_state, jnp.stack([train_loss, train_q, val_data + pen, val_q, val_data])
 
 
 @partial(jax.jit, static_argnums=0, donate_argnums=1)

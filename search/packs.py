@@ -13,8 +13,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import SearchFailed
+from search.jaxdevice import accelerator_memory
 from search.objective import SearchContext, TrialRun
-from search.pack import accelerator_memory
 from search.space import Space, upper
 from search.study import Budget, failure_reasons
 from search.training import Member, Trained, collect_garbage, freeze_libraries

@@ -178,7 +178,7 @@ def make_engine(space: Space) -> Engine:
     if choice == "sequential" or (choice == "auto" and (space.model.hypermodel or not has_jax)):
         return sequential
     if choice == "auto" and space.validation.scheme == "holdout":
-        from search.pack import accelerator_memory
+        from search.jaxdevice import accelerator_memory
 
         if accelerator_memory() is None:
             return sequential

@@ -12,7 +12,7 @@ from search.data import Dataset, load_dataset, split_test
 from search.folds import make_folds
 from search.metrics import scores
 from search.pack import PackEngine
-from search.packmodel import Limits
+from search.packshape import Limits
 from search.space import DataSpec, ValidationSpec
 from search.training import FoldArrays, Member, Trained, fold_arrays
 from tests.conftest import ROOT

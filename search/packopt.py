@@ -1,0 +1,83 @@
+"""The pack's optimizers: Keras 3's update rules and default constants, one member at a
+time, the member's own optimizer selected among those its program carries.
+
+Slots shared by every optimizer: `m` (first moment, or momentum), `v` (second moment,
+RMSprop's velocity, Adagrad's accumulator, Adamax's norm), the step count `t` and Nadam's
+running product `u`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+
+Array = Any  # a jax.Array; the JAX stubs are not typed for mypy strict
+Leaf = tuple[Array, Array, Array]  # (weight, m, v) after one step
+EPSILON = 1e-7  # Keras' optimizers' epsilon
+B1, B2 = 0.9, 0.999  # Keras' beta_1 and beta_2
+
+
+def apply(
+    shape: Any, p: dict[str, Array], g: dict[str, Array], s: dict[str, Array], h: dict[str, Array]
+) -> tuple[dict[str, Array], dict[str, Array]]:
+    """One optimizer step of the member's own optimizer (selected among the pack's)."""
+    t = s["t"] + 1.0
+    decay_u = B1 * (1.0 - 0.5 * 0.96**t)
+    u = s["u"] * decay_u
+    step = {"t": t, "u": u, "decay_u": decay_u, "next_u": B1 * (1.0 - 0.5 * 0.96 ** (t + 1.0))}
+
+    def select(w: Array, g: Array, m: Array, v: Array) -> Leaf:
+        out = _leaf(shape.optimizers[0], h, step, w, g, m, v)
+        for j, name in enumerate(shape.optimizers[1:], start=1):
+            alt = _leaf(name, h, step, w, g, m, v)
+            chosen = h["optimizer"] == j
+            w2, m2, v2 = (jnp.where(chosen, a, o) for a, o in zip(alt, out, strict=True))
+            out = (w2, m2, v2)
+        return out
+
+    triples = {k: select(p[k], g[k], s["m"][k], s["v"][k]) for k in p}
+    new_p = {k: triples[k][0] for k in p}
+    slots = {
+        "m": {k: triples[k][1] for k in p},
+        "v": {k: triples[k][2] for k in p},
+        "t": t,
+        "u": u,
+    }
+    return new_p, slots
+
+
+def _leaf(
+    name: str, h: dict[str, Array], step: dict[str, Array], w: Array, g: Array, m: Array, v: Array
+) -> Leaf:
+    lr, t = h["learning_rate"], step["t"]
+    if name in ("adam", "adamw", "nadam"):
+        return _adam(name, h, step, w, g, m, v)
+    if name == "rmsprop":
+        v2 = 0.9 * v + 0.1 * jnp.square(g)
+        m2 = h["momentum"] * m + lr * g / jnp.sqrt(v2 + EPSILON)
+        return w - m2, m2, v2
+    if name == "sgd":  # Keras' SGD with Nesterov momentum, as search.model builds it
+        m2 = h["momentum"] * m - lr * g
+        return w + h["momentum"] * m2 - lr * g, m2, v
+    if name == "adamax":
+        m2, v2 = m + (g - m) * (1 - B1), jnp.maximum(B2 * v, jnp.abs(g))
+        return w - (lr / (1 - B1**t)) * m2 / (v2 + EPSILON), m2, v2
+    v2 = v + jnp.square(g)  # adagrad
+    return w - lr * g / jnp.sqrt(v2 + EPSILON), m, v2
+
+
+def _adam(
+    name: str, h: dict[str, Array], step: dict[str, Array], w: Array, g: Array, m: Array, v: Array
+) -> Leaf:
+    """Adam, AdamW (decoupled weight decay first) and Nadam (Keras' momentum schedule)."""
+    lr, t = h["learning_rate"], step["t"]
+    m2, v2 = m + (g - m) * (1 - B1), v + (jnp.square(g) - v) * (1 - B2)
+    if name == "nadam":
+        u, next_u, decay_u = step["u"], step["next_u"], step["decay_u"]
+        m_hat = next_u * m2 / (1 - u * next_u) + (1 - decay_u) * g / (1 - u)
+        return w - lr * m_hat / (jnp.sqrt(v2 / (1 - B2**t)) + EPSILON), m2, v2
+    if name == "adamw":
+        w = w - w * h["weight_decay"] * lr
+    alpha = lr * jnp.sqrt(1 - B2**t) / (1 - B1**t)
+    return w - alpha * m2 / (jnp.sqrt(v2) + EPSILON), m2, v2
