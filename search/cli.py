@@ -162,13 +162,19 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _queue(args: argparse.Namespace) -> int:
     from search.queue import Queue, status, status_table, submit
 
-    queue = Queue.open(args.storage, args.home, args.tracking_uri)
     if args.command == "submit":
+        from search.space import load_space
+        from search.study import prepare
+
+        prep = prepare(load_space(args.space))  # before the queue's folder is made
+        queue = Queue.open(args.storage, args.home, args.tracking_uri)
         name = submit(
-            args.space, queue, trials=args.trials, priority=args.priority, study_name=args.study
+            prep, queue, trials=args.trials, priority=args.priority, study_name=args.study
         )
         print(f"queued study {name!r}; start workers with: search serve")
-    elif args.command == "serve":
+    else:
+        queue = Queue.open(args.storage, args.home, args.tracking_uri)
+    if args.command == "serve":
         _serve(args)
     print(status_table(status(queue)))
     return 0
@@ -222,13 +228,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.timeout is not None and args.timeout <= 0:
         raise InputError(f"--timeout must be > 0, got {args.timeout}")
     from search.space import load_space
+    from search.study import prepare
 
     space = load_space(args.space)
+    # Data errors are found before TensorFlow loads (a hypermodel's file needs Keras to load).
+    prep = None if space.model.hypermodel else prepare(space)
     if args.gpus or args.workers:  # the one-study shortcut of submit + serve
         from search.queue import Queue, submit
 
         queue = Queue.open(args.storage, args.home, args.tracking_uri)
-        args.study = submit(space, queue, trials=args.trials, study_name=args.study)
+        args.study = submit(prep or space, queue, trials=args.trials, study_name=args.study)
         _serve(args)
         args.command = "status"
         _queue(args)
@@ -240,7 +249,7 @@ def _run(args: argparse.Namespace) -> int:
     from search.runner import result_json, run_search
 
     result = run_search(
-        space,
+        prep or space,
         n_trials=args.trials,
         timeout=args.timeout,
         study_name=args.study,

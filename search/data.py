@@ -33,6 +33,7 @@ class Dataset:
     classes: tuple[str, ...]  # original labels, in code order; empty for regression
     groups: np.ndarray | None
     fingerprint: str
+    dropped_rows: int = 0  # rows without a target, left out (`data.missing_target: drop`)
 
     @property
     def is_classifier(self) -> bool:
@@ -62,32 +63,43 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
     if target not in frame.columns:
         near = ", ".join(map(str, frame.columns[:12]))
         raise DataError(
-            f"{where}: data.target: column {target!r} not found in {name} "
-            f"(columns: {near}{', ...' if frame.shape[1] > 12 else ''})"
+            f"column {target!r} not found in {name} "
+            f"(columns: {near}{', ...' if frame.shape[1] > 12 else ''})",
+            file=where,
+            key="data.target",
         )
     for key in ("group_column", "time_column"):
         col = getattr(spec, key)
         if col is not None and col not in frame.columns:
-            raise DataError(f"{where}: data.{key}: column {col!r} not found in {name}")
+            raise DataError(f"column {col!r} not found in {name}", file=where, key=f"data.{key}")
     missing = [c for c in spec.drop_columns if c not in frame.columns]
     if missing:
-        raise DataError(f"{where}: data.drop_columns: columns {missing} not found in {name}")
+        raise DataError(
+            f"columns {missing} not found in {name}", file=where, key="data.drop_columns"
+        )
     if spec.time_column:
         frame = frame.sort_values(spec.time_column, kind="stable").reset_index(drop=True)
-    y_raw = frame[target]
-    bad = y_raw.isna().to_numpy()
-    if bad.any():
+    bad = frame[target].isna().to_numpy()
+    if bad.any() and spec.missing_target == "error":
         rows = np.flatnonzero(bad)[:5].tolist()
         raise DataError(
-            f"{where}: data.target: column {target!r} of {name} has {bad.sum()} "
-            f"missing (NaN) values, first at rows {rows}; drop or fill them first"
+            f"column {target!r} of {name} has {bad.sum()} missing (NaN) values, first at "
+            f"rows {rows}; set `data.missing_target: drop` to leave those rows out",
+            file=where,
+            key="data.target",
         )
+    frame = frame[~bad].reset_index(drop=True)
+    if frame.empty:
+        raise DataError(f"{name} has no rows with a target", file=where, key="data.target")
+    y_raw = frame[target]
     task = _infer_task(y_raw, spec.task, where, target)
     y, classes = _encode_target(y_raw, task, where, target)
     drop = [target, *spec.drop_columns] + [c for c in (spec.group_column, spec.time_column) if c]
     X = categorical_as_object(frame.drop(columns=drop))
     if X.shape[1] == 0:
-        raise DataError(f"{where}: data.source: {name} has no feature columns besides the target")
+        raise DataError(
+            f"{name} has no feature columns besides the target", file=where, key="data.source"
+        )
     groups = frame[spec.group_column].to_numpy() if spec.group_column else None
     return Dataset(
         name=name,
@@ -97,6 +109,7 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
         classes=classes,
         groups=groups,
         fingerprint=fingerprint(frame),
+        dropped_rows=int(bad.sum()),
     )
 
 
@@ -110,22 +123,36 @@ def _read_source(spec: DataSpec, base_dir: Path, where: str) -> tuple[pd.DataFra
         path = base_dir / path if not (Path.cwd() / path).exists() else Path.cwd() / path
     if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
         raise DataError(
-            f"{where}: data.source: {spec.source!r} is neither a built-in data set "
-            f"({', '.join(BUILTIN)}) nor a .csv/.tsv/.parquet file"
+            f"{spec.source!r} is neither a built-in data set "
+            f"({', '.join(BUILTIN)}) nor a .csv/.tsv/.parquet file",
+            file=where,
+            key="data.source",
         )
     if not path.is_file():
         raise DataError(
-            f"{where}: data.source: no such data file {spec.source!r} (looked at {path})"
+            f"no such data file {spec.source!r} (looked at {path})", file=where, key="data.source"
         )
     if spec.target is None:
-        raise DataError(f"{where}: data.target: a file source needs the name of its target column")
+        raise DataError(
+            "a file source needs the name of its target column", file=where, key="data.target"
+        )
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"{path} is empty: no header, no rows", file=where, key="data.source"
+        ) from None
     except Exception as exc:  # pandas raises many kinds; all mean "unreadable"
-        raise DataError(f"{where}: data.source: cannot read {path}: {exc}") from None
+        raise DataError(f"cannot read {path}: {exc}", file=where, key="data.source") from None
+    if frame.empty:
+        raise DataError(
+            f"{path} has no rows (columns: {', '.join(map(str, frame.columns[:12]))})",
+            file=where,
+            key="data.source",
+        )
     return frame, spec.target, str(spec.source)
 
 
@@ -134,8 +161,10 @@ def _infer_task(y: pd.Series, task: str, where: str, target: str) -> str:
     if task == "regression":
         if not numeric:
             raise DataError(
-                f"{where}: data.target: task is regression but column {target!r} is "
-                f"not numeric (dtype {y.dtype}, e.g. {y.iloc[0]!r})"
+                f"task is regression but column {target!r} is "
+                f"not numeric (dtype {y.dtype}, e.g. {y.iloc[0]!r})",
+                file=where,
+                key="data.target",
             )
         return task
     n_unique = y.nunique()
@@ -145,9 +174,11 @@ def _infer_task(y: pd.Series, task: str, where: str, target: str) -> str:
             return "regression"
         task = "binary" if n_unique == 2 else "multiclass"
     if n_unique < 2:
-        raise DataError(f"{where}: data.target: column {target!r} has a single class")
+        raise DataError(f"column {target!r} has a single class", file=where, key="data.target")
     if task == "binary" and n_unique != 2:
-        raise DataError(f"{where}: data.task: binary needs 2 classes, {target!r} has {n_unique}")
+        raise DataError(
+            f"binary needs 2 classes, {target!r} has {n_unique}", file=where, key="data.task"
+        )
     return task
 
 
@@ -174,8 +205,9 @@ def split_test(data: Dataset, spec: DataSpec, *, where: str = "<space>") -> Test
     n_test = int(np.ceil(len(rows) * spec.test_size))
     if len(rows) - n_test < 4 or n_test < 1:
         raise DataError(
-            f"{where}: data.test_size: {len(rows)} rows are too few to hold out "
-            f"{spec.test_size:.0%} for testing"
+            f"{len(rows)} rows are too few to hold out {spec.test_size:.0%} for testing",
+            file=where,
+            key="data.test_size",
         )
     if spec.time_column:
         return TestSplit(train=rows[:-n_test], test=rows[-n_test:], seed=spec.seed)
@@ -189,8 +221,10 @@ def split_test(data: Dataset, spec: DataSpec, *, where: str = "<space>") -> Test
         if counts.min() < 2:
             cls = data.classes[int(counts.argmin())]
             raise DataError(
-                f"{where}: data.target: class {cls!r} has {counts.min()} row; "
-                "stratified test split needs at least 2 per class"
+                f"class {cls!r} has {counts.min()} row; "
+                "stratified test split needs at least 2 per class",
+                file=where,
+                key="data.target",
             )
         stratify = data.y
     train, test = train_test_split(

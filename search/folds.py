@@ -88,19 +88,40 @@ def _check_sizes(
         k += 1
     if n < k:
         raise DataError(
-            f"{where}: {key}: {n} training rows are fewer than the {k} "
-            f"parts that `{spec.scheme}` needs"
+            f"{n} training rows are fewer than the {k} parts that `{spec.scheme}` needs",
+            file=where,
+            key=key,
         )
     if spec.scheme == "group_kfold" and groups is not None:
         n_groups = len(np.unique(groups))
         if n_groups < k:
-            raise DataError(f"{where}: {key}: {n_groups} groups are fewer than {k} folds")
+            raise DataError(f"{n_groups} groups are fewer than {k} folds", file=where, key=key)
+    if spec.scheme == "holdout":
+        _check_holdout(spec, y, n, stratify=stratify, where=where)
     if stratify:
         counts = np.bincount(y.astype(int))
         counts = counts[counts > 0]
         if counts.min() < k:
             raise DataError(
-                f"{where}: {key}: the smallest class has {counts.min()} rows, fewer "
+                f"the smallest class has {counts.min()} rows, fewer "
                 f"than the {k} folds a stratified `{spec.scheme}` needs; lower "
-                "`validation.folds` or set `validation.stratify: false`"
+                "`validation.folds` or set `validation.stratify: false`",
+                file=where,
+                key=key,
             )
+
+
+def _check_holdout(
+    spec: ValidationSpec, y: np.ndarray, n: int, *, stratify: bool, where: str
+) -> None:
+    """The validation part must hold a row (of each class, when stratified); so must the rest."""
+    n_val = int(np.ceil(n * spec.val_fraction))
+    need = len(np.unique(y)) if stratify else 1
+    if min(n_val, n - n_val) < need:
+        what = f"one row of each of the {need} classes" if stratify else "one row"
+        raise DataError(
+            f"{spec.val_fraction:g} of {n} training rows is {n_val} validation rows and "
+            f"{n - n_val} to train on: each part needs at least {what}",
+            file=where,
+            key="validation.val_fraction",
+        )

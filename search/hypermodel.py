@@ -8,6 +8,7 @@ and gets Optuna's samplers and pruners, k-fold, MLflow, selection and the worker
 from __future__ import annotations
 
 import importlib.util
+import traceback
 import warnings
 from functools import cache
 from pathlib import Path
@@ -98,7 +99,26 @@ def _load(spec: str, base_dir: str, where: str) -> Any:
     module_spec = importlib.util.spec_from_file_location(f"hypermodel_{path.stem}", path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise SpaceError(
+            f"{path}:{exc.lineno}: {exc.msg}", file=where, key="model.hypermodel"
+        ) from None
+    except Exception as exc:  # whatever the user's module raises while it is imported
+        line = next(
+            (
+                f.lineno
+                for f in reversed(traceback.extract_tb(exc.__traceback__))
+                if Path(f.filename) == path
+            ),
+            None,
+        )
+        raise SpaceError(
+            f"{path}:{line}: importing it raised {type(exc).__name__}: {exc}",
+            file=where,
+            key="model.hypermodel",
+        ) from None
     if not hasattr(module, attr):
         raise SpaceError(f"{path.name} has no {attr!r}", file=where, key="model.hypermodel")
     found = getattr(module, attr)

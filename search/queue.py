@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import InputError
 from search.space import Space, load_space
-from search.study import DEFAULT_HOME, open_storage, open_study, prepare
+from search.study import DEFAULT_HOME, Prepared, open_storage, open_study, prepare
 from search.tracking import Tracker, default_tracking_uri
 
 HEARTBEAT_S = 5.0
@@ -82,7 +82,7 @@ class Queue:
 
 
 def submit(
-    space: Space | str | Path,
+    space: Space | Prepared | str | Path,
     queue: Queue,
     *,
     trials: int | None = None,
@@ -92,11 +92,14 @@ def submit(
     """Queue a study: validate everything, create it, record its budget and priority."""
     from search.runner import parent_run
 
-    space = load_space(space) if isinstance(space, str | Path) else space
+    if isinstance(space, Prepared):
+        prep, space = space, space.space
+    else:
+        space = load_space(space) if isinstance(space, str | Path) else space
+        prep = prepare(space)
     budget = trials if trials is not None else space.study.trials
     if budget is None or budget < 1:
         raise InputError(f"--trials must be >= 1, got {budget}")
-    prep = prepare(space)
     name = study_name or space.name
     study = open_study(prep, queue.storage(), name)
     tracker = Tracker(queue.tracking_uri, name, artifact_root=queue.home / "artifacts")

@@ -88,7 +88,7 @@ def _fmt(value: Any) -> str:
 
 
 def run_search(
-    space: Space | str | Path,
+    space: Space | Prepared | str | Path,
     *,
     n_trials: int | None = None,
     timeout: float | None = None,
@@ -100,8 +100,11 @@ def run_search(
     stream: TextIO | None = None,
 ) -> SearchResult:
     """Run (or resume) the study a space file describes; every trial is logged to MLflow."""
-    space = load_space(space) if isinstance(space, str | Path) else space
-    prep = prepare(space)  # bad input stops here, before anything is written
+    if isinstance(space, Prepared):
+        prep, space = space, space.space
+    else:
+        space = load_space(space) if isinstance(space, str | Path) else space
+        prep = prepare(space)  # bad input stops here, before anything is written
     engine = make_engine(space)
     deterministic()
     home = Path(home)
@@ -201,6 +204,7 @@ def parent_run(
             "data.source": space.data.source,
             "data.task": data.task,
             "data.rows": len(data.y),
+            "data.dropped_rows": data.dropped_rows,
             "data.features": data.X.shape[1],
             "test.rows": len(split.test),
             "test.seed": split.seed,

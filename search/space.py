@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -57,10 +58,19 @@ METRICS = {  # name -> direction
 CLASSIFICATION_METRICS = ("loss", "log_loss", "accuracy", "roc_auc", "f1")
 REGRESSION_METRICS = ("loss", "mse", "rmse", "mae", "r2")
 INT_PARAMS = ("depth", "width", "batch_size", "epochs", "patience")
+# Bounds that catch typos (a width of 1e308, a depth of 1000) before a trial runs out of
+# memory; each with the reason a user reads.
+LIMITS = {
+    "depth": (64, "an MLP deeper than 64 Dense layers does not train without skip connections"),
+    "width": (16384, "one 16384 x 16384 Dense layer already holds 1 GiB of float32 weights"),
+    "batch_size": (1 << 20, "a batch of over a million rows does not fit in memory"),
+    "epochs": (100_000, "early stopping ends a trial long before 100,000 epochs"),
+    "patience": (100_000, "patience counts epochs, and no search runs over 100,000"),
+}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Range(_Strict):
@@ -81,6 +91,11 @@ class Range(_Strict):
             raise ValueError(f"a log range needs low > 0, but got low={self.low}")
         if self.step is not None and self.step <= 0:
             raise ValueError(f"step must be > 0, but got step={self.step}")
+        if self.step is not None and self.step > self.high - self.low and self.high > self.low:
+            raise ValueError(
+                f"step {self.step:g} is larger than the range {self.low:g}..{self.high:g}: "
+                "only `low` could ever be sampled"
+            )
         if self.step is not None and self.log:
             raise ValueError(
                 "a range cannot have both `log: true` and a step (Optuna has no "
@@ -94,6 +109,16 @@ class Choice(_Strict):
 
     choices: list[Scalar] = Field(min_length=1)
     per_layer: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> Choice:
+        seen: list[Scalar] = []
+        for value in self.choices:
+            key = (type(value) is bool, value)  # true and 1 are different choices
+            if key in [(type(v) is bool, v) for v in seen]:
+                raise ValueError(f"{value!r} is listed twice in `choices`")
+            seen.append(value)
+        return self
 
 
 def _param_kind(value: Any) -> str:
@@ -149,6 +174,8 @@ class DataSpec(_Strict):
     group_column: str | None = None
     time_column: str | None = None
     drop_columns: list[str] = Field(default_factory=list)
+    # rows whose target is missing: refused (error) or left out before the test split (drop)
+    missing_target: Literal["error", "drop"] = "error"
 
 
 class ValidationSpec(_Strict):
@@ -168,7 +195,7 @@ class TrainingSpec(_Strict):
     # auto: the pack engine for the built-in MLP when JAX is installed, else sequential
     engine: Literal["auto", "pack", "sequential"] = "auto"
     pack_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # trials trained together
-    steps_per_execution: int | Literal["auto"] = "auto"
+    steps_per_execution: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     # auto: float32; mixed precision measured slower for MLPs on an H100 (bench/gpu.py)
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     verbose: int = Field(default=0, ge=0, le=2)
@@ -223,6 +250,14 @@ class Space(_Strict):
             return Path(self.origin)
         return Path(self.path).resolve().parent if self.path else Path.cwd()
 
+    def line_of(self, key: str) -> int | None:
+        """The line of `key` (dotted) in the space file, or of its nearest written parent."""
+        try:
+            root = yaml.compose(self.text, Loader=_Loader) if self.text else None
+        except yaml.YAMLError:
+            return None
+        return _line_of(root, key.split("."))
+
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Sample one configuration; fixed values are included as they are."""
         return suggest(self.params, trial)
@@ -238,17 +273,72 @@ class Space(_Strict):
 def load_space(path: str | Path) -> Space:
     """Read and validate a space file; raise SpaceError naming file, key and line."""
     path = Path(path)
+    if path.is_dir():
+        raise SpaceError("is a directory, not a space file", file=str(path))
     if not path.is_file():
         raise SpaceError(f"no such space file (looked in {Path.cwd()})", file=str(path))
-    text = path.read_text()
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SpaceError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8",
+            file=str(path),
+            line=line,
+        ) from None
     return parse_space(text, file=str(path))
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as users write it: no key twice in a mapping, `1e-3` read as a number."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(key, line, seen[key])
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        self.key, self.line, self.first = key, line, first
+
+
+# YAML 1.1 (PyYAML) reads 1e-3 and 1E5 as strings: they need a dot there. YAML 1.2 and
+# every user read them as numbers; so does this loader.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
 
 
 def parse_space(text: str, *, file: str = "<space>", origin: str | None = None) -> Space:
     """Validate a space file's text; `origin` is the folder its relative paths start from."""
     try:
-        raw = yaml.safe_load(text)
-        root = yaml.compose(text)
+        raw = yaml.load(text, Loader=_Loader)
+        root = yaml.compose(text, Loader=_Loader)
+    except _DuplicateKey as dup:
+        raise SpaceError(
+            f"key `{dup.key}` is written twice in one mapping (first on line {dup.first}); "
+            "YAML would silently keep the last one",
+            file=file,
+            key=str(dup.key),
+            line=dup.line,
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -268,8 +358,11 @@ def parse_space(text: str, *, file: str = "<space>", origin: str | None = None) 
 
 
 def _space_error(exc: ValidationError, file: str, root: yaml.Node | None) -> SpaceError:
-    err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"] if p not in ("range", "choice", "fixed")]
+    # In a union (`int | "auto"`, a fixed value of any type) pydantic reports one error per
+    # member; the one that says what is wrong is not a type mismatch.
+    vague = ("_type", "_parsing", "literal_error", "union_tag_invalid")
+    err = min(exc.errors(), key=lambda e: e["type"].endswith(vague))
+    loc = [str(p) for p in err["loc"] if not _union_member(p)]
     key = ".".join(loc)
     if err["type"] == "extra_forbidden":
         model = _model_at(loc[:-1])
@@ -282,11 +375,22 @@ def _space_error(exc: ValidationError, file: str, root: yaml.Node | None) -> Spa
         msg = "this key is required"
     elif err["type"] == "too_short" and loc[-1] == "choices":
         msg = "an empty choice: list at least one value"
+    elif len(loc) == 2 and loc[0] == "params" and err["type"].endswith(vague):
+        msg = (
+            "expected a value, a range `{low: .., high: ..}` or a choice "
+            f"`{{choices: [..]}}` (got {err.get('input')!r})"
+        )
     else:
         msg = err["msg"].removeprefix("Value error, ")
         if "input" in err and not isinstance(err["input"], dict):
             msg += f" (got {err['input']!r})"
     return SpaceError(msg, file=file, key=key, line=_line_of(root, loc))
+
+
+def _union_member(part: Any) -> bool:
+    """pydantic's name for the member of a union an error came from: not a key."""
+    tags = ("range", "choice", "fixed", "bool", "int", "float", "str")
+    return isinstance(part, str) and (part in tags or "[" in part or "-" in part)
 
 
 def _model_at(loc: list[str]) -> type[BaseModel] | None:
@@ -367,7 +471,7 @@ def _check_param(name: str, param: Range | Choice | Scalar, fail: Any) -> None:
         if isinstance(param, Range):
             fail(f"{name} must be a name or a choice of names, not a range")
         for v in values:
-            if str(v).lower() not in allowed:
+            if v not in allowed:  # Keras' names are lower case: `ReLU` is refused there too
                 near = difflib.get_close_matches(str(v).lower(), allowed, n=1)
                 hint = f"; did you mean `{near[0]}`?" if near else ""
                 fail(f"unknown {name} {v!r}{hint} (allowed: {', '.join(allowed)})")
@@ -385,6 +489,9 @@ def _check_param(name: str, param: Range | Choice | Scalar, fail: Any) -> None:
             fail(f"{name} takes whole numbers, got {values}")
         if any(v < (0 if name == "patience" else 1) for v in values):
             fail(f"{name} must be >= {0 if name == 'patience' else 1}, got {values}")
+        bound, why = LIMITS[name]
+        if any(v > bound for v in values):
+            fail(f"{name} must be <= {bound:,}, got {max(values):g}: {why}")
     elif name == "dropout":
         if any(not 0 <= v < 1 for v in values):
             fail(f"dropout must lie in [0, 1), got {values}")

@@ -135,7 +135,17 @@ class Prepared:
 
 
 def prepare(space: Space) -> Prepared:
-    """Validate the whole search against its data; raises InputError, writes nothing."""
+    """Validate the whole search against its data; raises InputError, writes nothing.
+
+    Every error names the space file, the key and the key's line (or its section's).
+    """
+    try:
+        return _prepare(space)
+    except (DataError, SpaceError) as exc:
+        raise exc.at_line(space.line_of(exc.key) if exc.key else None) from None
+
+
+def _prepare(space: Space) -> Prepared:
     where = space.path or "<space>"
     data = load_dataset(space.data, base_dir=space.base_dir, where=where)
     allowed = REGRESSION_METRICS if data.task == "regression" else CLASSIFICATION_METRICS
@@ -177,6 +187,7 @@ def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:
     attrs = study.user_attrs
     if not attrs:
         study.set_user_attr("data_fingerprint", prep.data.fingerprint)
+        study.set_user_attr("dropped_rows", prep.data.dropped_rows)  # without a target
         study.set_user_attr("test_seed", prep.split.seed)
         study.set_user_attr("test_digest", prep.split.digest())
         study.set_user_attr("metric", space.objective.metric)
@@ -205,14 +216,18 @@ def check_same_data(study: optuna.Study, prep: Prepared) -> None:
     attrs, name, space = study.user_attrs, study.study_name, prep.space
     if attrs.get("data_fingerprint") != prep.data.fingerprint:
         raise DataError(
-            f"{space.path}: data.source: the data changed since study {name!r} was "
+            f"the data changed since study {name!r} was "
             f"created (fingerprint {attrs.get('data_fingerprint')} -> "
-            f"{prep.data.fingerprint}); use a new --study name"
+            f"{prep.data.fingerprint}); use a new --study name",
+            file=space.path,
+            key="data.source",
         )
     if attrs.get("test_digest") != prep.split.digest():
         raise DataError(
-            f"{space.path}: data.test_size: the test split differs from the one "
-            f"study {name!r} was created with; use a new --study name"
+            f"the test split differs from the one "
+            f"study {name!r} was created with; use a new --study name",
+            file=space.path,
+            key="data.test_size",
         )
 
 
