@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
 from search.errors import InputError, SearchError
+from search.redact import mask_text
 
 UI_HINT = "make ui   # then open http://127.0.0.1:5000"
 
@@ -111,16 +113,22 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        from search.stores import check_stores
+
+        check_stores(getattr(args, "storage", None), args.tracking_uri)
         return _dispatch(args)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask_text(str(exc))}", file=sys.stderr)
         return 2
     except SearchError as exc:
-        print(f"search failed: {exc}", file=sys.stderr)
+        print(f"search failed: {mask_text(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume the study", file=sys.stderr)
         return 130
+    except Exception:  # a defect: its traceback is for the bug report, without passwords
+        print(mask_text(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -181,7 +189,7 @@ def _queue(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from search.study import mask_password
+    from search.redact import mask_password
     from search.workers import plan_slots, serve
 
     if args.ray:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import InputError
-from search.workers import EXIT_NO_WORK, EXIT_RECYCLE, worker_args
+from search.workers import EXIT_NO_WORK, EXIT_RECYCLE, store_env, worker_args
 
 
 def _ray() -> Any:
@@ -36,9 +36,10 @@ class _Slot:
     def gpus(self) -> str:
         return os.environ.get("CUDA_VISIBLE_DEVICES", "")
 
-    def run(self, args: list[str], threads: int) -> int:
+    def run(self, args: list[str], threads: int, stores: dict[str, str]) -> int:
         env = dict(
             os.environ,
+            **stores,
             SEARCH_SLOT=str(self.index),
             TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
         )
@@ -76,16 +77,16 @@ def serve_ray(
     actor = ray.remote(num_cpus=1, num_gpus=gpus_per_worker)(_Slot)
     slots = [actor.remote(i) for i in range(workers)]
     report = RayReport(devices=ray.get([s.gpus.remote() for s in slots]))
-    args = worker_args(queue, recycle, storage)
+    args, stores = worker_args(queue, recycle), store_env(queue, storage)
     threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
-    running = {s.run.remote(args, threads): s for s in slots}
+    running = {s.run.remote(args, threads, stores): s for s in slots}
     try:
         while running:
             done, _ = ray.wait(list(running), num_returns=1)
             slot = running.pop(done[0])
             report.runs += 1
             if ray.get(done[0]) != EXIT_NO_WORK:
-                running[slot.run.remote(args, threads)] = slot  # recycled or crashed
+                running[slot.run.remote(args, threads, stores)] = slot  # recycled or crashed
     finally:
         for s in slots:
             ray.kill(s)

@@ -19,13 +19,14 @@ from search.backend import deterministic
 from search.objective import Objective, SearchContext
 from search.packs import optimize_packs, pack_size
 from search.records import flat_params
+from search.redact import mask_password
 from search.space import Space, load_space
+from search.stores import check_stores
 from search.study import (
     DEFAULT_HOME,
     Budget,
     Prepared,
     counts,
-    mask_password,
     open_storage,
     open_study,
     optimize,
@@ -105,6 +106,7 @@ def run_search(
     else:
         space = load_space(space) if isinstance(space, str | Path) else space
         prep = prepare(space)  # bad input stops here, before anything is written
+    check_stores(storage, tracking_uri)
     engine = make_engine(space)
     deterministic()
     home = Path(home)
@@ -298,7 +300,7 @@ def _result(
         new_trials=len(new),
         experiment_id=tracker.experiment_id,
         parent_run_id=tracker.resolve(parent) or "",
-        tracking_uri=tracker.tracking_uri,
+        tracking_uri=mask_password(tracker.tracking_uri),
         storage=mask_password(storage) if storage else "journal file (default)",
         elapsed_s=elapsed,
     )

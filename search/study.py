@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.data import Dataset, TestSplit, load_dataset, split_test
 from search.errors import DataError, InputError, SearchFailed, SpaceError
 from search.folds import Fold, make_folds
+from search.redact import mask_password
 from search.space import CLASSIFICATION_METRICS, REGRESSION_METRICS, Space, grid_space
 
 DEFAULT_HOME = Path("mlruns")
@@ -109,17 +110,6 @@ def open_storage(url: str | None, home: Path) -> BaseStorage:
         f"--storage: {mask_password(url)!r} is neither a database URL "
         "(sqlite:///, postgresql://, mysql://) nor a journal file (*.journal)"
     )
-
-
-def mask_password(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
-    head, sep, tail = url.partition("://")
-    if not sep or "@" not in tail:
-        return url
-    cred, at, rest = tail.rpartition("@")
-    if ":" in cred:
-        cred = cred.split(":", 1)[0] + ":***"
-    return f"{head}{sep}{cred}{at}{rest}"
 
 
 @dataclass(frozen=True)

@@ -97,13 +97,15 @@ def slot_env(slot: Slot, *, gpu_memory_mb: int | None = None) -> dict[str, str]:
     return env
 
 
-def worker_args(queue: Queue, recycle: int, storage: str | None) -> list[str]:
-    """The command line of `python -m search.workers` for this queue (pool and Ray alike)."""
-    args = [
+def worker_args(queue: Queue, recycle: int) -> list[str]:
+    """The command line of `python -m search.workers` for this queue (pool and Ray alike).
+
+    The stores' URLs are not on it (any local user reads a command line with `ps`): they
+    travel in the environment, `store_env`.
+    """
+    return [
         "--home",
         str(queue.home),
-        "--tracking-uri",
-        queue.tracking_uri,
         "--recycle",
         str(recycle),
         "--heartbeat",
@@ -111,7 +113,17 @@ def worker_args(queue: Queue, recycle: int, storage: str | None) -> list[str]:
         "--grace",
         str(queue.grace_s),
     ]
-    return args + (["--storage", storage] if storage else [])
+
+
+STORAGE_ENV, TRACKING_ENV = "SEARCH_STORAGE", "SEARCH_TRACKING_URI"
+
+
+def store_env(queue: Queue, storage: str | None) -> dict[str, str]:
+    """The stores a worker opens, passed in its environment (they may hold a password)."""
+    env = {TRACKING_ENV: queue.tracking_uri}
+    if storage:
+        env[STORAGE_ENV] = storage
+    return env
 
 
 @dataclass
@@ -144,7 +156,8 @@ def serve(
     from search.queue import Queue, close_parents, recover_stale
 
     queue = Queue.open(storage, home, tracking_uri, heartbeat_s=heartbeat_s, grace_s=grace_s)
-    args = [sys.executable, "-m", "search.workers", *worker_args(queue, recycle, storage)]
+    args = [sys.executable, "-m", "search.workers", *worker_args(queue, recycle)]
+    stores = store_env(queue, storage)
     report = PoolReport()
     out = open(log, "a") if log else None  # noqa: SIM115  (kept open for the pool's life)
     procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -152,6 +165,8 @@ def serve(
 
     def start(slot: Slot) -> None:
         env = slot_env(slot, gpu_memory_mb=gpu_memory_mb)
+        env.pop(STORAGE_ENV, None)  # the pool's own stores, not one its caller's shell set
+        env.update(stores)
         procs[slot.index] = subprocess.Popen(
             args, env=env, stdout=out, stderr=out, start_new_session=True
         )
@@ -231,9 +246,9 @@ def _start_backend() -> None:
 def worker_main(argv: list[str] | None = None) -> int:
     """The entry point of one worker process (`python -m search.workers ...`)."""
     parser = argparse.ArgumentParser(prog="search-worker")
-    parser.add_argument("--storage")
+    parser.add_argument("--storage", default=os.environ.get(STORAGE_ENV))
     parser.add_argument("--home", default="mlruns")
-    parser.add_argument("--tracking-uri")
+    parser.add_argument("--tracking-uri", default=os.environ.get(TRACKING_ENV))
     parser.add_argument("--recycle", type=int, default=50)
     parser.add_argument("--heartbeat", type=float, default=5.0)
     parser.add_argument("--grace", type=float, default=30.0)

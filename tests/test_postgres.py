@@ -7,6 +7,10 @@ but under CI=true a missing server is a failure.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -14,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from search.queue import Queue, status, submit
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 URL = os.environ.get("SEARCH_TEST_POSTGRES")
 if not URL:
@@ -52,13 +56,67 @@ def test_pool_on_postgresql_reaches_exact_budgets(pg: str, tmp_path: Path) -> No
     queue = Queue.open(pg, home)
     submit(tmp_path / "pa.yaml", queue)
     submit(tmp_path / "pb.yaml", queue)
-    out = run_cli("serve", "--workers", "2", "--storage", pg, "--home", str(home), timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "search.cli",
+            "serve",
+            "--workers",
+            "2",
+            "--storage",
+            pg,
+            "--home",
+            str(home),
+        ],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     password = pg.split("://", 1)[1].split("@")[0].split(":")[1]
-    assert f":{password}@" not in out.stdout + out.stderr  # masked in printed output
-    assert ":***@" in out.stderr
+    seen: set[int] = set()
+    while serve.poll() is None:  # what `ps` shows of the workers, while they run
+        for pid, cmdline in _command_lines(exclude=serve.pid):
+            seen.add(pid)
+            assert f":{password}@" not in cmdline, cmdline
+        time.sleep(0.2)
+    stdout, stderr = serve.communicate()
+    assert serve.returncode == 0, stderr[-3000:]
+    assert len(seen) >= 2  # the workers were seen, and their command lines held no password
+    assert f":{password}@" not in stdout + stderr  # masked in printed output
+    assert ":***@" in stderr
     for name, budget in (("pa", 3), ("pb", 2)):
         trials = optuna.load_study(study_name=name, storage=pg).trials
         assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == budget
         assert TrialState.RUNNING not in {t.state for t in trials}
     assert {s.name: s.state for s in status(queue)} == {"pa": "finished", "pb": "finished"}
+
+
+def _command_lines(exclude: int) -> Iterator[tuple[int, str]]:
+    """(pid, command line) of every `search.workers` process running now."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == exclude:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "search.workers" in cmdline:
+            yield int(entry.name), cmdline
+
+
+def test_json_and_errors_mask_the_password(pg: str, tmp_path: Path) -> None:
+    (tmp_path / "pj.yaml").write_text(SPACE.format(name="pj", trials=1))
+    home = str(tmp_path / "m")
+    out = run_cli(
+        "run", str(tmp_path / "pj.yaml"), "--storage", pg, "--home", home, "--json", "--no-select"
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    password = pg.split("://", 1)[1].split("@")[0].split(":")[1]
+    assert f":{password}@" not in out.stdout + out.stderr
+    assert ":***@" in out.stdout  # the storage is named, masked
+    wrong = pg.rsplit("/", 1)[0] + "/no_such_database"
+    out = run_cli("status", "--storage", wrong, "--home", home)
+    assert out.returncode == 2 and f":{password}@" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "no_such_database" in out.stderr

@@ -17,7 +17,8 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from search.queue import Queue, status, submit
-from search.study import mask_password, open_storage
+from search.redact import mask_password
+from search.study import open_storage
 from search.tracking import ROLE
 from search.workers import plan_slots, serve
 from tests.conftest import ROOT

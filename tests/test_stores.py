@@ -1,0 +1,81 @@
+"""Stores that cannot be reached, and passwords: one line naming the masked URL and the
+cause, exit code 2, nothing written anywhere, no password printed or put on a command line."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from search.queue import Queue
+from search.redact import mask_text
+from search.workers import STORAGE_ENV, TRACKING_ENV, store_env, worker_args
+from tests.conftest import run_cli, tiny_space
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+SECRET = "s3cr%40t-pw"  # `@` percent-encoded, as URLs need
+
+
+@pytest.mark.parametrize(
+    ("flag", "url"),
+    [
+        ("--storage", "postgresql+psycopg://bob:{secret}@127.0.0.1:{port}/db"),
+        ("--tracking-uri", "http://bob:{secret}@127.0.0.1:{port}"),
+        ("--tracking-uri", "postgresql+psycopg://bob:{secret}@127.0.0.1:{port}/db"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "submit", "serve", "status", "best", "select"])
+def test_an_unreachable_store_is_one_line_and_nothing_written(
+    tmp_path: Path, flag: str, url: str, command: str
+) -> None:
+    url = url.format(secret=SECRET, port=_closed_port())
+    space = tiny_space(tmp_path)
+    args = {
+        "run": ["run", str(space)],
+        "submit": ["submit", str(space)],
+        "serve": ["serve", "--workers", "1"],
+        "status": ["status"],
+        "best": ["best", "tiny"],
+        "select": ["select", "tiny"],
+    }[command]
+    out = run_cli(*args, flag, url, "--home", str(tmp_path / "store"), timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {flag} ") and "cannot connect" in lines[0]
+    assert "bob:***@127.0.0.1" in lines[0] and "s3cr" not in out.stderr + out.stdout
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_password_sqlalchemy_cannot_parse_is_not_quoted(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://bob:s3cr@t:pw@127.0.0.1:{_closed_port()}/db"
+    out = run_cli("status", "--storage", url, "--home", str(tmp_path / "store"))
+    assert out.returncode == 2 and "percent-encoded" in out.stderr
+    assert "pw@" not in out.stderr and "s3cr" not in out.stderr
+
+
+def test_masking_covers_passwords_anywhere_in_a_line() -> None:
+    text = (
+        "failed: postgresql://u:p@ss:w@rd@db:5432/x and http://a:tok@mlflow:5000/api, "
+        "'mysql+pymysql://root:hunter2@h/d' sqlite:///a.db https://h/p?password=zz&x=1"
+    )
+    masked = mask_text(text)
+    for secret in ("p@ss:w@rd", "tok", "hunter2", "zz"):
+        assert secret not in masked
+    assert "u:***@db:5432/x" in masked and "a:***@mlflow:5000" in masked
+    assert "sqlite:///a.db" in masked and "root:***@h/d'" in masked
+
+
+def test_worker_command_lines_carry_no_store_url(tmp_path: Path) -> None:
+    url = "postgresql://bob:hunter2@db/x"
+    queue = Queue(url, tmp_path, "http://u:tok@mlflow:5000")
+    args = worker_args(queue, 5)
+    assert not any("hunter2" in a or "tok" in a for a in args)
+    assert store_env(queue, url) == {STORAGE_ENV: url, TRACKING_ENV: "http://u:tok@mlflow:5000"}
