@@ -12,12 +12,12 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from search.data import Dataset, TestSplit, load_dataset, split_test
 from search.errors import DataError, InputError, SearchFailed, SpaceError
 from search.folds import Fold, make_folds
+from search.journal import open_journal
 from search.redact import mask_password
 from search.space import CLASSIFICATION_METRICS, REGRESSION_METRICS, Space, grid_space
 
@@ -99,13 +99,11 @@ def _max_value(param: Any) -> int:
 def open_storage(url: str | None, home: Path) -> BaseStorage:
     """Optuna's journal file under `home` by default; RDB storages by URL."""
     if url is None:
-        home.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(home / "optuna.journal")))
+        return JournalStorage(open_journal(home / "optuna.journal"))
     if url.split(":", 1)[0].split("+")[0] in ("sqlite", "postgresql", "mysql"):
         return RDBStorage(url)
     if url.endswith((".journal", ".log", ".jsonl")):
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(url))
+        return JournalStorage(open_journal(Path(url)))
     raise InputError(
         f"--storage: {mask_password(url)!r} is neither a database URL "
         "(sqlite:///, postgresql://, mysql://) nor a journal file (*.journal)"
