@@ -168,7 +168,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _queue(args: argparse.Namespace) -> int:
-    from search.queue import Queue, status, status_table, submit
+    from search.queue import Queue, recover, status, status_table, submit
 
     if args.command == "submit":
         from search.space import load_space
@@ -182,6 +182,7 @@ def _queue(args: argparse.Namespace) -> int:
         print(f"queued study {name!r}; start workers with: search serve")
     else:
         queue = Queue.open(args.storage, args.home, args.tracking_uri)
+        recover(queue, queue.storage())  # trials whose process died: failed, retried once
     if args.command == "serve":
         _serve(args)
     print(status_table(status(queue)))

@@ -55,6 +55,7 @@ class SearchContext:
     tags: dict[str, str]
     on_fold: Callable[[int, int], None] | None = None  # (fold index, folds) -> progress line
     on_pack: Callable[[list[int]], None] | None = None  # trial numbers -> progress line
+    on_start: Callable[[optuna.Trial], None] | None = None  # a trial starts: its owner
     engine: Engine | None = None  # None: the sequential engine
     _arrays: dict[int, FoldArrays] = field(default_factory=dict)
 
@@ -105,6 +106,8 @@ class TrialRun:
 
     def __init__(self, ctx: SearchContext, trial: optuna.Trial) -> None:
         self.ctx, self.trial, space = ctx, trial, ctx.space
+        if ctx.on_start is not None:
+            ctx.on_start(trial)
         self.params = space.suggest(trial) | {"precision": precision(space)}
         if space.model.hypermodel:
             self.params |= hypermodel_values(trial, space)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,12 +22,11 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import InputError
+from search.liveness import GRACE_S, HEARTBEAT_S, mark_started, recover_stale
 from search.space import Space, load_space
 from search.study import DEFAULT_HOME, Prepared, open_storage, open_study, prepare
 from search.tracking import Tracker, default_tracking_uri
 
-HEARTBEAT_S = 5.0
-GRACE_S = 30.0
 _LAST_RECOVERY: dict[int, float] = {}
 
 
@@ -192,7 +188,7 @@ def claim(queue: Queue, storage: BaseStorage) -> Claim | None:
     with queue.lock(storage):
         now = time.time()
         if now - _LAST_RECOVERY.get(id(storage), 0.0) >= queue.heartbeat_s:
-            recover_stale(queue, storage)  # at most once a heartbeat per worker
+            recover(queue, storage)  # at most once a heartbeat per worker
             _LAST_RECOVERY[id(storage)] = now
         candidates = []
         for summary in storage.get_all_studies():
@@ -210,8 +206,7 @@ def claim(queue: Queue, storage: BaseStorage) -> Claim | None:
         name = min(candidates)[2]
         study = optuna.load_study(study_name=name, storage=storage)
         trial = study.ask()
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        trial.set_user_attr("heartbeat", time.time())
+        mark_started(trial)
         return Claim(study, trial)
 
 
@@ -226,8 +221,7 @@ def claim_more(queue: Queue, storage: BaseStorage, study: optuna.Study, k: int) 
         room = s.budget - (s.complete + s.pruned + s.running)
         trials = [study.ask() for _ in range(max(0, min(k, room)))]
         for trial in trials:
-            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-            trial.set_user_attr("heartbeat", time.time())
+            mark_started(trial)
         return trials
 
 
@@ -241,84 +235,15 @@ def pending(storage: BaseStorage) -> bool:
     return False
 
 
-class Heartbeat:
-    """Refresh running trials' heartbeats from a background thread."""
-
-    def __init__(self, storage: BaseStorage, trial_ids: int | list[int], every: float) -> None:
-        ids = [trial_ids] if isinstance(trial_ids, int) else list(trial_ids)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(storage, ids, every), daemon=True)
-
-    def _beat(self, storage: BaseStorage, trial_ids: list[int], every: float) -> None:
-        while not self._stop.wait(every):
-            for trial_id in trial_ids:
-                with contextlib.suppress(Exception):  # the trial may have just finished
-                    storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _dead(trial: FrozenTrial, grace_s: float, now: float) -> str | None:
-    owner = str(trial.user_attrs.get("worker", ":"))
-    host, _, pid = owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return f"worker {owner} died"
-        except PermissionError:
-            pass
-    beat = float(
-        trial.user_attrs.get(
-            "heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else now
-        )
+def recover(queue: Queue, storage: BaseStorage, studies: list[str] | None = None) -> list[int]:
+    """`recover_stale` on this queue's stores."""
+    return recover_stale(
+        storage,
+        tracking_uri=queue.tracking_uri,
+        home=queue.home,
+        grace_s=queue.grace_s,
+        studies=studies,
     )
-    if now - beat > grace_s:
-        return f"worker {owner} stopped its heartbeat {now - beat:.0f}s ago"
-    return None
-
-
-def recover_stale(queue: Queue, storage: BaseStorage) -> list[int]:
-    """Fail the trials of dead workers, end their MLflow runs FAILED, retry each once."""
-    recovered = []
-    now = time.time()
-    for summary in storage.get_all_studies():
-        if "budget" not in summary.user_attrs:
-            continue
-        trials = storage.get_all_trials(summary._study_id, deepcopy=False)
-        retried = {t.user_attrs.get("retry_of") for t in trials}
-        for t in trials:
-            reason = _dead(t, queue.grace_s, now) if t.state == TrialState.RUNNING else None
-            if reason is None:
-                continue
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            _fail_runs(queue, summary.study_name, t, reason)
-            if t.number not in retried and "retry_of" not in t.user_attrs:
-                study = optuna.load_study(study_name=summary.study_name, storage=storage)
-                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
-            recovered.append(t.number)
-    return recovered
-
-
-def _fail_runs(queue: Queue, study: str, trial: FrozenTrial, reason: str) -> None:
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    if not run_id:
-        return
-    tracker = Tracker(queue.tracking_uri, study, artifact_root=queue.home / "artifacts")
-    found = tracker.client.search_runs(
-        [tracker.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
-    )
-    for run in [*found, tracker.client.get_run(run_id)]:
-        if run.info.status == "RUNNING":
-            tracker.end(run.info.run_id, "FAILED", reason=reason)
-    tracker.flush()
 
 
 def _sweep(tracker: Tracker, study: optuna.Study) -> None:

@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.backend import deterministic
+from search.liveness import Heartbeat, mark_started, recover_stale
 from search.objective import Objective, SearchContext
 from search.packs import optimize_packs, pack_size
 from search.records import flat_params
@@ -113,17 +114,42 @@ def run_search(
     name = study_name or space.name
     uri = tracking_uri or default_tracking_uri(_mkdir(home))
     study = open_study(prep, open_storage(storage, home), name)
+    recover_stale(study._storage, tracking_uri=uri, home=home, studies=[name])
     budget = Budget(
-        trials=n_trials if n_trials is not None else space.study.trials,
+        trials=trials_left(study, n_trials if n_trials is not None else space.study.trials),
         timeout=timeout if timeout is not None else space.study.timeout,
     )
+    stream = stream or sys.stderr
+    if progress:
+        print(budget_line(study, budget, n_trials or space.study.trials), file=stream)
     tracker = TrackingProcess(uri, name, artifact_root=home / "artifacts")
     try:
-        return _search(
-            study, prep, tracker, budget, storage, progress, stream or sys.stderr, engine
-        )
+        return _search(study, prep, tracker, budget, storage, progress, stream, engine)
     finally:
         tracker.close()  # every write is in the store before run_search returns
+
+
+def trials_left(study: optuna.Study, planned: int | None) -> int | None:
+    """The trials still to run for a budget of `planned` complete or pruned trials in all."""
+    if planned is None:
+        return None
+    c = counts(study)
+    return max(0, planned - c["complete"] - c["pruned"])
+
+
+def budget_line(study: optuna.Study, budget: Budget, planned: int | None) -> str:
+    """What this run will do, said before it starts."""
+    name = study.study_name
+    if planned is None:
+        return f"study {name!r}: trials until {budget.timeout:g}s have passed"
+    done = planned - (budget.trials or 0)
+    if budget.trials == 0:
+        return (
+            f"study {name!r} already has {done} of its {planned} trials; "
+            "raise --trials (the study's total) to run more"
+        )
+    resumed = f", {done} done before" if done else ""
+    return f"study {name!r}: {budget.trials} trials left of {planned}{resumed}"
 
 
 def _search(
@@ -139,6 +165,14 @@ def _search(
     parent = parent_run(tracker, study, prep, remember=False)
     ctx = make_context(prep, tracker, parent, study.study_name)
     ctx.engine = engine
+    beat = Heartbeat(study._storage)
+
+    def own(trial: optuna.Trial) -> None:
+        mark_started(trial)
+        beat.add(trial._trial_id)
+
+    ctx.on_start = own
+    budget.callbacks.append(lambda _, trial: beat.discard(trial._trial_id))
     budget.callbacks.append(remember_parent(tracker, parent))
     reporter = Progress(budget.trials, prep.space.objective.metric, stream, progress)
     budget.callbacks.append(reporter)
@@ -147,11 +181,12 @@ def _search(
     started = time.perf_counter()
     status = "FAILED"
     try:
-        if ctx.engine is not None and ctx.engine.name == "pack":
-            size = pack_size(prep.space, prep.data.X.shape[1])
-            new = optimize_packs(study, ctx, budget, size)
-        else:
-            new = optimize(study, Objective(ctx), budget)
+        with beat:
+            if ctx.engine is not None and ctx.engine.name == "pack":
+                size = pack_size(prep.space, prep.data.X.shape[1])
+                new = optimize_packs(study, ctx, budget, size)
+            else:
+                new = optimize(study, Objective(ctx), budget)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -20,6 +20,7 @@ from search.errors import InputError, SearchFailed
 from search.feed import fit_inputs
 from search.fitting import fit_fold
 from search.folds import Fold, make_folds
+from search.liveness import recover_stale
 from search.metrics import scores
 from search.model import build_state, make_model
 from search.space import METRICS, Space, ValidationSpec, parse_space
@@ -160,6 +161,8 @@ def select(
     """Choose, refit and test the final model of a study; log and register it in MLflow."""
     home = Path(home)
     study = load_study(study_name, storage, home)
+    uri = tracking_uri or default_tracking_uri(home)
+    recover_stale(study._storage, tracking_uri=uri, home=home, studies=[study_name])
     space = study_space(study)
     prep = prepare(space)
     check_same_data(study, prep)
@@ -172,9 +175,7 @@ def select(
     trial = next(t for t in complete if t.number == chosen.trial)
     final = refit(prep, trial)
     result = evaluate(prep, final, chosen, candidates, trial)
-    tracker = Tracker(
-        tracking_uri or default_tracking_uri(home), study_name, artifact_root=home / "artifacts"
-    )
+    tracker = Tracker(uri, study_name, artifact_root=home / "artifacts")
     _log(tracker, study, prep, final, result, trial)
     return result
 

@@ -7,6 +7,7 @@ active-run stack), so it works the same from threads and from worker processes.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import logging
@@ -14,7 +15,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +30,20 @@ ROLE = "search.role"  # study | trial | fold | selection
 STUDY = "search.study"
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 PACKAGES = ("tensorflow", "keras", "optuna", "mlflow", "scikit-learn", "pandas", "numpy")
+
+
+@contextlib.contextmanager
+def _store_lock(tracking_uri: str) -> Iterator[None]:
+    """A lock beside a SQLite tracking store, for the processes of one machine."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    with open(tracking_uri.removeprefix("sqlite:///") + ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def default_tracking_uri(home: Path) -> str:
@@ -145,9 +160,19 @@ class Tracker:
                 return run_id
             except Exception:  # the run is not in this tracking store: start a new parent
                 pass
-        run = self.client.create_run(
-            self.experiment_id, run_name=study, tags={ROLE: "study", STUDY: study, **tags}
-        )
+        with _store_lock(self.tracking_uri):  # two processes starting one study: one parent
+            found = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{ROLE}` = 'study' and tags.`{STUDY}` = '{study}'",
+                order_by=["attributes.start_time ASC"],
+                max_results=1,
+            )
+            if found:  # made by a run that died before it could name it in the study
+                self.client.update_run(found[0].info.run_id, status="RUNNING")
+                return str(found[0].info.run_id)
+            run = self.client.create_run(
+                self.experiment_id, run_name=study, tags={ROLE: "study", STUDY: study, **tags}
+            )
         new = str(run.info.run_id)
         if params:
             self.log(new, params=params)

@@ -153,7 +153,7 @@ def serve(
 ) -> PoolReport:
     """Run worker processes until every queued study has reached its budget."""
     from search.errors import SearchFailed
-    from search.queue import Queue, close_parents, recover_stale
+    from search.queue import Queue, close_parents, recover
 
     queue = Queue.open(storage, home, tracking_uri, heartbeat_s=heartbeat_s, grace_s=grace_s)
     args = [sys.executable, "-m", "search.workers", *worker_args(queue, recycle)]
@@ -208,7 +208,7 @@ def serve(
             out.close()
         storage_obj = queue.storage()
         with queue.lock(storage_obj):
-            recover_stale(queue, storage_obj)
+            recover(queue, storage_obj)
         close_parents(queue)
     return report
 
@@ -288,7 +288,8 @@ def _request_stop(signum: int, frame: object) -> None:
 
 def _loop(queue: Queue, recycle: int) -> int:
     from search.backend import deterministic
-    from search.queue import Heartbeat, claim, pending
+    from search.liveness import Heartbeat
+    from search.queue import claim, pending
 
     deterministic()
     storage = queue.storage()

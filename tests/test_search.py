@@ -125,9 +125,12 @@ def test_no_test_row_reaches_the_search(searched: tuple[Path, SearchResult]) -> 
 
 
 def test_second_run_resumes_the_study(tmp_path: Path) -> None:
+    """`trials` is the study's budget in all: running again finishes it, no more."""
     space = tiny_space(tmp_path, name="resume", trials=1, folds=2, epochs=2)
     first = run_search(space, home=tmp_path / "m", progress=False)
-    second = run_search(space, home=tmp_path / "m", progress=False)
+    done = run_search(space, home=tmp_path / "m", progress=False)
+    assert done.new_trials == 0 and done.counts["complete"] == 1
+    second = run_search(space, n_trials=2, home=tmp_path / "m", progress=False)
     assert second.parent_run_id == first.parent_run_id
     assert second.counts["complete"] == 2 and second.new_trials == 1
     assert len(_tree(second)[first.parent_run_id]) == 2  # both trials under one parent

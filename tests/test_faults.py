@@ -1,0 +1,125 @@
+"""Faults a real machine has: a `search run` killed with SIGKILL, Ctrl-C, a resumed budget.
+
+Real processes, real stores: nothing is left RUNNING in Optuna or MLflow, nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from tests.conftest import ROOT, run_cli
+
+SLOW = """
+study: {{name: {name}, trials: {trials}, sampler: random, pruner: none, seed: 5}}
+data: {{source: breast_cancer, test_size: 0.25}}
+validation: {{scheme: holdout}}
+params: {{depth: 1, width: {{low: 8, high: 16}}, epochs: {epochs}, patience: {epochs},
+         learning_rate: 0.0001}}
+training: {{engine: {engine}}}
+"""
+
+
+def _space(tmp_path: Path, *, name: str, trials: int, epochs: int, engine: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SLOW.format(name=name, trials=trials, epochs=epochs, engine=engine))
+    return path
+
+
+def _study(home: Path, name: str) -> optuna.Study:
+    storage = JournalStorage(JournalFileBackend(str(home / "optuna.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "search.cli", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def _wait_for_running(home: Path, name: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        journal = home / "optuna.journal"
+        if journal.exists():
+            try:
+                trials = _study(home, name).get_trials(deepcopy=False)
+            except KeyError:
+                trials = []
+            if any(t.state == TrialState.RUNNING and "heartbeat" in t.user_attrs for t in trials):
+                time.sleep(3)  # into training: its MLflow runs exist
+                return
+        time.sleep(0.5)
+    raise AssertionError("no trial started")
+
+
+def _mlflow_running(home: Path) -> list[str]:
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string="attributes.status = 'RUNNING'",
+    )
+    return [r.info.run_name for r in runs]
+
+
+@pytest.mark.parametrize("engine", ["sequential", "pack"])
+@pytest.mark.parametrize("opener", ["run", "status", "select"])
+def test_a_killed_run_is_recovered_by_the_next_command(
+    tmp_path: Path, engine: str, opener: str
+) -> None:
+    name = f"killed_{engine}"
+    space = _space(tmp_path, name=name, trials=2, epochs=3000, engine=engine)
+    home = tmp_path / "m"
+    proc = _start("run", str(space), "--home", str(home), "--no-select")
+    _wait_for_running(home, name, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # as the out-of-memory killer or a power cut would
+    proc.wait()
+    running = [t for t in _study(home, name).get_trials() if t.state == TrialState.RUNNING]
+    assert running  # what the kill left behind
+    assert _mlflow_running(home)
+
+    if opener == "status":
+        out = run_cli("status", "--home", str(home))
+        assert out.returncode == 0, out.stderr[-2000:]
+    elif opener == "select":
+        out = run_cli("select", name, "--home", str(home))
+        assert out.returncode == 2 and "no complete trial" in out.stderr  # but it recovered
+    else:
+        (tmp_path / f"{name}.yaml").write_text(
+            space.read_text().replace("epochs: 3000, patience: 3000", "epochs: 2, patience: 2")
+        )
+        out = run_cli("run", str(space), "--home", str(home), "--no-select", "--json")
+        assert out.returncode == 0, out.stderr[-2000:]
+    trials = _study(home, name).get_trials()
+    for t in running:
+        dead = trials[t.number]
+        assert dead.state == TrialState.FAIL
+        assert "died" in dead.user_attrs["fail_reason"]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") is not None]
+    assert sorted(t.user_attrs["retry_of"] for t in retries) == sorted(t.number for t in running)
+    assert _mlflow_running(home) == []  # trial, fold and study runs all ended
+    if opener == "run":
+        assert all(t.state == TrialState.COMPLETE for t in retries)  # the retry ran
+        summary = json.loads(out.stdout)
+        assert summary["counts"]["complete"] == 2  # the budget, not more
+        assert summary["counts"]["running"] == 0
+    else:
+        assert all(t.state == TrialState.WAITING for t in retries)  # for the next run
