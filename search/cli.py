@@ -7,8 +7,9 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
+from search import interrupt
 from search.errors import InputError, SearchError
 from search.redact import mask_text
 
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    interrupt.install()
     args = _parser().parse_args(argv)
     try:
         from search.stores import check_stores
@@ -232,6 +234,15 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if not args.json:
+        return _search(args, None)
+    from search.quiet import stdout_for_data_only
+
+    with stdout_for_data_only() as out:  # the JSON document alone, whatever libraries print
+        return _search(args, out)
+
+
+def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
     if args.trials is not None and args.trials < 1:
         raise InputError(f"--trials must be >= 1, got {args.trials}")
     if args.timeout is not None and args.timeout <= 0:
@@ -257,6 +268,8 @@ def _run(args: argparse.Namespace) -> int:
     _quiet_libraries(args.verbose)
     from search.runner import result_json, run_search
 
+    interrupt.check()  # a Ctrl-C while the libraries loaded
+
     result = run_search(
         prep or space,
         n_trials=args.trials,
@@ -272,8 +285,8 @@ def _run(args: argparse.Namespace) -> int:
     selection = None
     if not args.no_select and result.best_value is not None:
         selection = _select_and_report(args, result.study_name)
-    if args.json:
-        print(result_json(result, selection))
+    if json_out is not None:
+        print(result_json(result, selection), file=json_out)
         return 0
     print(f"MLflow: experiment {result.experiment_id}, study run {result.parent_run_id}")
     print(f"open the UI: {UI_HINT}")
@@ -307,6 +320,7 @@ def _quiet_libraries(verbose: bool) -> None:
     from search import backend
 
     backend.start(verbose)
+    interrupt.check()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 

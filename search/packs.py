@@ -58,6 +58,10 @@ def optimize_packs(
         if budget.timeout is not None and time.monotonic() - started > budget.timeout:
             break
         k = size if budget.trials is None else min(size, budget.trials - len(new))
+        room = budget.room(study)  # another process may run the same study
+        k = k if room is None else min(k, room)
+        if k == 0:
+            break
         told, stop = run_pack(study, ctx, budget, [study.ask() for _ in range(k)])
         new += told
         if stop:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from typing import TextIO
 
 
 @contextlib.contextmanager
@@ -22,3 +23,22 @@ def silenced_stderr() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def stdout_for_data_only() -> Iterator[TextIO]:
+    """Send everything written to standard output (Python, C++, child processes) to standard
+    error for the duration; yield a stream on the real standard output for the one document
+    a `--json` command prints."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    real = os.fdopen(os.dup(saved), "w")
+    try:
+        yield real
+    finally:
+        sys.stdout.flush()
+        real.flush()
+        real.close()
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search import interrupt
 from search.backend import deterministic
 from search.liveness import Heartbeat, mark_started, recover_stale
 from search.objective import Objective, SearchContext
@@ -115,13 +116,16 @@ def run_search(
     uri = tracking_uri or default_tracking_uri(_mkdir(home))
     study = open_study(prep, open_storage(storage, home), name)
     recover_stale(study._storage, tracking_uri=uri, home=home, studies=[name])
+    planned = n_trials if n_trials is not None else space.study.trials
     budget = Budget(
-        trials=trials_left(study, n_trials if n_trials is not None else space.study.trials),
+        trials=trials_left(study, planned),
         timeout=timeout if timeout is not None else space.study.timeout,
+        total=planned,
     )
+    budget.callbacks.append(budget.stop_when_full)
     stream = stream or sys.stderr
     if progress:
-        print(budget_line(study, budget, n_trials or space.study.trials), file=stream)
+        print(budget_line(study, budget, planned), file=stream)
     tracker = TrackingProcess(uri, name, artifact_root=home / "artifacts")
     try:
         return _search(study, prep, tracker, budget, storage, progress, stream, engine)
@@ -174,6 +178,7 @@ def _search(
     ctx.on_start = own
     budget.callbacks.append(lambda _, trial: beat.discard(trial._trial_id))
     budget.callbacks.append(remember_parent(tracker, parent))
+    budget.callbacks.append(lambda _, __: interrupt.check())  # one a library swallowed
     reporter = Progress(budget.trials, prep.space.objective.metric, stream, progress)
     budget.callbacks.append(reporter)
     ctx.on_fold = reporter.fold
@@ -181,6 +186,7 @@ def _search(
     started = time.perf_counter()
     status = "FAILED"
     try:
+        interrupt.check()
         with beat:
             if ctx.engine is not None and ctx.engine.name == "pack":
                 size = pack_size(prep.space, prep.data.X.shape[1])

@@ -243,11 +243,24 @@ def failure_reasons(trials: list[FrozenTrial]) -> list[str]:
 
 @dataclass
 class Budget:
-    """A trial/time budget for one `run` call."""
+    """A trial/time budget for one `run` call; `total`, the study's own budget in all."""
 
     trials: int | None
     timeout: float | None
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = field(default_factory=list)
+    total: int | None = None
+
+    def room(self, study: optuna.Study) -> int | None:
+        """Trials that may still start, counting those other processes run now."""
+        if self.total is None:
+            return None
+        c = counts(study)
+        return max(0, self.total - c["complete"] - c["pruned"] - c["running"])
+
+    def stop_when_full(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """A study callback: another process running the same study shares its budget."""
+        if self.room(study) == 0:
+            study.stop()
 
 
 def optimize(

@@ -123,3 +123,77 @@ def test_a_killed_run_is_recovered_by_the_next_command(
         assert summary["counts"]["running"] == 0
     else:
         assert all(t.state == TrialState.WAITING for t in retries)  # for the next run
+
+
+def test_json_is_alone_on_stdout_when_a_trial_diverges(tmp_path: Path) -> None:
+    """Keras prints "Batch N: Invalid loss" to standard output; --json's stdout stays JSON."""
+    path = tmp_path / "nan.yaml"
+    path.write_text(
+        "study: {name: nan, trials: 2, sampler: grid, pruner: none}\n"
+        "data: {source: diabetes}\nvalidation: {scheme: holdout}\n"
+        "params: {optimizer: sgd, learning_rate: {choices: [1.0e+12, 0.001]}, depth: 1,\n"
+        "         width: 8, epochs: 3, patience: 1}\n"
+        "training: {engine: sequential}\n"
+    )
+    out = run_cli("run", str(path), "--no-select", "--json", "--home", str(tmp_path / "m"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout)  # the whole of stdout is one JSON document
+    assert summary["counts"]["fail"] == 1 and summary["counts"]["complete"] == 1
+    assert "Invalid loss" in out.stderr  # Keras did print it, on stderr now
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5, 3.0, 5.0, 8.0])
+def test_ctrl_c_at_any_moment_of_start_up_stops_the_command(tmp_path: Path, delay: float) -> None:
+    """Ctrl-C while TensorFlow and JAX load (where Python can swallow it) still stops."""
+    space = _space(tmp_path, name="startup", trials=2, epochs=3000, engine="sequential")
+    home = tmp_path / "m"
+    proc = _start("run", str(space), "--home", str(home), "--no-select")
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole group
+    signalled = time.time()
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError(f"still running 60 s after Ctrl-C at {delay} s") from None
+    assert proc.returncode == 130, err[-2000:]
+    assert time.time() - signalled < 30  # stopped, not run to the end
+    if (home / "optuna.journal").exists():
+        trials = (
+            _study(home, "startup").get_trials()
+            if "startup"
+            in (
+                s.study_name
+                for s in optuna.get_all_study_summaries(
+                    JournalStorage(JournalFileBackend(str(home / "optuna.journal")))
+                )
+            )
+            else []
+        )
+        assert TrialState.RUNNING not in {t.state for t in trials}
+
+
+def test_two_runs_of_one_study_share_its_run_and_its_budget(tmp_path: Path) -> None:
+    space = _space(tmp_path, name="twice", trials=4, epochs=30, engine="sequential")
+    home = tmp_path / "m"
+    home.mkdir()
+    procs = [_start("run", str(space), "--home", str(home), "--no-select") for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+    trials = _study(home, "twice").get_trials()
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    # the budget is shared; two trials that start at the same instant may pass it by one
+    assert 4 <= len(done) <= 5, [t.state for t in trials]
+    assert TrialState.RUNNING not in {t.state for t in trials}
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "twice"]
+    studies = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`search.role` = 'study'"
+    )
+    assert len(studies) == 1 and studies[0].info.status == "FINISHED"
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`search.role` = 'trial'"
+    )
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {studies[0].info.run_id}
+    assert len(children) == len(trials)

@@ -1,0 +1,30 @@
+"""Ctrl-C that is never lost: remembered as well as raised.
+
+Python discards an exception raised inside a garbage-collection callback, and importing
+TensorFlow (which loads JAX) runs such callbacks: a KeyboardInterrupt arriving then would
+vanish and the search run to its end. The handler remembers the request; the command
+checks it between its steps (`check`) and stops there.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+REQUESTED = threading.Event()
+
+
+def _handler(signum: int, frame: object) -> None:
+    REQUESTED.set()
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """Handle Ctrl-C in this (main) thread: remember it, then raise KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, _handler)
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C came, even if the first one was swallowed."""
+    if REQUESTED.is_set():
+        raise KeyboardInterrupt
