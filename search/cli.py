@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from search import interrupt
@@ -117,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from search.stores import check_stores
 
+        _check_flags(args)
         check_stores(getattr(args, "storage", None), args.tracking_uri)
         return _dispatch(args)
     except InputError as exc:
@@ -131,6 +135,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:  # a defect: its traceback is for the bug report, without passwords
         print(mask_text(traceback.format_exc()), file=sys.stderr, end="")
         return 1
+
+
+# flag -> (smallest value, whether the smallest is allowed); every number finite
+_BOUNDS = {
+    "trials": (1, True),
+    "timeout": (0, False),
+    "n": (1, True),
+    "workers": (1, True),
+    "per_gpu": (1, True),
+    "recycle": (1, True),
+    "heartbeat": (0, False),
+    "grace": (0, False),
+    "gpu_memory_mb": (1, True),
+    "gpus_per_worker": (0, True),
+}
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Numbers on the command line: one line naming the flag, exit 2, nothing written."""
+    for name, (low, inclusive) in _BOUNDS.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        flag = "-n" if name == "n" else "--" + name.replace("_", "-")
+        ok = value >= low if inclusive else value > low
+        if not (math.isfinite(value) and ok):
+            raise InputError(f"{flag} must be {'>=' if inclusive else '>'} {low}, got {value}")
+    heartbeat, grace = getattr(args, "heartbeat", None), getattr(args, "grace", None)
+    if heartbeat is not None and grace is not None and grace <= heartbeat:
+        raise InputError(
+            f"--grace ({grace:g} s) must be longer than --heartbeat ({heartbeat:g} s), or "
+            "every running trial would look dead"
+        )
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -243,10 +280,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
-    if args.trials is not None and args.trials < 1:
-        raise InputError(f"--trials must be >= 1, got {args.trials}")
-    if args.timeout is not None and args.timeout <= 0:
-        raise InputError(f"--timeout must be > 0, got {args.timeout}")
     from search.space import load_space
     from search.study import prepare
 
@@ -296,15 +329,44 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
 def _select_and_report(args: argparse.Namespace, study: str) -> Any:
     """The end of every search: the final model, its one test, the report."""
     from search.report import study_report
-    from search.selection import select
+    from search.selection import load_study, select
+    from search.study import best_first
 
-    if not (args.quiet or args.json):
-        print("\nselecting the final model: recheck, refit, one test ...", file=sys.stderr)
-    selection = select(study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri)
+    with _study_lock(args.home, study):  # two runs of one study: one selection
+        loaded = load_study(study, args.storage, Path(args.home))
+        done = sorted(t.number for t in best_first(loaded))
+        if loaded.user_attrs.get("selected_on") == done:
+            print(
+                f"study {study!r} was already selected on these {len(done)} trials; "
+                f"`search select {study}` selects again",
+                file=sys.stderr,
+            )
+            return None
+        if not (args.quiet or args.json):
+            print("\nselecting the final model: recheck, refit, one test ...", file=sys.stderr)
+        selection = select(
+            study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri
+        )
+        loaded.set_user_attr("selected_on", done)
     study_report(study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri)
     if not args.json:
         print(f"\n{selection}")
     return selection
+
+
+@contextlib.contextmanager
+def _study_lock(home: str, study: str) -> Iterator[None]:
+    """One process at a time for this study's selection, on this machine."""
+    import fcntl
+
+    Path(home).mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study)
+    with open(Path(home) / f".select-{safe}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _quiet_libraries(verbose: bool) -> None:

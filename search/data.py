@@ -72,6 +72,14 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
         col = getattr(spec, key)
         if col is not None and col not in frame.columns:
             raise DataError(f"column {col!r} not found in {name}", file=where, key=f"data.{key}")
+    roles = {"group_column": spec.group_column, "time_column": spec.time_column}
+    for key, col in [*roles.items(), *(("drop_columns", c) for c in spec.drop_columns)]:
+        if col == target:
+            raise DataError(
+                f"column {target!r} is the target; it cannot also be in data.{key}",
+                file=where,
+                key=f"data.{key}",
+            )
     missing = [c for c in spec.drop_columns if c not in frame.columns]
     if missing:
         raise DataError(
@@ -92,10 +100,11 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
     if frame.empty:
         raise DataError(f"{name} has no rows with a target", file=where, key="data.target")
     y_raw = frame[target]
-    task = _infer_task(y_raw, spec.task, where, target)
-    y, classes = _encode_target(y_raw, task, where, target)
     drop = [target, *spec.drop_columns] + [c for c in (spec.group_column, spec.time_column) if c]
     X = categorical_as_object(frame.drop(columns=drop))
+    _refuse_infinity(X, y_raw, name, where)
+    task = _infer_task(y_raw, spec.task, where, target)
+    y, classes = _encode_target(y_raw, task, where, target)
     if X.shape[1] == 0:
         raise DataError(
             f"{name} has no feature columns besides the target", file=where, key="data.source"
@@ -111,6 +120,23 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
         fingerprint=fingerprint(frame),
         dropped_rows=int(bad.sum()),
     )
+
+
+def _refuse_infinity(X: pd.DataFrame, y: pd.Series, name: str, where: str) -> None:
+    """Infinity has no place in a feature or a target: name the column and the first row."""
+    for col, values in [*X.items(), (y.name, y)]:
+        if not pd.api.types.is_float_dtype(values):
+            continue
+        bad = np.isinf(values.to_numpy(dtype=float))
+        if bad.any():
+            key = "data.target" if col == y.name else "data.source"
+            raise DataError(
+                f"column {col!r} of {name} holds {int(bad.sum())} infinite values, first at "
+                f"row {int(np.flatnonzero(bad)[0])}; replace them (NaN is imputed) or drop "
+                "the column with `data.drop_columns`",
+                file=where,
+                key=key,
+            )
 
 
 def _read_source(spec: DataSpec, base_dir: Path, where: str) -> tuple[pd.DataFrame, str, str]:

@@ -20,8 +20,11 @@ def _handler(signum: int, frame: object) -> None:
 
 
 def install() -> None:
-    """Handle Ctrl-C in this (main) thread: remember it, then raise KeyboardInterrupt."""
+    """Handle Ctrl-C (and SIGTERM, which `kill` and service managers send) in this main
+    thread: remember it, then raise KeyboardInterrupt, so the command ends its trials and
+    runs as it does on Ctrl-C."""
     signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
 
 
 def check() -> None:

@@ -143,3 +143,20 @@ def _end_runs(
             if tags.get("search.role") == "study" and tags.get("search.study") == study.study_name:
                 tracker.end(run.info.run_id, "KILLED", reason="the process running it died")
     tracker.flush()
+
+
+def retry_interrupted(study: optuna.Study) -> list[int]:
+    """Enqueue once each trial that Ctrl-C ended, so that running again retries it."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    again = [
+        t
+        for t in trials
+        if t.state == TrialState.FAIL
+        and t.user_attrs.get("interrupted")
+        and t.number not in retried
+        and "retry_of" not in t.user_attrs
+    ]
+    for t in again:
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+    return [t.number for t in again]

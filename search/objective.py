@@ -234,6 +234,8 @@ class TrialRun:
         reason = f"{type(exc).__name__}: {exc}"
         self.trial.set_user_attr("fail_reason", reason)
         state = "INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        if state == "INTERRUPTED":
+            self.trial.set_user_attr("interrupted", True)  # retried by the next run
         tracker.log(self.run_id, tags={"search.state": state})
         tracker.end(self.run_id, "KILLED" if state == "INTERRUPTED" else "FAILED", reason=reason)
 

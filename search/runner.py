@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search import interrupt
 from search.backend import deterministic
-from search.liveness import Heartbeat, mark_started, recover_stale
+from search.liveness import Heartbeat, mark_started, recover_stale, retry_interrupted
 from search.objective import Objective, SearchContext
 from search.packs import optimize_packs, pack_size
 from search.records import flat_params
@@ -196,6 +196,7 @@ def _search(
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
+        retry_interrupted(study)
         raise
     finally:
         reporter.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import time
 import warnings
@@ -260,7 +261,9 @@ class Budget:
     def stop_when_full(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """A study callback: another process running the same study shares its budget."""
         if self.room(study) == 0:
-            study.stop()
+            # inside study.optimize; the pack loop, which is not, checks `room` itself
+            with contextlib.suppress(RuntimeError):
+                study.stop()
 
 
 def optimize(

@@ -321,3 +321,68 @@ def test_cli_submit_writes_nothing_on_bad_data(tmp_path: Path) -> None:
     out = run_cli("submit", "s.yaml", "--home", "store", cwd=tmp_path)
     assert out.returncode == 2 and "s.yaml:1: data.source: no such data file" in out.stderr
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["run", "SPACE", "--trials", "0"], "--trials must be >= 1, got 0"),
+        (["run", "SPACE", "--timeout", "nan"], "--timeout must be > 0, got nan"),
+        (["run", "SPACE", "--timeout", "-5"], "--timeout must be > 0"),
+        (["run", "SPACE", "--workers", "0"], "--workers must be >= 1"),
+        (["serve", "--per-gpu", "0"], "--per-gpu must be >= 1"),
+        (["serve", "--recycle", "0"], "--recycle must be >= 1"),
+        (["serve", "--heartbeat", "inf"], "--heartbeat must be > 0"),
+        (["serve", "--heartbeat", "10", "--grace", "5"], "--grace (5 s) must be longer"),
+        (["serve", "--gpu-memory-mb", "0"], "--gpu-memory-mb must be >= 1"),
+        (["best", "x", "-n", "0"], "-n must be >= 1"),
+        (["submit", "SPACE", "--trials", "-1"], "--trials must be >= 1"),
+    ],
+)
+def test_bad_numbers_on_the_command_line(tmp_path: Path, args: list[str], match: str) -> None:
+    space = _space(tmp_path, "data: {source: iris}\n")
+    args = [str(space) if a == "SPACE" else a for a in args]
+    out = run_cli(*args, "--home", str(tmp_path / "store"), timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    (line,) = out.stderr.strip().splitlines()
+    assert line == f"error: {match}" or line.startswith(f"error: {match}"), line
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize(
+    ("frame", "spec", "match", "key"),
+    [
+        (
+            pd.DataFrame({"x": [1.0, np.inf, 3, 4, 5, 6, 7, 8], "y": [0, 1] * 4}),
+            {"target": "y"},
+            r"column 'x' of .* holds 1 infinite values, first at row 1",
+            "data.source",
+        ),
+        (
+            pd.DataFrame({"x": np.arange(8.0), "y": [0.5, 1.5, -np.inf, 2, 3, 4, 5, 6]}),
+            {"target": "y"},
+            r"column 'y' .* holds 1 infinite values",
+            "data.target",
+        ),
+        (
+            pd.DataFrame({"x": np.arange(8.0), "y": [0, 1] * 4}),
+            {"target": "y", "drop_columns": ["y"]},
+            "is the target; it cannot also be in data.drop_columns",
+            "data.drop_columns",
+        ),
+        (
+            pd.DataFrame({"x": np.arange(8.0), "y": [0, 1] * 4}),
+            {"target": "y", "group_column": "y"},
+            "cannot also be in data.group_column",
+            "data.group_column",
+        ),
+    ],
+)
+def test_data_that_no_model_can_take(
+    tmp_path: Path, frame: pd.DataFrame, spec: dict[str, object], match: str, key: str
+) -> None:
+    flow = ", ".join(f"{k}: {v}" for k, v in spec.items())
+    text = f"data: {{source: {_csv(tmp_path, frame)}, {flow}}}\n"
+    with pytest.raises(DataError, match=match) as info:
+        prepare(load_space(_space(tmp_path, text)))
+    assert info.value.key == key and info.value.line == 1

@@ -197,3 +197,65 @@ def test_two_runs_of_one_study_share_its_run_and_its_budget(tmp_path: Path) -> N
     )
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {studies[0].info.run_id}
     assert len(children) == len(trials)
+
+
+@pytest.mark.parametrize("engine", ["sequential", "pack"])
+def test_running_again_after_ctrl_c_retries_the_interrupted_trial_and_stops_at_the_budget(
+    tmp_path: Path, engine: str
+) -> None:
+    name = f"resume_{engine}"
+    space = _space(tmp_path, name=name, trials=3, epochs=3000, engine=engine)
+    home = tmp_path / "m"
+    proc = _start("run", str(space), "--home", str(home), "--no-select")
+    _wait_for_running(home, name, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "run the same command again to resume" in err
+    interrupted = [t.number for t in _study(home, name).get_trials() if t.state == TrialState.FAIL]
+    assert interrupted
+    space.write_text(
+        space.read_text().replace("epochs: 3000, patience: 3000", "epochs: 2, patience: 2")
+    )
+    out = run_cli("run", str(space), "--home", str(home), "--no-select")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"study '{name}': 3 trials left of 3" in out.stderr  # said before it starts
+    trials = _study(home, name).get_trials()
+    retried = {t.user_attrs.get("retry_of"): t.state for t in trials if "retry_of" in t.user_attrs}
+    assert retried == dict.fromkeys(interrupted, TrialState.COMPLETE)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3  # the budget, not 3 more
+    again = run_cli("run", str(space), "--home", str(home), "--no-select")
+    assert again.returncode == 0 and "already has 3 of its 3 trials" in again.stderr
+    assert len(_study(home, name).get_trials()) == len(trials)
+
+
+def test_two_runs_of_one_study_make_one_selection(tmp_path: Path) -> None:
+    space = _space(tmp_path, name="once", trials=2, epochs=20, engine="sequential")
+    space.write_text(
+        space.read_text() + "selection: {top_k: 1, recheck_folds: 2, bootstrap: 100}\n"
+    )
+    home = tmp_path / "m"
+    home.mkdir()
+    procs = [_start("run", str(space), "--home", str(home)) for _ in range(2)]
+    errs = []
+    for proc in procs:
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, err[-2000:]
+        errs.append(err)
+    assert sum("already selected on these" in err for err in errs) == 1
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    versions = client.search_model_versions("name = 'once'")
+    assert len(versions) == 1  # one champion registered, not one per process
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path: Path) -> None:
+    space = _space(tmp_path, name="term", trials=2, epochs=3000, engine="sequential")
+    home = tmp_path / "m"
+    proc = _start("run", str(space), "--home", str(home), "--no-select")
+    _wait_for_running(home, "term", proc)
+    proc.terminate()  # SIGTERM to the command alone, as `kill PID` sends
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    trials = _study(home, "term").get_trials()
+    assert TrialState.RUNNING not in {t.state for t in trials}
+    assert _mlflow_running(home) == []
