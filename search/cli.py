@@ -294,9 +294,12 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
         _serve(args)
         args.command = "status"
         _queue(args)
+        selection = None
         if not args.no_select:
             _quiet_libraries(args.verbose)
-            _select_and_report(args, args.study)
+            selection = _select_and_report(args, args.study)
+        if json_out is not None:
+            print(_pool_json(queue, args.study, selection), file=json_out)
         return 0
     _quiet_libraries(args.verbose)
     from search.runner import result_json, run_search
@@ -324,6 +327,32 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
     print(f"MLflow: experiment {result.experiment_id}, study run {result.parent_run_id}")
     print(f"open the UI: {UI_HINT}")
     return 0
+
+
+def _pool_json(queue: Any, study: str, selection: Any) -> str:
+    """`search run --workers N --json`: the study's counts and best, and its selection."""
+    import dataclasses
+    import json
+
+    from search.queue import status
+
+    row = next(r for r in status(queue) if r.name == study)
+    out = {
+        "study_name": study,
+        "budget": row.budget,
+        "counts": {
+            "complete": row.complete,
+            "pruned": row.pruned,
+            "fail": row.failed,
+            "running": row.running,
+        },
+        "best_value": row.best,
+        "storage": mask_text(queue.storage_url or "journal file (default)"),
+        "tracking_uri": mask_text(queue.tracking_uri),
+    }
+    if selection is not None:
+        out["selection"] = dataclasses.asdict(selection)
+    return json.dumps(out, indent=2, default=str)
 
 
 def _select_and_report(args: argparse.Namespace, study: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from search.redact import mask_password
 from search.study import open_storage
 from search.tracking import ROLE
 from search.workers import plan_slots, serve
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 SPACE = """
 study: {{name: {name}, trials: {trials}, sampler: random, pruner: none}}
@@ -216,3 +217,14 @@ def test_bad_gpu_list(gpus: str, match: str | None) -> None:
     else:
         with pytest.raises(InputError, match=match):
             plan_slots(gpus)
+
+
+def test_run_with_workers_prints_json_alone(tmp_path: Path) -> None:
+    space = _space(tmp_path, "pooljson", trials=2)
+    home = tmp_path / "m"
+    out = run_cli("run", str(space), "--workers", "1", "--json", "--no-select", "--home", str(home))
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout)  # the whole of stdout
+    assert summary["study_name"] == "pooljson" and summary["budget"] == 2
+    assert summary["counts"]["complete"] + summary["counts"]["pruned"] == 2
+    assert summary["counts"]["running"] == 0
