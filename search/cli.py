@@ -173,7 +173,8 @@ def _check_flags(args: argparse.Namespace) -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(args)
-    _quiet_libraries(args.verbose)
+    if args.command in ("select", "report", "reproduce", "submit"):  # these load Keras
+        _quiet_libraries(args.verbose)
     if args.command == "select":
         from search.selection import select
 
@@ -195,7 +196,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "best":
-        from search.report import best_table
+        from search.best import best_table
 
         print(best_table(args.study, storage=args.storage, home=args.home, n=args.n))
         return 0
@@ -358,8 +359,8 @@ def _pool_json(queue: Any, study: str, selection: Any) -> str:
 def _select_and_report(args: argparse.Namespace, study: str) -> Any:
     """The end of every search: the final model, its one test, the report."""
     from search.report import study_report
-    from search.selection import load_study, select
-    from search.study import best_first
+    from search.selection import select
+    from search.study import best_first, load_study
 
     with _study_lock(args.home, study):  # two runs of one study: one selection
         loaded = load_study(study, args.storage, Path(args.home))

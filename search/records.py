@@ -22,6 +22,22 @@ def flat_params(params: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def shown_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's parameters as a person reads them: one `width` when the layers share it,
+    no run settings (precision)."""
+    flat = {k: v for k, v in flat_params(params).items() if k != "precision"}
+    widths = params.get("widths") or []
+    if len(set(widths)) != 1:
+        return flat
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        if not key.startswith("width_"):
+            out[key] = value
+        if key == "depth":
+            out["width"] = widths[0]
+    return out
+
+
 def history_csv(results: list[FoldResult]) -> str:
     keys = sorted({k for r in results for k in r.history})
     out = io.StringIO()

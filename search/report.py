@@ -17,42 +17,8 @@ import optuna
 from optuna.trial import TrialState
 
 from search.metrics import DATA_LOSS
-from search.records import flat_params
-from search.selection import load_study
-from search.study import DEFAULT_HOME, best_first
+from search.study import DEFAULT_HOME, best_first, load_study
 from search.tracking import Tracker, default_tracking_uri
-
-
-def best_table(study_name: str, *, storage: str | None, home: str | Path, n: int = 10) -> str:
-    study = load_study(study_name, storage, Path(home))
-    done = best_first(study)
-    metric = study.user_attrs.get("metric", "value")
-    if not done:
-        return f"study {study_name!r}: no complete trial yet"
-    shown = done[:n]
-    keys = list(flat_params(shown[0].user_attrs.get("params", {"widths": []})))
-    header = ["trial", metric, "±", *keys]
-    rows = [header]
-    for t in shown:
-        params = flat_params(t.user_attrs.get("params", {"widths": []}))
-        rows.append(
-            [
-                str(t.number),
-                f"{t.value:.4f}",
-                f"{t.user_attrs.get('score_std', 0):.4f}",
-                *[_fmt(params.get(k, "")) for k in keys],
-            ]
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(
-        [f"study {study_name!r}: {len(done)} complete trials, best {len(shown)}:", *lines]
-    )
-
-
-def _fmt(value: object) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
 
 # ---------------------------------------------------------------- the study report
 

@@ -29,7 +29,7 @@ from search.study import (
     Prepared,
     best_first,
     check_same_data,
-    open_storage,
+    load_study,
     prepare,
 )
 from search.tracking import (
@@ -127,16 +127,6 @@ class SelectionResult:
         return "\n".join(lines)
 
 
-def load_study(name: str, storage: str | None, home: Path) -> optuna.Study:
-    store = open_storage(storage, home)
-    names = [s.study_name for s in store.get_all_studies()]
-    if name not in names:
-        raise InputError(
-            f"study {name!r} not found in the storage (studies: {', '.join(names) or 'none'})"
-        )
-    return optuna.load_study(study_name=name, storage=store)
-
-
 def study_space(study: optuna.Study) -> Space:
     text = study.user_attrs.get("space_text")
     if not text:
@@ -177,6 +167,10 @@ def select(
     result = evaluate(prep, final, chosen, candidates, trial)
     tracker = Tracker(uri, study_name, artifact_root=home / "artifacts")
     _log(tracker, study, prep, final, result, trial)
+    mark = {"trial": trial.number, "run_id": result.run_id, "version": result.version}
+    study.set_user_attr("selected", mark)  # what `search best` shows without opening MLflow
+    if result.promoted:
+        study.set_user_attr("champion", mark)
     return result
 
 

@@ -220,6 +220,16 @@ def check_same_data(study: optuna.Study, prep: Prepared) -> None:
         )
 
 
+def load_study(name: str, storage: str | None, home: Path) -> optuna.Study:
+    store = open_storage(storage, home)
+    names = [s.study_name for s in store.get_all_studies()]
+    if name not in names:
+        raise InputError(
+            f"study {name!r} not found in the storage (studies: {', '.join(names) or 'none'})"
+        )
+    return optuna.load_study(study_name=name, storage=store)
+
+
 def best_first(study: optuna.Study) -> list[FrozenTrial]:
     """The complete trials, best first in the study's direction."""
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]

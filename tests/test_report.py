@@ -6,9 +6,11 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from search.report import SECTIONS, best_table, study_report
+from search.best import best_table
+from search.report import SECTIONS, study_report
 from search.runner import run_search
 from search.selection import select
+from search.study import best_first
 from tests.conftest import tiny_space
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -36,3 +38,38 @@ def test_report_figures_and_page_are_logged(tmp_path: Path) -> None:
     assert "final test (trial" in page and "baseline" in page
     table = best_table("rep", storage=None, home=tmp_path / "m", n=2)
     assert table.splitlines()[1].startswith("trial") and len(table.splitlines()) == 4
+
+
+def test_best_shows_run_ids_and_marks_without_loading_keras(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from search.study import load_study
+
+    space = tiny_space(tmp_path, name="marks", trials=3, folds=2, epochs=2)
+    space.write_text(space.read_text().replace("high: 16, per_layer: true", "high: 16"))
+    result = run_search(space, home=tmp_path / "m", progress=False)
+    study = load_study("marks", None, tmp_path / "m")
+    best = best_first(study)
+    study.set_user_attr("selected", {"trial": best[1].number, "run_id": "r", "version": "1"})
+    study.set_user_attr("champion", {"trial": best[0].number, "run_id": "r", "version": "1"})
+    code = (
+        "import sys; from search.cli import main; rc = main(sys.argv[1:]); "
+        "print('keras' in sys.modules, 'tensorflow' in sys.modules); sys.exit(rc)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "best", "marks", "--home", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "False False"  # neither Keras nor TensorFlow was loaded
+    rows = {line.split()[0]: line for line in lines[2:-1]}
+    assert "@champion" in rows[str(best[0].number)] and "selected" in rows[str(best[1].number)]
+    for t in best:
+        assert t.user_attrs["mlflow_run_id"] in rows[str(t.number)]
+    assert " width " in f" {lines[1]} " and "width_0" not in lines[1]  # one width, said once
+    assert "precision" not in lines[1] and result.best_trial is not None
