@@ -176,10 +176,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("select", "report", "reproduce", "submit"):  # these load Keras
         _quiet_libraries(args.verbose)
     if args.command == "select":
+        from search.progress import Ticker
         from search.selection import select
 
         print(
-            select(args.study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri)
+            select(
+                args.study,
+                storage=args.storage,
+                home=args.home,
+                tracking_uri=args.tracking_uri,
+                say=Ticker(sys.stderr),
+            )
         )
         return 0
     if args.command in ("submit", "status", "serve"):
@@ -287,6 +294,8 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
     space = load_space(args.space)
     # Data errors are found before TensorFlow loads (a hypermodel's file needs Keras to load).
     prep = None if space.model.hypermodel else prepare(space)
+    if not (args.quiet or args.json):
+        print(_first_line(space, prep), file=sys.stderr, flush=True)
     if args.gpus or args.workers:  # the one-study shortcut of submit + serve
         from search.queue import Queue, submit
 
@@ -328,6 +337,20 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
     print(f"MLflow: experiment {result.experiment_id}, study run {result.parent_run_id}")
     print(f"open the UI: {UI_HINT}")
     return 0
+
+
+def _first_line(space: Any, prep: Any) -> str:
+    """Said at once, before the libraries take their seconds to load."""
+    name = space.study.name or space.name
+    if prep is None:
+        return f"study {name!r}: loading Keras and the hypermodel {space.model.hypermodel} ..."
+    data, folds = prep.data, len(prep.folds)
+    scheme = "holdout" if folds == 1 else f"{space.validation.scheme}, {folds} folds"
+    return (
+        f"study {name!r}: {data.name}, {len(prep.split.train)} training rows "
+        f"({len(prep.split.test)} held out for the final test), {data.X.shape[1]} columns, "
+        f"{data.task}, {scheme}; loading TensorFlow and Keras ..."
+    )
 
 
 def _pool_json(queue: Any, study: str, selection: Any) -> str:
@@ -374,8 +397,15 @@ def _select_and_report(args: argparse.Namespace, study: str) -> Any:
             return None
         if not (args.quiet or args.json):
             print("\nselecting the final model: recheck, refit, one test ...", file=sys.stderr)
+        from search.progress import Ticker
+
+        quiet = args.quiet or args.json
         selection = select(
-            study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri
+            study,
+            storage=args.storage,
+            home=args.home,
+            tracking_uri=args.tracking_uri,
+            say=Ticker(None if quiet else sys.stderr),
         )
         loaded.set_user_attr("selected_on", done)
     study_report(study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri)

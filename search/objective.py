@@ -56,6 +56,7 @@ class SearchContext:
     on_fold: Callable[[int, int], None] | None = None  # (fold index, folds) -> progress line
     on_pack: Callable[[list[int]], None] | None = None  # trial numbers -> progress line
     on_start: Callable[[optuna.Trial], None] | None = None  # a trial starts: its owner
+    on_tick: Callable[[int], None] | None = None  # an epoch ended: the live line
     engine: Engine | None = None  # None: the sequential engine
     _arrays: dict[int, FoldArrays] = field(default_factory=dict)
 
@@ -139,6 +140,8 @@ class TrialRun:
 
     def on_epoch(self, member: Member, epoch: int, logs: dict[str, float]) -> bool:
         """Holdout: report the epoch's validation value to the pruner; True to stop."""
+        if self.ctx.on_tick is not None:
+            self.ctx.on_tick(epoch)
         key = EPOCH_KEYS.get(self.ctx.space.objective.metric)
         if len(self.ctx.folds) != 1 or key is None:
             return False
@@ -218,7 +221,10 @@ class TrialRun:
         self.trial.report(value if raw else mean, result.index)
         if self.trial.should_prune():
             self._log_trial()
-            raise optuna.TrialPruned(f"pruned after fold {result.index} ({metric}={value:.4g})")
+            raise optuna.TrialPruned(
+                f"pruned after fold {result.index + 1} of {len(self.ctx.folds)} "
+                f"({metric}={value:.4g})"
+            )
 
     def stopped(self, exc: BaseException) -> None:
         """End the trial's run as pruned, failed or interrupted by `exc`."""

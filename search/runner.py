@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import sys
@@ -20,7 +19,8 @@ from search.backend import deterministic
 from search.liveness import Heartbeat, mark_started, recover_stale, retry_interrupted
 from search.objective import Objective, SearchContext
 from search.packs import optimize_packs, pack_size
-from search.records import flat_params
+from search.progress import Progress
+from search.records import shown_params
 from search.redact import mask_password
 from search.space import Space, load_space
 from search.stores import check_stores
@@ -59,6 +59,7 @@ class SearchResult:
     storage: str
     elapsed_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    folds: int = 1  # validation folds per trial; 1 for a holdout
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -71,16 +72,18 @@ class SearchResult:
             f"{c['fail']} failed in all"
         ]
         if self.best_value is not None:
+            spread = f" ± {self.best_std or 0:.4f}" if self.folds > 1 else ""  # holdout: none
             lines.append(
-                f"best: trial {self.best_trial}, {self.metric} = {self.best_value:.4f} "
-                f"± {self.best_std or 0:.4f} ({self.direction})"
+                f"best: trial {self.best_trial}, {self.metric} = {self.best_value:.4f}"
+                f"{spread} ({self.direction})"
             )
             cv = {
                 k.removeprefix("cv_"): v
                 for k, v in self.best_scores.items()
                 if not k.endswith("_std") and k not in ("cv_loss", f"cv_{self.metric}")
             }
-            lines.append("  cross-validated: " + ", ".join(f"{k} {v:.4f}" for k, v in cv.items()))
+            where = "cross-validated" if spread else "on the validation rows"
+            lines.append(f"  {where}: " + ", ".join(f"{k} {v:.4f}" for k, v in cv.items()))
             width = max(len(k) for k in self.best_params)
             lines += [f"  {k:<{width}}  {_fmt(v)}" for k, v in self.best_params.items()]
         return "\n".join(lines)
@@ -179,10 +182,13 @@ def _search(
     budget.callbacks.append(lambda _, trial: beat.discard(trial._trial_id))
     budget.callbacks.append(remember_parent(tracker, parent))
     budget.callbacks.append(lambda _, __: interrupt.check())  # one a library swallowed
-    reporter = Progress(budget.trials, prep.space.objective.metric, stream, progress)
+    reporter = Progress(
+        budget.trials, prep.space.objective.metric, stream, progress, folds=len(prep.folds)
+    )
     budget.callbacks.append(reporter)
     ctx.on_fold = reporter.fold
     ctx.on_pack = reporter.pack
+    ctx.on_tick = reporter.epoch
     started = time.perf_counter()
     status = "FAILED"
     try:
@@ -328,7 +334,7 @@ def _result(
 ) -> SearchResult:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     best = study.best_trial if complete else None
-    params = flat_params(best.user_attrs["params"]) if best and "params" in best.user_attrs else {}
+    params = shown_params(best.user_attrs["params"]) if best and "params" in best.user_attrs else {}
     return SearchResult(
         study_name=study.study_name,
         metric=prep.space.objective.metric,
@@ -345,66 +351,8 @@ def _result(
         tracking_uri=mask_password(tracker.tracking_uri),
         storage=mask_password(storage) if storage else "journal file (default)",
         elapsed_s=elapsed,
+        folds=len(prep.folds),
     )
-
-
-class Progress:
-    """A progress bar over trials with the best score so far, on stderr."""
-
-    def __init__(self, total: int | None, metric: str, stream: TextIO, enabled: bool) -> None:
-        from tqdm import tqdm
-
-        self.metric, self.stream, self.enabled = metric, stream, enabled
-        self.best = ""
-        self.bar = tqdm(
-            total=total,
-            unit="trial",
-            file=stream,
-            disable=not enabled,
-            dynamic_ncols=True,
-            leave=True,
-        )
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if not self.enabled:
-            return
-        self.bar.update(1)
-        value = "" if trial.value is None else f" {self.metric}={trial.value:.4f}"
-        spread = trial.user_attrs.get("score_std")
-        if spread is not None and value:
-            value += f"±{spread:.4f}"
-        if trial.state == TrialState.PRUNED:
-            value = f" at step {trial.last_step}"
-        reason = trial.user_attrs.get("fail_reason", "")
-        secs = trial.duration.total_seconds() if trial.duration else 0.0
-        self.bar.write(
-            f"trial {trial.number:>3} {trial.state.name:<8}{value} ({secs:.1f}s)"
-            + (f" {reason[:120]}" if reason else ""),
-            file=self.stream,
-        )
-        with contextlib.suppress(ValueError):
-            self.best = (
-                f"best {self.metric}={study.best_value:.4f} (trial {study.best_trial.number})"
-            )
-            self.bar.set_postfix_str(self.best)
-
-    def fold(self, index: int, total: int) -> None:
-        """The live line: which fold of the running trial, and the best score so far."""
-        if self.enabled and total > 1:
-            self.bar.set_postfix_str(
-                f"fold {index + 1}/{total}" + (f", {self.best}" if self.best else "")
-            )
-
-    def pack(self, trials: list[int]) -> None:
-        """The live line while a pack trains: which trials it holds."""
-        if self.enabled and trials:
-            span = f"{trials[0]}-{trials[-1]}" if len(trials) > 1 else str(trials[0])
-            self.bar.set_postfix_str(
-                f"training trials {span} together" + (f", {self.best}" if self.best else "")
-            )
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def result_json(result: SearchResult, selection: Any = None) -> str:

@@ -23,6 +23,7 @@ from search.folds import Fold, make_folds
 from search.liveness import recover_stale
 from search.metrics import scores
 from search.model import build_state, make_model
+from search.progress import Ticker
 from search.space import METRICS, Space, ValidationSpec, parse_space
 from search.study import (
     DEFAULT_HOME,
@@ -147,8 +148,13 @@ def select(
     storage: str | None = None,
     home: str | Path = DEFAULT_HOME,
     tracking_uri: str | None = None,
+    say: Ticker | None = None,
 ) -> SelectionResult:
-    """Choose, refit and test the final model of a study; log and register it in MLflow."""
+    """Choose, refit and test the final model of a study; log and register it in MLflow.
+
+    `say` hears how the recheck and the refit go, a line every few seconds.
+    """
+    say = say or Ticker(None)
     home = Path(home)
     study = load_study(study_name, storage, home)
     uri = tracking_uri or default_tracking_uri(home)
@@ -160,10 +166,14 @@ def select(
     complete = best_first(study)
     if not complete:
         raise InputError(f"study {study_name!r} has no complete trial to select from")
-    candidates = recheck(prep, complete[: space.selection.top_k])
+    candidates = recheck(prep, complete[: space.selection.top_k], say)
     chosen = min(candidates, key=lambda c: c.recheck_score * _sign(space))
     trial = next(t for t in complete if t.number == chosen.trial)
-    final = refit(prep, trial)
+    final = refit(prep, trial, say)
+    say(
+        f"test: trial {trial.number} and the baseline on the {len(prep.split.test)} test rows",
+        force=True,
+    )
     result = evaluate(prep, final, chosen, candidates, trial)
     tracker = Tracker(uri, study_name, artifact_root=home / "artifacts")
     _log(tracker, study, prep, final, result, trial)
@@ -197,7 +207,9 @@ def recheck_folds(prep: Prepared) -> list[Fold]:
     )
 
 
-def recheck(prep: Prepared, trials: list[FrozenTrial]) -> list[Candidate]:
+def recheck(
+    prep: Prepared, trials: list[FrozenTrial], say: Ticker | None = None
+) -> list[Candidate]:
     """Guard against the winner's curse: score the top trials again on fresh folds (all of
     them in one call of the space's engine: one pack, or one model at a time)."""
     folds = recheck_folds(prep)
@@ -210,10 +222,19 @@ def recheck(prep: Prepared, trials: list[FrozenTrial]) -> list[Candidate]:
         for f in folds
     ]
     values: dict[int, list[float]] = {t.number: [] for t in trials}
-    for done in make_engine(prep.space).train(members, prep.data):
+    say = say or Ticker(None)
+    what = f"recheck: {len(trials)} candidates x {len(folds)} new folds"
+    say(f"{what} (trials {', '.join(str(t.number) for t in trials)})", force=True)
+
+    def tick(member: Member, epoch: int, logs: dict[str, float]) -> bool:
+        say(f"{what}: trial {member.trial}, fold {member.fold + 1}, epoch {epoch + 1}")
+        return False
+
+    for i, done in enumerate(make_engine(prep.space).train(members, prep.data, tick), 1):
         if done.result is None:
             raise done.error or SearchFailed(f"recheck of trial {done.member.trial} failed")
         values[done.member.trial].append(done.result.scores[metric])
+        say(f"{what}: {i} of {len(members)} fold models done")
     keras.backend.clear_session(free_memory=False)
     collect_garbage()
     return [
@@ -234,14 +255,27 @@ class Final:
     epochs: int
 
 
-def refit(prep: Prepared, trial: FrozenTrial) -> Final:
+def refit(prep: Prepared, trial: FrozenTrial, say: Ticker | None = None) -> Final:
     """Refit on all training rows for the median best epoch (or keep the fold models)."""
     epochs = max(1, round(statistics.median(trial.user_attrs["best_epochs"])))
     seed = trial_seed(prep.space.study.seed, trial.number)
-    return refit_params(prep, dict(trial.user_attrs["params"]), epochs=epochs, seed=seed)
+    say = say or Ticker(None)
+    say(
+        f"refit: trial {trial.number} on all {len(prep.split.train)} training rows, "
+        f"{epochs} epochs",
+        force=True,
+    )
+    return refit_params(prep, dict(trial.user_attrs["params"]), epochs=epochs, seed=seed, say=say)
 
 
-def refit_params(prep: Prepared, params: dict[str, Any], *, epochs: int, seed: int) -> Final:
+def refit_params(
+    prep: Prepared,
+    params: dict[str, Any],
+    *,
+    epochs: int,
+    seed: int,
+    say: Ticker | None = None,
+) -> Final:
     data, rows = prep.data, prep.split.train
     pre = make_preprocessor(data.X).fit(data.X.iloc[rows])
     x = pre.transform(data.X.iloc[rows]).astype(np.float32)
@@ -258,10 +292,16 @@ def refit_params(prep: Prepared, params: dict[str, Any], *, epochs: int, seed: i
         steps_per_execution=spe,
     )
     build_state(net, x, data.y[rows])
+    tick = say or Ticker(None)
     net.fit(
         **fit_inputs(x, data.y[rows], batch_size=int(params["batch_size"]), seed=seed),
         epochs=epochs,
         verbose=0,
+        callbacks=[
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda e, logs: tick(f"refit: epoch {e + 1} of {epochs}")
+            )
+        ],
     )
     return Final(pre, [net], epochs)
 
