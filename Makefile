@@ -24,6 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ui: $(STAMP)
+	@echo "MLflow UI, training view: http://127.0.0.1:$(PORT)/#/experiments?workflowType=machine_learning"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
 		--backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT) --workers 1
 

@@ -16,7 +16,8 @@ from search import interrupt
 from search.errors import InputError, SearchError
 from search.redact import mask_text
 
-UI_HINT = "make ui   # then open http://127.0.0.1:5000"
+# MLflow 3's UI opens on its GenAI view unless the address asks for the training one
+UI_URL = "http://127.0.0.1:5000/#/experiments/{id}/runs?workflowType=machine_learning"
 
 
 def _stores(parser: argparse.ArgumentParser, *, storage: bool = True) -> None:
@@ -335,7 +336,7 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
         print(result_json(result, selection), file=json_out)
         return 0
     print(f"MLflow: experiment {result.experiment_id}, study run {result.parent_run_id}")
-    print(f"open the UI: {UI_HINT}")
+    print(f"open the UI: make ui, then {UI_URL.format(id=result.experiment_id)}")
     return 0
 
 

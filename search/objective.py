@@ -204,7 +204,9 @@ class TrialRun:
             },
             series=[(f"epoch/{k}", e, v) for k, e, v in series],
         )
-        tracker.end(fold_run, "KILLED" if pruned else "FINISHED")
+        if pruned:  # stopped on purpose: FINISHED, its state in a tag (as for its trial)
+            tracker.log(fold_run, tags={"search.state": "PRUNED"})
+        tracker.end(fold_run, "FINISHED")
         tracker.log(self.run_id, series=[(f"fold_{index}/{k}", e, v) for k, e, v in series])
 
     def _report_fold(self, result: FoldResult) -> None:
@@ -235,7 +237,7 @@ class TrialRun:
                 metrics={"duration_s": time.perf_counter() - self.started},
                 tags={"search.state": "PRUNED"},
             )
-            tracker.end(self.run_id, "KILLED", reason=str(exc) or "pruned")
+            tracker.end(self.run_id, "FINISHED", reason=str(exc) or "pruned")
             return
         reason = f"{type(exc).__name__}: {exc}"
         self.trial.set_user_attr("fail_reason", reason)

@@ -60,6 +60,11 @@ def reproduce(
     if role not in ("trial", "fold", "selection"):
         what = "a study run" if role == "study" else "not a run made by this service"
         raise InputError(f"run {run_id}: {what}; reproduce a trial, fold or selection run")
+    if run.data.tags.get("search.state") == "PRUNED":
+        raise InputError(
+            f"run {run_id} is a pruned trial or fold (stopped early on purpose, so it has "
+            "no final scores); reproduce a complete trial or one of its finished folds"
+        )
     if run.info.status != "FINISHED":
         raise InputError(
             f"run {run_id} ended {run.info.status} ({run.data.tags.get('search.state', '')}"

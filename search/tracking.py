@@ -28,6 +28,8 @@ from search.mlflowdb import seed_store
 
 ROLE = "search.role"  # study | trial | fold | selection
 STUDY = "search.study"
+# MLflow 3's UI opens an experiment in its classic training view, not its GenAI one, by this
+KIND, TRAINING = "mlflow.experimentKind", "custom_model_development"
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 PACKAGES = ("tensorflow", "keras", "optuna", "mlflow", "scikit-learn", "pandas", "numpy")
 
@@ -134,12 +136,16 @@ class Tracker:
             if artifact_root is not None:
                 location = (artifact_root / experiment).resolve().as_uri()
             self.experiment_id: str = str(
-                self.client.create_experiment(experiment, artifact_location=location)
+                self.client.create_experiment(
+                    experiment, artifact_location=location, tags={KIND: TRAINING}
+                )
             )
         else:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
             self.experiment_id = str(found.experiment_id)
+            if found.tags.get(KIND) != TRAINING:  # made by an older version
+                self.client.set_experiment_tag(self.experiment_id, KIND, TRAINING)
 
     # ------------------------------------------------------------ runs
 

@@ -29,4 +29,5 @@ def test_readme_python_example_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "best: trial" in done.stdout
+    assert "proba_1" in done.stdout  # the champion took raw rows
     assert (tmp_path / "mlruns" / "mlflow.db").exists()
