@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed      # what running a search needs
+DEV    := $(VENV)/.installed-dev  # and the tests, lint, PostgreSQL, Ray, the browser test
 SPACE  ?= spaces/default.yaml
 PORT   ?= 5000
 STORE  := sqlite:///$(CURDIR)/mlruns/mlflow.db
@@ -12,15 +13,19 @@ STORE  := sqlite:///$(CURDIR)/mlruns/mlflow.db
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e .
 	touch $(STAMP)
+
+$(DEV): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(DEV)
 
 install: $(STAMP)
 
 search: $(STAMP)
 	$(BIN)/search run $(SPACE) $(ARGS)
 
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ui: $(STAMP)
@@ -34,7 +39,7 @@ reproduce: $(STAMP)
 
 BENCH_SIZE ?= smoke
 BENCH_SEEDS ?= 1 2 3
-bench: $(STAMP)
+bench: $(DEV)
 	bash .ci/postgres.sh > /dev/null 2>&1 && PG=--postgres=$$(bash .ci/postgres.sh) || PG=; \
 	$(BIN)/python bench/coordination.py $$PG > bench/coordination.md
 	$(BIN)/python bench/memory.py > bench/memory.md
@@ -55,7 +60,7 @@ bench: $(STAMP)
 		bench/overhead_now.md bench/coordination.md bench/memory.md bench/model_cost.md bench/compiles.md \
 		bench/gpu.md bench/pack_now.md > bench/RESULTS.md
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check search tests
 	$(BIN)/ruff format --check search tests
 	$(BIN)/mypy search

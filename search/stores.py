@@ -15,6 +15,7 @@ from search.redact import mask_password
 
 DATABASES = ("sqlite", "postgresql", "mysql", "mssql", "oracle")
 TIMEOUT_S = 10.0
+DRIVERS = {"MySQLdb": "pip install mysqlclient", "pymysql": "pip install pymysql"}
 
 
 class StoreUnreachable(InputError):
@@ -71,7 +72,14 @@ def _check_database(url: str) -> None:
             "not a valid database URL (a password holding `@`, `:` or `/` must be "
             "percent-encoded: %40, %3A, %2F)"
         ) from None
-    except (ImportError, sqlalchemy.exc.ArgumentError) as exc:
+    except ImportError as exc:
+        command = DRIVERS.get(exc.name or "", f"pip install {exc.name}")
+        if url.startswith("postgresql"):
+            command = "pip install '.[postgres]'  (and write postgresql+psycopg://)"
+        raise StoreUnreachable(
+            f"its database driver `{exc.name}` is not installed; run: {command}"
+        ) from None
+    except sqlalchemy.exc.ArgumentError as exc:
         raise StoreUnreachable(f"cannot open ({_first_line(exc)})") from None
     try:
         with engine.connect():

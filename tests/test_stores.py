@@ -79,3 +79,19 @@ def test_worker_command_lines_carry_no_store_url(tmp_path: Path) -> None:
     args = worker_args(queue, 5)
     assert not any("hunter2" in a or "tok" in a for a in args)
     assert store_env(queue, url) == {STORAGE_ENV: url, TRACKING_ENV: "http://u:tok@mlflow:5000"}
+
+
+@pytest.mark.parametrize(
+    ("url", "command"),
+    [
+        ("mysql://bob:hunter2@127.0.0.1/x", "pip install mysqlclient"),
+        ("postgresql+psycopg2://bob:hunter2@127.0.0.1/x", "pip install '.[postgres]'"),
+    ],
+)
+def test_a_missing_database_driver_names_the_install_command(
+    tmp_path: Path, url: str, command: str
+) -> None:
+    out = run_cli("status", "--storage", url, "--home", str(tmp_path / "store"))
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert command in out.stderr and "hunter2" not in out.stderr
+    assert not (tmp_path / "store").exists()
