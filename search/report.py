@@ -16,6 +16,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from search.best import best_table
 from search.metrics import DATA_LOSS
 from search.study import DEFAULT_HOME, best_first, load_study
 from search.tracking import Tracker, default_tracking_uri
@@ -61,7 +62,7 @@ def study_report(
     draw: dict[str, Callable[[], Any]] = {
         "history": lambda: ov.plot_optimization_history(study),
         "importances": lambda: ov.plot_param_importances(study),
-        "parallel": lambda: ov.plot_parallel_coordinate(study, params=_important(study)),
+        "parallel": lambda: ov.plot_parallel_coordinate(study, params=_important(study, 5)),
         "curves": lambda: _curves(study, tracker),
         "folds": lambda: _folds(study),
     }
@@ -74,7 +75,8 @@ def study_report(
                 report.figures[key] = _png(fn())
             except Exception as exc:  # a figure that cannot be drawn yet (too few trials)
                 report.skipped[key] = f"{type(exc).__name__}: {exc}"
-    report.html = _html(study, report, _final_table(study, tracker))
+    table = best_table(study_name, storage=storage, home=home, n=10)
+    report.html = _html(study, report, _final_table(study, tracker), table)
     parent = study.user_attrs.get("mlflow_run_id")
     if parent:
         for key, data in report.figures.items():
@@ -173,8 +175,12 @@ def _final_table(study: optuna.Study, tracker: Tracker) -> str:
         return Path(path).read_text()
 
 
-def _html(study: optuna.Study, report: Report, final: str) -> str:
+FEW_FOR_IMPORTANCES = 20  # fANOVA on fewer complete trials ranks parameters by chance
+
+
+def _html(study: optuna.Study, report: Report, final: str, table: str) -> str:
     counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    complete = counts.get("complete", 0)
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>Study "
         f"{html.escape(study.study_name)}</title><style>body{{font-family:sans-serif;"
@@ -182,9 +188,16 @@ def _html(study: optuna.Study, report: Report, final: str) -> str:
         f"<body><h1>Study {html.escape(study.study_name)}</h1>",
         "<p>" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + " trials</p>",
         f"<h2 id='final-test'>Final test</h2><pre>{html.escape(final)}</pre>",
+        "<h2 id='best-trials'>Best trials (MLflow run ids: `search reproduce RUN_ID`)</h2>"
+        f"<pre>{html.escape(table)}</pre>",
     ]
     for key, title in SECTIONS.items():
         parts.append(f"<h2 id='{key}'>{html.escape(title)}</h2>")
+        if key == "importances" and complete < FEW_FOR_IMPORTANCES:
+            parts.append(
+                f"<p><b>weak:</b> drawn from {complete} complete trials; importances need "
+                f"about {FEW_FOR_IMPORTANCES} or more to say much.</p>"
+            )
         if key in report.figures:
             data = base64.b64encode(report.figures[key]).decode()
             parts.append(f"<img alt='{key}' src='data:image/png;base64,{data}'>")

@@ -10,7 +10,7 @@ from search.best import best_table
 from search.report import SECTIONS, study_report
 from search.runner import run_search
 from search.selection import select
-from search.study import best_first
+from search.study import best_first, load_study
 from tests.conftest import tiny_space
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -32,8 +32,12 @@ def test_report_figures_and_page_are_logged(tmp_path: Path) -> None:
         client.download_artifacts(result.parent_run_id, "report/report.html", str(tmp_path))
     ).read_text()
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
-    for key in ("final-test", *SECTIONS):
+    for key in ("final-test", "best-trials", *SECTIONS):
         assert f"id='{key}'" in page
+    best = best_first(load_study("rep", None, tmp_path / "m"))[0]
+    assert best.user_attrs["mlflow_run_id"] in page  # the best trials' table, with run ids
+    complete = sum(1 for t in best_first(load_study("rep", None, tmp_path / "m")))
+    assert f"weak:</b> drawn from {complete} complete trials" in page
     assert page.count("data:image/png;base64,") == len(SECTIONS)  # self-contained
     assert "final test (trial" in page and "baseline" in page
     table = best_table("rep", storage=None, home=tmp_path / "m", n=2)
