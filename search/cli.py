@@ -76,7 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         "select, test and register its final model",
     )
     run.add_argument("space", help="a space file, e.g. spaces/default.yaml")
-    run.add_argument("--trials", type=int, help="trials to add in this run (default: the file's)")
+    run.add_argument(
+        "--trials",
+        type=int,
+        help="the study's budget: complete or pruned trials in all, whichever run made them "
+        "(default: the file's study.trials); running again finishes it",
+    )
     run.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
     run.add_argument("--study", help="study name (default: the file's study.name or its stem)")
     run.add_argument("--no-select", action="store_true", help="skip the final model selection")
