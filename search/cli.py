@@ -124,10 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupt.install()
     args = _parser().parse_args(argv)
     try:
+        from search.journal import check_journal, journal_path
         from search.stores import check_stores
 
         _check_flags(args)
         check_stores(getattr(args, "storage", None), args.tracking_uri)
+        if hasattr(args, "storage"):  # a torn or damaged journal: before anything else
+            check_journal(journal_path(args.storage, Path(args.home)))
         return _dispatch(args)
     except InputError as exc:
         print(f"error: {mask_text(str(exc))}", file=sys.stderr)
@@ -300,8 +303,7 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
     space = load_space(args.space)
     # Data errors are found before TensorFlow loads (a hypermodel's file needs Keras to load).
     prep = None if space.model.hypermodel else prepare(space)
-    if not (args.quiet or args.json):
-        print(_first_line(space, prep), file=sys.stderr, flush=True)
+    quiet = args.quiet or args.json
     if args.gpus or args.workers:  # the one-study shortcut of submit + serve
         from search.queue import Queue, submit
 
@@ -317,8 +319,11 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
         if json_out is not None:
             print(_pool_json(queue, args.study, selection), file=json_out)
         return 0
-    _quiet_libraries(args.verbose)
-    from search.runner import result_json, run_search
+    from search.progress import Waiting
+
+    with Waiting(_first_line(space, prep), enabled=not quiet):  # seconds count as they load
+        _quiet_libraries(args.verbose)
+        from search.runner import result_json, run_search
 
     interrupt.check()  # a Ctrl-C while the libraries loaded
 

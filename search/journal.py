@@ -28,9 +28,26 @@ class JournalDamaged(InputError):
 
 
 def open_journal(path: Path) -> JournalFileBackend:
-    """Optuna's journal backend on `path`, after `repair_tail` and `check_records`."""
+    """Optuna's journal backend on `path`, after `check_journal`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.stat().st_size:
+    check_journal(path)
+    return JournalFileBackend(str(path))
+
+
+SUFFIXES = (".journal", ".log", ".jsonl")
+
+
+def journal_path(storage: str | None, home: Path) -> Path | None:
+    """The journal file a storage argument names (the default one under `home`); None for
+    a database URL."""
+    if storage is None:
+        return home / "optuna.journal"
+    return Path(storage) if storage.endswith(SUFFIXES) and "://" not in storage else None
+
+
+def check_journal(path: Path | None) -> None:
+    """`repair_tail` and `check_records` on an existing journal; nothing when it is absent."""
+    if path is not None and path.exists() and path.stat().st_size:
         lock = JournalFileSymlinkLock(str(path))
         lock.acquire()  # the lock Optuna's writers hold: no write is half done while we read
         try:
@@ -38,7 +55,6 @@ def open_journal(path: Path) -> JournalFileBackend:
             check_records(path)
         finally:
             lock.release()
-    return JournalFileBackend(str(path))
 
 
 def repair_tail(path: Path) -> int:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -103,3 +105,40 @@ class Ticker:
 
 
 Say = Callable[..., None]
+
+
+class Waiting:
+    """A line that counts the seconds of a long silent step (importing TensorFlow), kept
+    up to date from a thread; it writes to the terminal even while the step points file
+    descriptor 2 elsewhere to hide its libraries' noise."""
+
+    def __init__(self, label: str, enabled: bool = True) -> None:
+        self.label, self.enabled = label, enabled
+        self._stop = threading.Event()
+        self._fd = -1
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = 0.0
+
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._fd, text.encode())
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self._write(f"\r{self.label} {time.monotonic() - self._started:.0f} s")
+
+    def __enter__(self) -> Waiting:
+        if self.enabled:
+            sys.stderr.flush()
+            self._fd, self._started = os.dup(2), time.monotonic()
+            self._write(self.label)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.enabled:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._write(f"\r{self.label} done in {time.monotonic() - self._started:.0f} s\n")
+        os.close(self._fd)

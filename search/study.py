@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.data import Dataset, TestSplit, load_dataset, split_test
 from search.errors import DataError, InputError, SearchFailed, SpaceError
 from search.folds import Fold, make_folds
-from search.journal import open_journal
+from search.journal import SUFFIXES, open_journal
 from search.redact import mask_password
 from search.space import CLASSIFICATION_METRICS, REGRESSION_METRICS, Space, grid_space
 
@@ -103,7 +103,7 @@ def open_storage(url: str | None, home: Path) -> BaseStorage:
         return JournalStorage(open_journal(home / "optuna.journal"))
     if url.split(":", 1)[0].split("+")[0] in ("sqlite", "postgresql", "mysql"):
         return RDBStorage(url)
-    if url.endswith((".journal", ".log", ".jsonl")):
+    if url.endswith(SUFFIXES):
         return JournalStorage(open_journal(Path(url)))
     raise InputError(
         f"--storage: {mask_password(url)!r} is neither a database URL "

@@ -156,7 +156,9 @@ def test_ctrl_c_at_any_moment_of_start_up_stops_the_command(tmp_path: Path, dela
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         raise AssertionError(f"still running 60 s after Ctrl-C at {delay} s") from None
-    assert proc.returncode == 130, err[-2000:]
+    # 130 from the command's own handler; -SIGINT if Python itself was still starting (a
+    # shell reports both as 130)
+    assert proc.returncode in (130, -signal.SIGINT), err[-2000:]
     assert time.time() - signalled < 30  # stopped, not run to the end
     if (home / "optuna.journal").exists():
         trials = (
