@@ -7,6 +7,7 @@ redraw of its progress bar), from the start of the command to its end.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -46,7 +47,7 @@ def main() -> None:
     gaps = sorted(
         (
             (b - a, a, next((w for t, w in events if t == b), "(end)"))
-            for a, b in zip(times, times[1:])
+            for a, b in itertools.pairwise(times)
         ),
         reverse=True,
     )

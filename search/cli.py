@@ -419,6 +419,8 @@ def _select_and_report(args: argparse.Namespace, study: str) -> Any:
             say=Ticker(None if quiet else sys.stderr),
         )
         loaded.set_user_attr("selected_on", done)
+    if not quiet:
+        print("drawing the study report ...", file=sys.stderr, flush=True)
     study_report(study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri)
     if not args.json:
         print(f"\n{selection}")

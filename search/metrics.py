@@ -35,7 +35,7 @@ def scores(task: str, y_true: np.ndarray, output: np.ndarray) -> dict[str, float
             "mae": float(skm.mean_absolute_error(y_true, pred)),
             "r2": float(skm.r2_score(y_true, pred)),
         }
-    proba = _probabilities(task, output)
+    proba = probabilities(task, output)
     labels = np.arange(proba.shape[1])
     pred = proba.argmax(axis=1)
     out = {
@@ -52,7 +52,8 @@ def scores(task: str, y_true: np.ndarray, output: np.ndarray) -> dict[str, float
     return out
 
 
-def _probabilities(task: str, output: np.ndarray) -> np.ndarray:
+def probabilities(task: str, output: np.ndarray) -> np.ndarray:
+    """Class probabilities from the network's output, clipped as log loss needs them."""
     p = np.clip(output.astype(np.float64), 1e-7, 1 - 1e-7)
     if task == "binary":
         p = p.reshape(-1)

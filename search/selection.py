@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from search.backend import deterministic
+from search.bootstrap import bootstrap_scores, resample_counts
 from search.champion import network_output, output_frame, save_parts
 from search.data import Dataset, make_preprocessor
 from search.errors import InputError, SearchFailed
@@ -175,6 +176,7 @@ def select(
         force=True,
     )
     result = evaluate(prep, final, chosen, candidates, trial)
+    say("logging the final model to MLflow and registering it ...", force=True)
     tracker = Tracker(uri, study_name, artifact_root=home / "artifacts")
     _log(tracker, study, prep, final, result, trial)
     mark = {"trial": trial.number, "run_id": result.run_id, "version": result.version}
@@ -397,14 +399,10 @@ def _bootstrap(
     *,
     seed: int,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    model_v = {k: np.empty(n) for k in names}
-    base_v = {k: np.empty(n) for k in names}
-    for i in range(n):
-        idx = rng.integers(0, len(y), len(y))
-        ms, bs = scores(task, y[idx], model_out[idx]), scores(task, y[idx], base_out[idx])
-        for k in names:
-            model_v[k][i], base_v[k][i] = ms[k], bs[k]
+    """Model and baseline on the same `n` resamples of the test rows (paired)."""
+    counts = resample_counts(len(y), n, seed)
+    model_v = bootstrap_scores(task, y, model_out, counts)
+    base_v = bootstrap_scores(task, y, base_out, counts)
     return {k: (model_v[k], base_v[k]) for k in names}
 
 
