@@ -42,7 +42,7 @@ _WHERE = {
     "SearchResult": "search.runner",
     "run_search": "search.runner",
     "select": "search.selection",
-    "reproduce": "search.reproduce",
+    "reproduce": "search.reproduction",
     "study_report": "search.report",
     "submit": "search.queue",
     "Queue": "search.queue",

@@ -216,7 +216,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(best_table(args.study, storage=args.storage, home=args.home, n=args.n))
         return 0
-    from search.reproduce import reproduce
+    from search.reproduction import reproduce
 
     result = reproduce(args.run_id, tracking_uri=args.tracking_uri, home=args.home)
     print(result)
@@ -448,6 +448,7 @@ def _quiet_libraries(verbose: bool) -> None:
     # search's tracking process: importing it now only to quiet it would cost 1 s
     # before the first trial.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MPLBACKEND", "Agg")  # the report's figures: files, not windows
     import logging
 
     import optuna

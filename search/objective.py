@@ -287,7 +287,7 @@ class TrialRun:
             **{f"fold_{r.index}/score": r.scores[metric] for r in results},
         }
         ctx.tracker.log(self.run_id, metrics=metrics)
-        ctx.tracker.log_text(self.run_id, ctx.space.text, "space.yaml")
+        ctx.tracker.log_text(self.run_id, ctx.space.ran_text, "space.yaml")
         ctx.tracker.log_json(self.run_id, self.params, "params.json")
         ctx.tracker.log_text(self.run_id, history_csv(results), "history.csv")
         if self.summary:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,17 @@ from search.tracking import Tracker, default_tracking_uri
 class Report:
     """PNG figures and one self-contained HTML page, logged to the study's parent run."""
 
-    figures: dict[str, bytes] = field(default_factory=dict)
-    html: str = ""
+    figures: dict[str, bytes] = field(default_factory=dict, repr=False)
+    html: str = field(default="", repr=False)
     skipped: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        drawn = ", ".join(f"{k} ({len(v) // 1024} KiB)" for k, v in self.figures.items())
+        return f"Report(figures: {drawn or 'none'}; skipped: {sorted(self.skipped) or 'none'})"
+
+    def _repr_html_(self) -> str:
+        """The page itself, in a notebook."""
+        return self.html
 
 
 SECTIONS = {
@@ -49,10 +58,11 @@ def study_report(
     home: str | Path = DEFAULT_HOME,
     tracking_uri: str | None = None,
 ) -> Report:
-    """Draw the study's figures, write the HTML page and log both to the study run."""
-    import matplotlib
+    """Draw the study's figures, write the HTML page and log both to the study run.
 
-    matplotlib.use("Agg")
+    Matplotlib's backend is left as it is (a notebook keeps its inline plots): the figures
+    are drawn off screen and closed.
+    """
     home = Path(home)
     study = load_study(study_name, storage, home)
     tracker = Tracker(
@@ -68,7 +78,7 @@ def study_report(
     }
     import optuna.visualization.matplotlib as ov
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _raster_backend():
         warnings.simplefilter("ignore")
         for key, fn in draw.items():
             try:
@@ -84,6 +94,24 @@ def study_report(
         tracker.log_text(parent, report.html, "report/report.html")
         tracker.flush()
     return report
+
+
+@contextlib.contextmanager
+def _raster_backend() -> Iterator[None]:
+    """Optuna's plots need a raster canvas: Agg for the figures, the caller's backend back
+    after (a notebook's inline backend is Agg already and is left alone)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    current = matplotlib.get_backend()
+    if "agg" in current.lower() or "inline" in current.lower():
+        yield
+        return
+    plt.switch_backend("Agg")
+    try:
+        yield
+    finally:
+        plt.switch_backend(current)
 
 
 def _important(study: optuna.Study, n: int = 6) -> list[str] | None:

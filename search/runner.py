@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import sys
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -104,8 +107,27 @@ def run_search(
     home: str | Path = DEFAULT_HOME,
     progress: bool = True,
     stream: TextIO | None = None,
+    quiet: bool = False,
 ) -> SearchResult:
-    """Run (or resume) the study a space file describes; every trial is logged to MLflow."""
+    """Run (or resume) the study a space file describes; every trial is logged to MLflow.
+
+    `quiet` is the command line's `-q`: no progress, and neither Optuna's log lines nor the
+    failed trials' tracebacks nor TensorFlow's warnings (for this call only); a failed
+    trial's reason stays in its `fail_reason` attribute and its MLflow run.
+    """
+    if quiet:
+        with _quieted():
+            return run_search(
+                space,
+                n_trials=n_trials,
+                timeout=timeout,
+                study_name=study_name,
+                storage=storage,
+                tracking_uri=tracking_uri,
+                home=home,
+                progress=False,
+                stream=stream,
+            )
     if isinstance(space, Prepared):
         prep, space = space, space.space
     else:
@@ -134,6 +156,25 @@ def run_search(
         return _search(study, prep, tracker, budget, storage, progress, stream, engine)
     finally:
         tracker.close()  # every write is in the store before run_search returns
+
+
+@contextlib.contextmanager
+def _quieted() -> Iterator[None]:
+    """Optuna, TensorFlow and Keras loggers at ERROR for the duration, then as they were."""
+    loggers = [logging.getLogger(n) for n in ("optuna", "tensorflow", "absl", "keras")]
+    levels = [lg.level for lg in loggers]
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for lg in loggers[1:]:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        for lg, level in zip(loggers[1:], levels[1:], strict=True):
+            lg.setLevel(level)
 
 
 def trials_left(study: optuna.Study, planned: int | None) -> int | None:
@@ -267,7 +308,7 @@ def parent_run(
             "direction": space.direction,
         },
         files={
-            "space.yaml": space.text,
+            "space.yaml": space.ran_text,
             "test_split.json": json.dumps(
                 {"seed": split.seed, "test": split.test.tolist(), "fingerprint": data.fingerprint},
                 indent=2,

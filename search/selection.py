@@ -463,7 +463,7 @@ def _log(
     tracker.log_text(run, str(result), "final_test.txt")
     tracker.log_json(run, [c.__dict__ for c in result.candidates], "candidates.json")
     tracker.log_json(run, trial.user_attrs["params"], "params.json")
-    tracker.log_text(run, prep.space.text, "space.yaml")
+    tracker.log_text(run, prep.space.ran_text, "space.yaml")
     if prep.space.selection.champion:
         _register(tracker, study, prep, final, result)
     tracker.end(run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import re
@@ -249,6 +250,18 @@ class Space(_Strict):
         if self.origin:
             return Path(self.origin)
         return Path(self.path).resolve().parent if self.path else Path.cwd()
+
+    @property
+    def ran_text(self) -> str:
+        """The space as it runs: its file's text, or, when the object was changed in memory
+        after it was read (`space.model_copy(update=...)`), the YAML of what it now says."""
+        if self.text:
+            with contextlib.suppress(SpaceError):
+                read = parse_space(self.text, origin=self.origin)
+                if read.model_dump(warnings=False) == self.model_dump(warnings=False):
+                    return self.text
+        dumped = yaml.safe_dump(self.model_dump(mode="json", warnings=False), sort_keys=False)
+        return "# the space as it ran (changed in memory after it was read)\n" + dumped
 
     def line_of(self, key: str) -> int | None:
         """The line of `key` (dotted) in the space file, or of its nearest written parent."""

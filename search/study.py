@@ -181,7 +181,7 @@ def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:
         study.set_user_attr("test_digest", prep.split.digest())
         study.set_user_attr("metric", space.objective.metric)
         study.set_user_attr("space_file", space.path)
-        study.set_user_attr("space_text", space.text)
+        study.set_user_attr("space_text", space.ran_text)
         study.set_user_attr("space_dir", str(space.base_dir))
         study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         # a hypermodel's parameters are known only once it is built: no center for it
@@ -197,6 +197,8 @@ def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:
             key="objective.direction",
         )
     check_same_data(study, prep)
+    if attrs.get("space_text") != space.ran_text:  # selection follows the space that ran last
+        study.set_user_attr("space_text", space.ran_text)
     return study
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import search
+from tests.conftest import tiny_space
 
 
 def test_public_names_are_pinned() -> None:
@@ -34,3 +36,65 @@ def test_import_does_not_load_tensorflow() -> None:
     code = "import sys, search; search.load_space; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"  # `search --help` and input errors stay fast
+
+
+def test_every_public_name_is_what_the_readme_says_even_after_every_module_loaded() -> None:
+    """A submodule of the same name would shadow a function once imported (`reproduce`)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    for module in pkgutil.iter_modules(search.__path__):
+        importlib.import_module(f"search.{module.name}")
+    functions = ("load_space", "reproduce", "run_search", "select", "study_report", "submit")
+    for name in functions:
+        assert inspect.isfunction(getattr(search, name)), name
+        exec(f"from search import {name} as imported", scope := {})
+        assert scope["imported"] is getattr(search, name) and inspect.isfunction(scope["imported"])
+    for name in sorted(set(search.__all__) - set(functions)):
+        assert inspect.isclass(getattr(search, name)), name
+
+
+def test_selection_follows_a_space_changed_in_memory(tmp_path: Path) -> None:
+    from search.space import SelectionSpec, load_space
+
+    space = load_space(tiny_space(tmp_path, name="mem", trials=1, folds=2, epochs=2))
+    changed = space.model_copy(
+        update={"selection": SelectionSpec(top_k=1, recheck_folds=2, bootstrap=100, champion=False)}
+    )
+    search.run_search(changed, home=tmp_path / "m", progress=False)
+    result = search.select("mem", home=tmp_path / "m")
+    assert result.version == "" and result.model_uri == ""  # champion: false was followed
+    assert len(result.candidates) == 1  # top_k: 1 too
+
+
+def test_run_search_quiet_prints_nothing(tmp_path: Path) -> None:
+    (tmp_path / "nan.yaml").write_text(
+        "study: {name: nan, trials: 2, sampler: grid, pruner: none}\n"
+        "data: {source: diabetes}\nvalidation: {scheme: holdout}\n"
+        "params: {optimizer: sgd, learning_rate: {choices: [1.0e+12, 0.001]}, depth: 1,\n"
+        "         width: 8, epochs: 3, patience: 1}\n"
+        "training: {engine: sequential}\n"
+    )
+    code = (
+        "import search, sys\n"
+        "r = search.run_search('nan.yaml', home='m-QUIET', quiet=QUIET)\n"
+        "print(r.counts['fail'], file=sys.__stdout__)\n"
+    )
+    loud = subprocess.run(
+        [sys.executable, "-c", code.replace("QUIET", "False")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    quiet = subprocess.run(
+        [sys.executable, "-c", code.replace("QUIET", "True")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "failed" in loud.stderr  # what quiet must hide: Optuna's lines about the trial
+    assert quiet.stdout.split()[-1] == "1" and "failed" not in quiet.stderr
+    assert "Trial" not in quiet.stderr and "study" not in quiet.stderr.lower()

@@ -22,7 +22,13 @@ def test_report_figures_and_page_are_logged(tmp_path: Path) -> None:
     space.write_text(text)
     result = run_search(space, home=tmp_path / "m", progress=False)
     select("rep", home=tmp_path / "m")
+    import matplotlib
+
+    matplotlib.use("svg")  # a notebook's own backend: the report must leave it alone
     report = study_report("rep", home=tmp_path / "m")
+    assert matplotlib.get_backend() == "svg"
+    assert "PNG" not in repr(report) and repr(report).startswith("Report(figures: history (")
+    assert report._repr_html_() == report.html
     assert set(report.figures) == set(SECTIONS), report.skipped
     assert all(data.startswith(PNG) for data in report.figures.values())
     client = MlflowClient(result.tracking_uri)

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 from search.errors import DataError, InputError, SearchFailed
-from search.reproduce import reproduce
+from search.reproduction import reproduce
 from search.runner import SearchResult, run_search
 from search.selection import SelectionResult, select
 from search.study import open_storage
