@@ -20,7 +20,7 @@ from search.data import Dataset
 from search.errors import TrialFailed
 from search.feed import fit_inputs, validation_inputs
 from search.metrics import DATA_LOSS, keras_metrics, scores
-from search.model import build_state, make_model, penalty, predict
+from search.model import build_state, keras_targets, make_model, penalty, predict
 from search.space import Space
 from search.training import (
     STOP,
@@ -115,13 +115,12 @@ def fit_fold(
         patience=int(params["patience"]),
         restore_best_weights=True,
     )
-    train = fit_inputs(
-        arrays.x_train, arrays.y_train, batch_size=int(params["batch_size"]), seed=seed
-    )
+    y_train = keras_targets(model, arrays.y_train, data.n_classes)
+    train = fit_inputs(arrays.x_train, y_train, batch_size=int(params["batch_size"]), seed=seed)
     fit_started = time.perf_counter()
     fit = model.fit(
         **train,
-        **validation_inputs(arrays.x_val, arrays.y_val),
+        **validation_inputs(arrays.x_val, keras_targets(model, arrays.y_val, data.n_classes)),
         epochs=int(params["epochs"]),
         callbacks=[
             _ValidationDataLoss(),
@@ -159,7 +158,7 @@ def _fresh_model(
     )
     if reuse is not None:
         model = reuse.take(model)
-    build_state(model, arrays.x_train, arrays.y_train)
+    build_state(model, arrays.x_train, keras_targets(model, arrays.y_train, data.n_classes))
     return model
 
 
@@ -174,10 +173,12 @@ def _scored(
     losses = np.asarray(history.get("loss", []), dtype=float)
     if losses.size == 0 or not np.all(np.isfinite(losses)):
         bad = int(np.flatnonzero(~np.isfinite(losses))[0]) + 1 if losses.size else 0
-        raise TrialFailed(
-            f"training diverged: loss became NaN/inf at epoch {bad} "
-            f"(learning_rate={params['learning_rate']:.3g})"
+        rate = (
+            ""
+            if params.get("hypermodel_compiles")
+            else (f" (learning_rate={params['learning_rate']:.3g})")
         )
+        raise TrialFailed(f"training diverged: loss became NaN/inf at epoch {bad}{rate}")
     output = predict(model, arrays.x_val)
     if not np.all(np.isfinite(output)):
         raise TrialFailed("the model predicts NaN/inf on the validation rows")

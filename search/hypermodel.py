@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 import keras_tuner as kt
+import numpy as np
 import optuna
 
 from search.errors import SpaceError
@@ -137,12 +138,43 @@ def hypermodel_values(trial: optuna.Trial, space: Space) -> dict[str, Any]:
     assert space.model.hypermodel is not None
     hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir)
     hp = OptunaHyperParameters(trial)
-    build(hypermodel, hp)
+    compiles = build(hypermodel, hp).compiled  # its own optimizer: the space's does not apply
     keras.backend.clear_session()
     for note in hp.notes:
         trial.set_user_attr("hypermodel_note", note)
     return {
         "hypermodel": space.model.hypermodel,
         "hypermodel_dir": str(space.base_dir),
+        "hypermodel_compiles": compiles,
         "hp": dict(hp.values),
     }
+
+
+def check_head(hypermodel: Any, x: np.ndarray, task: str, n_classes: int, where: str) -> None:
+    """One batch through the hypermodel (its default values) before the search starts: its
+    input must take the data's columns and its output fit the task, or one line says why."""
+    try:
+        model = build(hypermodel, OptunaHyperParameters(fixed={}))
+        out = keras.ops.convert_to_numpy(model(x[:2].astype("float32"), training=False))
+    except Exception as exc:  # Keras names the mismatch; the line names the file and key
+        raise SpaceError(
+            f"the hypermodel does not take this data's {x.shape[1]} feature columns: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+            file=where,
+            key="model.hypermodel",
+        ) from None
+    finally:
+        keras.backend.clear_session()
+    want = {"binary": 1, "multiclass": n_classes, "regression": 1}[task]
+    if out.ndim != 2 or out.shape[1] != want:
+        head = {
+            "binary": "Dense(1, activation='sigmoid')",
+            "multiclass": f"Dense({n_classes}, activation='softmax')",
+            "regression": "Dense(1)",
+        }[task]
+        raise SpaceError(
+            f"the hypermodel outputs shape {tuple(out.shape[1:])} per row, but a {task} task "
+            f"needs {want} (end the model with {head})",
+            file=where,
+            key="model.hypermodel",
+        )

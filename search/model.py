@@ -107,6 +107,8 @@ def make_model(
 
     hypermodel = load_hypermodel(params["hypermodel"], Path(params["hypermodel_dir"]))
     model = build(hypermodel, OptunaHyperParameters(fixed=params.get("hp", {})))
+    if not model.built:  # `keras.Sequential()` without an `Input`: built on a sample row
+        model(np.zeros((1, n_features), dtype="float32"))
     if not model.compiled:  # a build function that leaves compiling to us
         model.compile(
             optimizer=make_optimizer(params),
@@ -115,6 +117,20 @@ def make_model(
             steps_per_execution=steps_per_execution,
         )
     return model
+
+
+CATEGORICAL = ("categorical_crossentropy", "categorical_focal_crossentropy", "kl_divergence")
+
+
+def keras_targets(model: keras.Model, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """The labels as the model's loss wants them: class codes, or one-hot rows for a
+    categorical (not sparse) loss, as KerasTuner's guide compiles with."""
+    loss = getattr(model, "loss", None)
+    name = getattr(loss, "name", None) or getattr(loss, "__name__", None) or str(loss)
+    if n_classes and str(name).lower() in CATEGORICAL:
+        onehot: np.ndarray = np.eye(n_classes, dtype="float32")[y.astype(int)]
+        return onehot
+    return y
 
 
 def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:

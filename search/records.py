@@ -10,14 +10,14 @@ if TYPE_CHECKING:
 
 
 def flat_params(params: dict[str, Any]) -> dict[str, Any]:
-    flat = {k: v for k, v in params.items() if k not in ("widths", "hp", "hypermodel_dir")}
+    hidden = ("widths", "hp", "hypermodel_dir", "hypermodel_compiles")
+    flat = {k: v for k, v in params.items() if k not in hidden}
     flat.update({f"hp.{k}": v for k, v in params.get("hp", {}).items()})
-    if "hypermodel" in params:  # the MLP's own architecture does not apply
-        return {
-            k: v
-            for k, v in flat.items()
-            if k not in ("depth", "activation", "dropout", "l1", "l2", "batch_norm")
-        }
+    if "hypermodel" in params:  # only what applied: not the MLP's own architecture, and
+        unused = {"depth", "activation", "dropout", "l1", "l2", "batch_norm"}
+        if params.get("hypermodel_compiles"):  # not the optimizer of a self-compiled model
+            unused |= {"optimizer", "learning_rate", "momentum", "weight_decay"}
+        return {k: v for k, v in flat.items() if k not in unused}
     flat.update({f"width_{i}": w for i, w in enumerate(params["widths"])})
     return flat
 

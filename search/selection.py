@@ -23,7 +23,7 @@ from search.fitting import fit_fold
 from search.folds import Fold, make_folds
 from search.liveness import recover_stale
 from search.metrics import scores
-from search.model import build_state, make_model
+from search.model import build_state, keras_targets, make_model
 from search.progress import Ticker
 from search.space import METRICS, Space, ValidationSpec, parse_space
 from search.study import (
@@ -293,10 +293,11 @@ def refit_params(
         n_classes=data.n_classes,
         steps_per_execution=spe,
     )
-    build_state(net, x, data.y[rows])
+    y = keras_targets(net, data.y[rows], data.n_classes)
+    build_state(net, x, y)
     tick = say or Ticker(None)
     net.fit(
-        **fit_inputs(x, data.y[rows], batch_size=int(params["batch_size"]), seed=seed),
+        **fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed),
         epochs=epochs,
         verbose=0,
         callbacks=[

@@ -145,11 +145,15 @@ def _prepare(space: Space) -> Prepared:
             file=where,
             key="objective.metric",
         )
-    if space.model.hypermodel:
-        from search.hypermodel import load_hypermodel
-
-        load_hypermodel(space.model.hypermodel, space.base_dir, where=where)
     split = split_test(data, space.data, where=where)
+    if space.model.hypermodel:
+        from search.data import make_preprocessor
+        from search.hypermodel import check_head, load_hypermodel
+
+        hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir, where=where)
+        rows = data.X.iloc[split.train]
+        x = make_preprocessor(data.X).fit(rows).transform(rows.iloc[:2])
+        check_head(hypermodel, x, data.task, data.n_classes, where)
     groups = data.groups[split.train] if data.groups is not None else None
     folds = make_folds(
         space.validation,

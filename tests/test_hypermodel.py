@@ -13,6 +13,7 @@ from search.hypermodel import OptunaHyperParameters, build, load_hypermodel
 from search.runner import run_search
 from search.selection import select
 from search.tracking import ROLE
+from tests.conftest import run_cli
 
 BUILD = """
 import keras
@@ -99,3 +100,67 @@ params: {batch_size: 16, epochs: 5, patience: 2}
         assert "width_0" not in run.data.params
     chosen = select("hm", home=module / "m")  # refit and test the hypermodel too
     assert 0.0 <= chosen.test["accuracy"].value <= 1.0
+
+
+# KerasTuner's "Getting started" guide, as written there (one-hot labels, no Input layer)
+GUIDE = """
+import keras
+from keras import layers
+
+
+def build_model(hp):
+    model = keras.Sequential()
+    model.add(layers.Flatten())
+    model.add(
+        layers.Dense(
+            # Define the hyperparameter.
+            units=hp.Int("units", min_value=32, max_value=512, step=32),
+            activation="relu",
+        )
+    )
+    model.add(layers.Dense(10, activation="softmax"))
+    model.compile(
+        optimizer="adam",
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+"""
+
+
+@pytest.mark.parametrize("scheme", ["holdout", "kfold"])
+def test_kerastuner_guides_build_model_runs_as_written(tmp_path: Path, scheme: str) -> None:
+    from mlflow import MlflowClient
+
+    (tmp_path / "guide.py").write_text(GUIDE)
+    (tmp_path / "guide.yaml").write_text(
+        f"study: {{name: guide, trials: 2, sampler: random, pruner: none}}\n"
+        f"data: {{source: digits}}\nvalidation: {{scheme: {scheme}, folds: 2}}\n"
+        "model: {hypermodel: guide.py:build_model}\n"
+        "params: {epochs: 3, patience: 1, batch_size: 64}\n"
+        "selection: {top_k: 1, recheck_folds: 2, bootstrap: 100}\n"
+    )
+    result = run_search(tmp_path / "guide.yaml", home=tmp_path / "m", progress=False)
+    assert result.counts["complete"] == 2, result  # categorical loss: one-hot labels fed
+    final = select("guide", home=tmp_path / "m")
+    assert final.version == "1" and final.test["accuracy"].value > 0.5
+    client = MlflowClient(result.tracking_uri)
+    trial = client.search_runs(
+        [result.experiment_id], filter_string="tags.`search.role` = 'trial'"
+    )[0]
+    assert "hp.units" in trial.data.params
+    # the guide compiles its own Adam: the space's optimizer never applied, so is not logged
+    assert "optimizer" not in trial.data.params and "learning_rate" not in trial.data.params
+
+
+def test_a_head_that_does_not_fit_the_task_is_one_line_before_the_search(tmp_path: Path) -> None:
+    (tmp_path / "guide.py").write_text(GUIDE)  # a 10-way softmax
+    (tmp_path / "s.yaml").write_text(
+        "data: {source: breast_cancer}\nmodel: {hypermodel: guide.py:build_model}\n"
+    )
+    out = run_cli("run", "s.yaml", "--home", "store", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: s.yaml:2: model.hypermodel: the hypermodel outputs shape (10,)")
+    assert "Dense(1, activation='sigmoid')" in line
+    assert not (tmp_path / "store").exists()
