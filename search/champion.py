@@ -15,16 +15,16 @@ from search.data import categorical_as_object
 
 
 class ChampionModel(PythonModel):  # type: ignore[misc]
-    """Raw DataFrame with the original columns -> predictions (labels and probabilities)."""
+    """Raw DataFrame with the original columns -> `prediction`, one value a row (a Series:
+    labels in the target's own type, or values); with `params={"output": "proba"}` a
+    DataFrame of `prediction` and a `proba_<label>` column per class."""
 
     def load_context(self, context: Any) -> None:
         import keras
 
-        import search.model  # noqa: F401  (registers the initializer a saved network names)
-
         meta = json.loads(Path(context.artifacts["meta"]).read_text())
         self.task: str = meta["task"]
-        self.classes: list[str] = meta["classes"]
+        self.classes: list[Any] = meta.get("labels") or meta["classes"]
         self.columns: list[str] = meta["columns"]
         self.pre = joblib.load(context.artifacts["preprocessor"])
         self.nets = [
@@ -34,7 +34,7 @@ class ChampionModel(PythonModel):  # type: ignore[misc]
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
+    ) -> pd.DataFrame | pd.Series:
         missing = [c for c in self.columns if c not in model_input.columns]
         if missing:
             raise ValueError(
@@ -42,7 +42,10 @@ class ChampionModel(PythonModel):  # type: ignore[misc]
             )
         x = self.pre.transform(categorical_as_object(model_input[self.columns]))
         output = network_output(self.nets, x.astype(np.float32))
-        return output_frame(self.task, self.classes, output)
+        frame = output_frame(self.task, self.classes, output)
+        if (params or {}).get("output", "labels") == "labels":
+            return frame["prediction"]  # one value a row: what mlflow.models.evaluate expects
+        return frame
 
 
 def network_output(nets: list[Any], x: np.ndarray) -> np.ndarray:
@@ -58,7 +61,8 @@ def output_frame(task: str, classes: list[str], output: np.ndarray) -> pd.DataFr
     proba = output.reshape(-1, 1) if task == "binary" else output
     if task == "binary":
         proba = np.column_stack([1 - proba[:, 0], proba[:, 0]])
-    frame = pd.DataFrame({"prediction": np.asarray(classes, dtype=object)[proba.argmax(axis=1)]})
+    labels = np.asarray(classes)  # ints stay ints, strings strings
+    frame = pd.DataFrame({"prediction": labels[proba.argmax(axis=1)]})
     for i, label in enumerate(classes):
         frame[f"proba_{label}"] = proba[:, i]
     return frame
@@ -74,9 +78,49 @@ def save_parts(
         "meta": str(folder / "meta.json"),
     }
     joblib.dump(pre, artifacts["preprocessor"])
-    meta = {"task": task, "classes": classes, "columns": columns, "networks": len(nets)}
+    meta = {
+        "task": task,
+        "classes": [str(c) for c in classes],
+        "labels": list(classes),
+        "columns": columns,
+        "networks": len(nets),
+    }
     Path(artifacts["meta"]).write_text(json.dumps(meta))
     for i, net in enumerate(nets):
         artifacts[f"network_{i}"] = str(folder / f"network_{i}.keras")
+        standard_initializers(net)
         net.save(artifacts[f"network_{i}"])
     return artifacts
+
+
+def standard_initializers(net: Any) -> None:
+    """Name Keras' own Glorot uniform where the search drew the same weights on the host
+    (search.model.HostGlorotUniform): the saved file then opens with
+    `keras.saving.load_model` alone. The weights are unchanged; only the config is."""
+    import keras
+
+    for layer in net._flatten_layers(include_self=False):
+        init = getattr(layer, "kernel_initializer", None)
+        if init is not None and type(init).__module__.startswith("search."):
+            layer.kernel_initializer = keras.initializers.GlorotUniform()
+
+
+def champion_signature(example: pd.DataFrame, output: pd.DataFrame) -> Any:
+    """Raw columns in (numeric ones of any number type: integers are not refused where
+    the training rows held floats), `prediction` out, and the `output` parameter."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+
+    inferred = infer_signature(example[list(example.columns)], output[["prediction"]])
+    assert inferred.inputs is not None
+    columns = [
+        ColSpec(AnyType(), spec.name)  # type: ignore[no-untyped-call]
+        if pd.api.types.is_numeric_dtype(example[spec.name])
+        else spec
+        for spec in inferred.inputs.inputs
+    ]
+    return ModelSignature(
+        inputs=Schema(columns),
+        outputs=inferred.outputs,
+        params=ParamSchema([ParamSpec("output", "string", "labels")]),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,10 +31,11 @@ class Dataset:
     X: pd.DataFrame
     y: np.ndarray  # int class codes for classification, float for regression
     task: str  # binary | multiclass | regression
-    classes: tuple[str, ...]  # original labels, in code order; empty for regression
+    classes: tuple[str, ...]  # original labels as text, in code order; empty for regression
     groups: np.ndarray | None
     fingerprint: str
     dropped_rows: int = 0  # rows without a target, left out (`data.missing_target: drop`)
+    labels: tuple[Any, ...] = ()  # the same labels in the target's own type (1, True, "a")
 
     @property
     def is_classifier(self) -> bool:
@@ -119,6 +121,7 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
         groups=groups,
         fingerprint=fingerprint(frame),
         dropped_rows=int(bad.sum()),
+        labels=target_labels(y_raw, task),
     )
 
 
@@ -215,6 +218,14 @@ def _encode_target(
         return y.to_numpy(dtype=np.float32), ()
     codes, uniques = pd.factorize(y, sort=True)
     return codes.astype(np.int32), tuple(str(u) for u in uniques)
+
+
+def target_labels(y: pd.Series, task: str) -> tuple[Any, ...]:
+    """The classes in code order, as Python values of the target's own type."""
+    if task == "regression":
+        return ()
+    _, uniques = pd.factorize(y, sort=True)
+    return tuple(u.item() if hasattr(u, "item") else u for u in uniques)
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

@@ -482,11 +482,11 @@ def _register(
             pre=final.pre,
             nets=final.nets,
             task=data.task,
-            classes=list(data.classes),
+            classes=list(data.labels),
             columns=list(data.X.columns),
         )
         x = final.pre.transform(example).astype(np.float32)
-        output = output_frame(data.task, list(data.classes), network_output(final.nets, x))
+        output = output_frame(data.task, list(data.labels), network_output(final.nets, x))
         result.model_uri = log_champion(
             tracker, result.run_id, artifacts=artifacts, example=example, output=output
         )

@@ -317,14 +317,15 @@ def log_champion(
 ) -> str:
     """Log preprocessing + network(s) as one pyfunc model on `run_id`; returns its URI."""
     import mlflow
-    from mlflow.models import infer_signature
 
-    from search.champion import ChampionModel
+    from search.champion import ChampionModel, champion_signature
 
     mlflow.set_tracking_uri(tracker.tracking_uri)
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # the CloudPickle notice
     logging.getLogger("mlflow.models").setLevel(logging.ERROR)
-    packages = (*PACKAGES, "joblib", *(("jax",) if backend_name() == "jax" else ()))
+    # what predicting needs: not Optuna, not the search's own tools
+    predicting = [p for p in PACKAGES if p != "optuna"]
+    packages = (*predicting, "joblib", *(("jax",) if backend_name() == "jax" else ()))
     requirements = [f"{p}=={_version(p)}" for p in packages if _version(p) != "absent"]
     package = Path(__file__).resolve().parent
     with mlflow.start_run(run_id=run_id):
@@ -332,7 +333,7 @@ def log_champion(
             name="model",
             python_model=ChampionModel(),
             artifacts=artifacts,
-            signature=infer_signature(example, output),
+            signature=champion_signature(example, output),
             input_example=example,
             pip_requirements=requirements,
             code_paths=[str(package)],

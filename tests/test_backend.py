@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,21 @@ def test_a_search_runs_on_the_jax_backend(tmp_path: Path) -> None:
     champion = mlflow.pyfunc.load_model(summary["selection"]["model_uri"])
     rows = load_iris(as_frame=True).data.head(5)
     assert len(champion.predict(rows)) == 5
+    # and its network opens with Keras alone, in a process that never imported this package
+    (network,) = (home / "artifacts").rglob("network_0.keras")
+    code = (
+        "import sys, keras; keras.saving.load_model(sys.argv[1], compile=False); "
+        "print(sorted(m for m in sys.modules if m == 'search' or m.startswith('search.')))"
+    )
+    opened = subprocess.run(
+        [sys.executable, "-c", code, str(network)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert opened.returncode == 0 and opened.stdout.strip() == "[]", opened.stderr[-2000:]
 
 
 def test_a_reused_model_trains_each_fold_exactly_as_a_fresh_one() -> None:

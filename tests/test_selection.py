@@ -87,9 +87,22 @@ def test_champion_loads_in_a_fresh_process_from_raw_rows(
         "import mlflow, pandas as pd, sys\n"
         f"mlflow.set_tracking_uri({result.tracking_uri!r})\n"
         "m = mlflow.pyfunc.load_model('models:/bc@champion')\n"
-        f"out = m.predict(pd.read_csv({str(tmp / 'rows.csv')!r}))\n"
+        f"rows = pd.read_csv({str(tmp / 'rows.csv')!r})\n"
+        "out = m.predict(rows, params={'output': 'proba'})\n"
         f"out.to_csv({str(tmp / 'pred.csv')!r}, index=False)\n"
+        "plain = m.predict(rows)\n"
+        "assert plain.name == 'prediction' and plain.ndim == 1, plain\n"
+        "assert plain.dtype.kind == 'i', plain.dtype  # labels in the target's own type\n"
+        "rows['mean radius'] = rows['mean radius'].round().astype(int)  # integers accepted\n"
+        "assert len(m.predict(rows)) == len(rows)\n"
+        "assert 'optuna' not in sys.modules, 'predicting imported Optuna'\n"
+        f"full = pd.read_csv({str(tmp / 'rows.csv')!r})\n"
+        f"full['target'] = pd.read_csv({str(tmp / 'truth.csv')!r})['target']\n"
+        "ev = mlflow.models.evaluate('models:/bc@champion', full, targets='target',\n"
+        "                            model_type='classifier', evaluators=['default'])\n"
+        "print('EVAL', ev.metrics['accuracy_score'])\n"
     )
+    raw[["target"]].to_csv(tmp / "truth.csv", index=False)
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
     )
@@ -100,6 +113,8 @@ def test_champion_loads_in_a_fresh_process_from_raw_rows(
     # the champion, from raw rows in another process, gives the logged test accuracy
     assert accuracy == pytest.approx(sel.test["accuracy"].value, abs=1e-12)
     assert {"proba_0", "proba_1"} <= set(pred.columns)
+    evaluated = float(done.stdout.split("EVAL")[-1])  # mlflow.models.evaluate, as is
+    assert evaluated == pytest.approx(sel.test["accuracy"].value, abs=1e-12)
 
 
 def test_alias_moves_only_for_a_better_model(
