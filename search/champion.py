@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,9 @@ def champion_signature(example: pd.DataFrame, output: pd.DataFrame) -> Any:
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
 
-    inferred = infer_signature(example[list(example.columns)], output[["prediction"]])
+    with warnings.catch_warnings():  # "integer columns cannot hold missing values": the
+        warnings.simplefilter("ignore")  # numeric inputs are AnyType; labels are never missing
+        inferred = infer_signature(example, output[["prediction"]])
     assert inferred.inputs is not None
     columns = [
         ColSpec(AnyType(), spec.name)  # type: ignore[no-untyped-call]

@@ -315,7 +315,7 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
         selection = None
         if not args.no_select:
             _quiet_libraries(args.verbose)
-            selection = _select_and_report(args, args.study)
+            selection = _select_and_report(args, args.study, args.trials or space.study.trials)
         if json_out is not None:
             print(_pool_json(queue, args.study, selection), file=json_out)
         return 0
@@ -341,7 +341,7 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
         print(result, flush=True)
     selection = None
     if not args.no_select and result.best_value is not None:
-        selection = _select_and_report(args, result.study_name)
+        selection = _select_and_report(args, result.study_name, args.trials or space.study.trials)
     if json_out is not None:
         print(result_json(result, selection), file=json_out)
         return 0
@@ -390,8 +390,10 @@ def _pool_json(queue: Any, study: str, selection: Any) -> str:
     return json.dumps(out, indent=2, default=str)
 
 
-def _select_and_report(args: argparse.Namespace, study: str) -> Any:
-    """The end of every search: the final model, its one test, the report."""
+def _select_and_report(args: argparse.Namespace, study: str, budget: int | None) -> Any:
+    """The end of every search: the final model, its one test, the report; once per
+    budget, however many processes ran the study (two runs of one study may pass their
+    shared budget by a trial, which is no reason for a second champion)."""
     from search.report import study_report
     from search.selection import select
     from search.study import best_first, load_study
@@ -399,9 +401,12 @@ def _select_and_report(args: argparse.Namespace, study: str) -> Any:
     with _study_lock(args.home, study):  # two runs of one study: one selection
         loaded = load_study(study, args.storage, Path(args.home))
         done = sorted(t.number for t in best_first(loaded))
-        if loaded.user_attrs.get("selected_on") == done:
+        selected = loaded.user_attrs.get("selected_on")
+        if selected == done or (
+            budget is not None and loaded.user_attrs.get("selected_for_budget") == budget
+        ):
             print(
-                f"study {study!r} was already selected on these {len(done)} trials; "
+                f"study {study!r} was already selected for this budget ({len(done)} trials); "
                 f"`search select {study}` selects again",
                 file=sys.stderr,
             )
@@ -419,6 +424,7 @@ def _select_and_report(args: argparse.Namespace, study: str) -> Any:
             say=Ticker(None if quiet else sys.stderr),
         )
         loaded.set_user_attr("selected_on", done)
+        loaded.set_user_attr("selected_for_budget", budget)
     if not quiet:
         print("drawing the study report ...", file=sys.stderr, flush=True)
     study_report(study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri)

@@ -116,25 +116,51 @@ def fit_fold(
         restore_best_weights=True,
     )
     y_train = keras_targets(model, arrays.y_train, data.n_classes)
-    train = fit_inputs(arrays.x_train, y_train, batch_size=int(params["batch_size"]), seed=seed)
-    fit_started = time.perf_counter()
-    fit = model.fit(
-        **train,
-        **validation_inputs(arrays.x_val, keras_targets(model, arrays.y_val, data.n_classes)),
-        epochs=int(params["epochs"]),
-        callbacks=[
+    y_val = keras_targets(model, arrays.y_val, data.n_classes)
+    run = {
+        "epochs": int(params["epochs"]),
+        "callbacks": [
             _ValidationDataLoss(),
             stop,
             keras.callbacks.TerminateOnNaN(),
             _StopOnRequest(),
             *(callbacks or []),
         ],
-        verbose=verbose,
-    )
+        "verbose": verbose,
+    }
+    fit_started = time.perf_counter()
+    hypermodel = own_fit_hypermodel(params)
+    if hypermodel is not None:  # KerasTuner's way: its fit gets the rows and ours
+        from search.hypermodel import fit_with
+
+        fit = fit_with(
+            hypermodel,
+            params,
+            model,
+            x=arrays.x_train,
+            y=y_train,
+            validation_data=(arrays.x_val, y_val),
+            **run,
+        )
+    else:
+        train = fit_inputs(arrays.x_train, y_train, batch_size=int(params["batch_size"]), seed=seed)
+        fit = model.fit(**train, **validation_inputs(arrays.x_val, y_val), **run)
     fit_s = time.perf_counter() - fit_started
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     result = _scored(model, params, arrays, data, history)
     return model, dataclasses.replace(result, fit_s=fit_s, build_s=build_s)
+
+
+def own_fit_hypermodel(params: dict[str, Any]) -> Any | None:
+    """The space's KerasTuner HyperModel when it trains with a `fit` of its own."""
+    if not params.get("hypermodel"):
+        return None
+    from pathlib import Path
+
+    from search.hypermodel import load_hypermodel, own_fit
+
+    hypermodel = load_hypermodel(params["hypermodel"], Path(params["hypermodel_dir"]))
+    return hypermodel if own_fit(hypermodel) else None
 
 
 def _fresh_model(

@@ -7,6 +7,7 @@ and gets Optuna's samplers and pruners, k-fold, MLflow, selection and the worker
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import traceback
 import warnings
@@ -139,6 +140,9 @@ def hypermodel_values(trial: optuna.Trial, space: Space) -> dict[str, Any]:
     hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir)
     hp = OptunaHyperParameters(trial)
     compiles = build(hypermodel, hp).compiled  # its own optimizer: the space's does not apply
+    if own_fit(hypermodel):  # its `fit` samples values too (`shuffle=hp.Boolean(...)`)
+        with contextlib.suppress(Exception):  # what it does past sampling is not run here
+            hypermodel.fit(hp, _FitRecorder())
     keras.backend.clear_session()
     for note in hp.notes:
         trial.set_user_attr("hypermodel_note", note)
@@ -178,3 +182,25 @@ def check_head(hypermodel: Any, x: np.ndarray, task: str, n_classes: int, where:
             file=where,
             key="model.hypermodel",
         )
+
+
+def own_fit(hypermodel: Any) -> bool:
+    """Does this KerasTuner `HyperModel` train with a `fit` of its own, as KerasTuner lets
+    it (its `fit(self, hp, model, *args, **kwargs)` may tune `fit`'s arguments)?"""
+    return isinstance(hypermodel, kt.HyperModel) and type(hypermodel).fit is not kt.HyperModel.fit
+
+
+class _FitRecorder:
+    """A stand-in model whose `fit` does nothing: a HyperModel's `fit` called with it
+    samples its `hp.*` values without training."""
+
+    def fit(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def fit_with(hypermodel: Any, params: dict[str, Any], model: keras.Model, **kwargs: Any) -> Any:
+    """Train `model` through the hypermodel's own `fit` with the trial's values; the
+    History (or Keras' `model.history` when its `fit` returns something else)."""
+    hp = OptunaHyperParameters(fixed=params.get("hp", {}))
+    returned = hypermodel.fit(hp, model, **kwargs)
+    return returned if hasattr(returned, "history") else model.history

@@ -19,7 +19,7 @@ from search.champion import network_output, output_frame, save_parts
 from search.data import Dataset, make_preprocessor
 from search.errors import InputError, SearchFailed
 from search.feed import fit_inputs
-from search.fitting import fit_fold
+from search.fitting import fit_fold, own_fit_hypermodel
 from search.folds import Fold, make_folds
 from search.liveness import recover_stale
 from search.metrics import scores
@@ -296,16 +296,22 @@ def refit_params(
     y = keras_targets(net, data.y[rows], data.n_classes)
     build_state(net, x, y)
     tick = say or Ticker(None)
-    net.fit(
-        **fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed),
-        epochs=epochs,
-        verbose=0,
-        callbacks=[
+    run = {
+        "epochs": epochs,
+        "verbose": 0,
+        "callbacks": [
             keras.callbacks.LambdaCallback(
                 on_epoch_end=lambda e, logs: tick(f"refit: epoch {e + 1} of {epochs}")
             )
         ],
-    )
+    }
+    hypermodel = own_fit_hypermodel(params)
+    if hypermodel is not None:  # a KerasTuner HyperModel trains with its own fit
+        from search.hypermodel import fit_with
+
+        fit_with(hypermodel, params, net, x=x, y=y, **run)
+    else:
+        net.fit(**fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed), **run)
     return Final(pre, [net], epochs)
 
 

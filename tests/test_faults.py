@@ -244,7 +244,7 @@ def test_two_runs_of_one_study_make_one_selection(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-2000:]
         errs.append(err)
-    assert sum("already selected on these" in err for err in errs) == 1
+    assert sum("already selected for this budget" in err for err in errs) == 1
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     versions = client.search_model_versions("name = 'once'")
     assert len(versions) == 1  # one champion registered, not one per process

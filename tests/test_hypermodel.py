@@ -164,3 +164,62 @@ def test_a_head_that_does_not_fit_the_task_is_one_line_before_the_search(tmp_pat
     assert line.startswith("error: s.yaml:2: model.hypermodel: the hypermodel outputs shape (10,)")
     assert "Dense(1, activation='sigmoid')" in line
     assert not (tmp_path / "store").exists()
+
+
+# The guide's HyperModel with a tuned `fit`, as written there
+GUIDE_FIT = """
+import keras
+import keras_tuner
+from keras import layers
+
+
+class MyHyperModel(keras_tuner.HyperModel):
+    def build(self, hp):
+        model = keras.Sequential()
+        model.add(layers.Flatten())
+        model.add(
+            layers.Dense(
+                units=hp.Int("units", min_value=32, max_value=512, step=32),
+                activation="relu",
+            )
+        )
+        model.add(layers.Dense(10, activation="softmax"))
+        model.compile(
+            optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
+        )
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        return model.fit(
+            *args,
+            # Tune whether to shuffle the data in each epoch.
+            shuffle=hp.Boolean("shuffle"),
+            **kwargs,
+        )
+"""
+
+
+def test_a_hypermodels_own_fit_is_sampled_logged_and_used(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    (tmp_path / "guide_fit.py").write_text(GUIDE_FIT)
+    (tmp_path / "g.yaml").write_text(
+        "study: {name: gfit, trials: 3, sampler: random, pruner: none, seed: 1}\n"
+        "data: {source: digits}\nvalidation: {scheme: kfold, folds: 2}\n"
+        "model: {hypermodel: guide_fit.py:MyHyperModel}\n"
+        "params: {epochs: 2, patience: 1}\n"
+        "selection: {top_k: 1, recheck_folds: 2, bootstrap: 100}\n"
+    )
+    result = run_search(tmp_path / "g.yaml", home=tmp_path / "m", progress=False)
+    assert result.counts["complete"] == 3, result
+    study = optuna.load_study(
+        study_name="gfit",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "m" / "optuna.journal"))
+        ),
+    )
+    assert all("shuffle" in t.params for t in study.trials)  # fit's hp.Boolean, sampled
+    client = MlflowClient(result.tracking_uri)
+    runs = client.search_runs([result.experiment_id], filter_string="tags.`search.role` = 'trial'")
+    assert all("hp.shuffle" in r.data.params for r in runs)  # and logged
+    assert select("gfit", home=tmp_path / "m").version == "1"
