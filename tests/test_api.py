@@ -95,6 +95,8 @@ def test_run_search_quiet_prints_nothing(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert "failed" in loud.stderr  # what quiet must hide: Optuna's lines about the trial
-    assert quiet.stdout.split()[-1] == "1" and "failed" not in quiet.stderr
-    assert "Trial" not in quiet.stderr and "study" not in quiet.stderr.lower()
+    # what quiet must hide: Optuna's lines about the study and the failed trial (TensorFlow's
+    # C++ lines at its import come before any argument is read: TF_CPP_MIN_LOG_LEVEL does)
+    for line in ("A new study created", "failed with parameters"):
+        assert line in loud.stderr and line not in quiet.stderr, line
+    assert quiet.stdout.split()[-1] == "1"
