@@ -8,15 +8,37 @@ checks it between its steps (`check`) and stops there.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 
 REQUESTED = threading.Event()
 
 
+_DEFERRING = [0, False]  # depth of `deferred` blocks; a request arrived inside one
+
+
 def _handler(signum: int, frame: object) -> None:
     REQUESTED.set()
+    if _DEFERRING[0]:
+        _DEFERRING[1] = True  # raised when the outermost `deferred` block ends
+        return
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold Ctrl-C back for the duration (a write to the journal under its file lock: an
+    interrupt between taking and releasing the lock would leave it half released)."""
+    _DEFERRING[0] += 1
+    try:
+        yield
+    finally:
+        _DEFERRING[0] -= 1
+        if _DEFERRING[0] == 0 and _DEFERRING[1]:
+            _DEFERRING[1] = False
+            raise KeyboardInterrupt
 
 
 def install() -> None:

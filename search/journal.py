@@ -15,9 +15,11 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
+from search import interrupt
 from search.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,15 @@ def open_journal(path: Path) -> JournalFileBackend:
     """Optuna's journal backend on `path`, after `check_journal`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     check_journal(path)
-    return JournalFileBackend(str(path))
+    return _Journal(str(path))
+
+
+class _Journal(JournalFileBackend):  # type: ignore[misc]
+    """Optuna's journal whose writes Ctrl-C cannot cut in the middle of its file lock."""
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        with interrupt.deferred():
+            super().append_logs(logs)
 
 
 SUFFIXES = (".journal", ".log", ".jsonl")

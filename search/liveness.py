@@ -160,3 +160,17 @@ def retry_interrupted(study: optuna.Study) -> list[int]:
     for t in again:
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
     return [t.number for t in again]
+
+
+def fail_own_running(study: optuna.Study) -> list[int]:
+    """After Ctrl-C: this process's trials still RUNNING (the signal landed between two of
+    Optuna's writes) end FAIL as interrupted, to be retried by the next run."""
+    ended = []
+    storage = study._storage
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("worker") == owner():
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", "KeyboardInterrupt: ")
+            storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            ended.append(t.number)
+    return ended

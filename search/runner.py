@@ -19,7 +19,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search import interrupt
 from search.backend import deterministic
-from search.liveness import Heartbeat, mark_started, recover_stale, retry_interrupted
+from search.liveness import (
+    Heartbeat,
+    fail_own_running,
+    mark_started,
+    recover_stale,
+    retry_interrupted,
+)
 from search.objective import Objective, SearchContext
 from search.packs import optimize_packs, pack_size
 from search.progress import Progress
@@ -243,7 +249,9 @@ def _search(
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
-        retry_interrupted(study)
+        with interrupt.deferred():  # a second Ctrl-C does not cut the clean-up short
+            fail_own_running(study)
+            retry_interrupted(study)
         raise
     finally:
         reporter.close()
