@@ -22,6 +22,7 @@ from search.feed import fit_inputs, validation_inputs
 from search.metrics import DATA_LOSS, keras_metrics, scores
 from search.model import build_state, keras_targets, make_model, penalty, predict
 from search.space import Space
+from search.target import TargetScale, target_scale
 from search.training import (
     STOP,
     EpochHook,
@@ -48,12 +49,19 @@ class _ValidationDataLoss(keras.callbacks.Callback):  # type: ignore[misc]
     predictions are, and one whose weights shrink looks better while its predictions get
     worse. The objective scores the predictions alone (log loss, MSE); early stopping, the
     restored epoch and the pruner follow the same number. Listed first, so that the
-    callbacks after it and the history see the value.
+    callbacks after it and the history see the value. With a `TargetScale`, the value
+    and the `mae` metrics are put back in the target's units (search.target).
     """
+
+    def __init__(self, target: TargetScale | None = None) -> None:
+        super().__init__()
+        self.target = target
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         if logs is not None and "val_loss" in logs:
             logs[DATA_LOSS] = float(logs["val_loss"]) - penalty(self.model)
+        if logs is not None and self.target is not None:
+            self.target.logs(logs)
 
 
 class ModelReuse:
@@ -117,10 +125,13 @@ def fit_fold(
     )
     y_train = keras_targets(model, arrays.y_train, data.n_classes)
     y_val = keras_targets(model, arrays.y_val, data.n_classes)
+    target = target_scale(params, arrays.y_train)
+    if target is not None:
+        y_train, y_val = target.forward(y_train), target.forward(y_val)
     run = {
         "epochs": int(params["epochs"]),
         "callbacks": [
-            _ValidationDataLoss(),
+            _ValidationDataLoss(target),
             stop,
             keras.callbacks.TerminateOnNaN(),
             _StopOnRequest(),
@@ -146,6 +157,8 @@ def fit_fold(
         train = fit_inputs(arrays.x_train, y_train, batch_size=int(params["batch_size"]), seed=seed)
         fit = model.fit(**train, **validation_inputs(arrays.x_val, y_val), **run)
     fit_s = time.perf_counter() - fit_started
+    if target is not None:
+        target.fold_into(model)
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     result = _scored(model, params, arrays, data, history)
     return model, dataclasses.replace(result, fit_s=fit_s, build_s=build_s)

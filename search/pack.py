@@ -34,6 +34,7 @@ from search.packmodel import (
 )
 from search.packshape import Limits, group_shape, width_class
 from search.space import Space, choices, upper
+from search.target import target_scale
 from search.training import (
     STOP,
     EpochHook,
@@ -126,6 +127,7 @@ class _Group:
         self.pruned = [-1] * n
         self.error: list[Exception | None] = [None] * n
         self.weights: list[Layers | None] = [None] * n
+        self.targets = [target_scale(m.params, m.arrays.y_train) for m in members]
         self._record: dict[str, Any] = {}
 
     def run(self) -> list[Trained]:
@@ -185,6 +187,9 @@ class _Group:
     def _after_epoch(self, i: int, epoch: int, values: np.ndarray) -> bool:
         """Record an epoch of member i; False when it stops here."""
         member, logs = self.members[i], dict(zip(self.keys, map(float, values), strict=True))
+        target = self.targets[i]
+        if target is not None:
+            target.logs(logs)
         for k, v in logs.items():
             self.history[i][k].append(v)
         if not math.isfinite(logs["loss"]):
@@ -229,7 +234,10 @@ class _Group:
         best = {k: np.asarray(v) for k, v in state["best"].items()}
         stats = {k: np.asarray(v) for k, v in state["best_stats"].items()}
         for i in members:
-            self.weights[i] = unpad(self.shape, self.members[i].params, best, stats, slot[i])
+            member = self.members[i]
+            self.weights[i] = unpad(
+                self.shape, member.params, best, stats, slot[i], member.arrays.y_train
+            )
             slot[i] = -1
 
     def _trained(self, i: int, share: float) -> Trained:

@@ -12,6 +12,7 @@ from scipy.special import erf, expit, softmax
 from search.data import Dataset
 from search.model import build_model
 from search.packshape import batch
+from search.target import target_scale
 from search.training import FoldArrays, Member
 
 # Per Dense layer, output last: "kernel" and "bias", or (batch normalization) "kernel",
@@ -104,9 +105,11 @@ def member_arrays(folds: list[FoldArrays]) -> dict[str, np.ndarray]:
     }
     for i, f in enumerate(folds):
         d["x"][i, : len(f.y_train)] = f.x_train
-        d["y"][i, : len(f.y_train)] = f.y_train
+        target = target_scale({}, f.y_train)  # packs train the built-in MLP only
+        forward = target.forward if target is not None else np.asarray
+        d["y"][i, : len(f.y_train)] = forward(f.y_train)
         d["xv"][i, : len(f.y_val)] = f.x_val
-        d["yv"][i, : len(f.y_val)] = f.y_val
+        d["yv"][i, : len(f.y_val)] = forward(f.y_val)
     return d
 
 
@@ -170,8 +173,10 @@ def unpad(
     best: dict[str, np.ndarray],
     stats: dict[str, np.ndarray],
     row: int,
+    y_train: np.ndarray,
 ) -> Layers:
-    """A member's own weights out of the pack's padded ones."""
+    """A member's own weights out of the pack's padded ones; its training targets give
+    the scale of a regression head."""
     widths = [int(w) for w in params["widths"]]
     kernels = [best["w0"][row][:, : widths[0]]]
     biases = [best["b0"][row][: widths[0]]]
@@ -193,7 +198,11 @@ def unpad(
             )
         else:
             layers.append({"kernel": kernel.copy(), "bias": bias.copy()})
-    layers.append({"kernel": best["wo"][row][: widths[-1]].copy(), "bias": best["bo"][row].copy()})
+    kernel, bias = best["wo"][row][: widths[-1]].copy(), best["bo"][row].copy()
+    target = target_scale(params, y_train)
+    if target is not None:  # the network predicts in the target's units (search.target)
+        kernel, bias = target.fold(kernel, bias)
+    layers.append({"kernel": kernel, "bias": bias})
     return layers
 
 

@@ -34,6 +34,7 @@ from search.study import (
     load_study,
     prepare,
 )
+from search.target import target_scale
 from search.tracking import (
     STUDY,
     Tracker,
@@ -295,6 +296,9 @@ def refit_params(
     )
     y = keras_targets(net, data.y[rows], data.n_classes)
     build_state(net, x, y)
+    target = target_scale(params, y)
+    if target is not None:  # standardized on all training rows (search.target)
+        y = target.forward(y)
     tick = say or Ticker(None)
     run = {
         "epochs": epochs,
@@ -312,6 +316,8 @@ def refit_params(
         fit_with(hypermodel, params, net, x=x, y=y, **run)
     else:
         net.fit(**fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed), **run)
+    if target is not None:
+        target.fold_into(net)
     return Final(pre, [net], epochs)
 
 
