@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn import datasets as skdatasets
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from search.columns import ENCODINGS, Preprocessor
 from search.errors import DataError
 from search.space import DataSpec
 
@@ -36,6 +34,7 @@ class Dataset:
     fingerprint: str
     dropped_rows: int = 0  # rows without a target, left out (`data.missing_target: drop`)
     labels: tuple[Any, ...] = ()  # the same labels in the target's own type (1, True, "a")
+    encodings: Mapping[str, str] = field(default_factory=dict)  # `data.columns` of the space
 
     @property
     def is_classifier(self) -> bool:
@@ -87,6 +86,7 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
         raise DataError(
             f"columns {missing} not found in {name}", file=where, key="data.drop_columns"
         )
+    _check_encodings(spec, frame, name, where)
     if spec.time_column:
         frame = frame.sort_values(spec.time_column, kind="stable").reset_index(drop=True)
     bad = frame[target].isna().to_numpy()
@@ -122,7 +122,30 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
         fingerprint=fingerprint(frame),
         dropped_rows=int(bad.sum()),
         labels=target_labels(y_raw, task),
+        encodings=dict(spec.columns),
     )
+
+
+def _check_encodings(spec: DataSpec, frame: pd.DataFrame, name: str, where: str) -> None:
+    """`data.columns` names feature columns of the source, with encodings that fit them."""
+    roles = {spec.target, spec.group_column, spec.time_column, *spec.drop_columns}
+    for col, encoding in spec.columns.items():
+        key = f"data.columns.{col}"
+        if col not in frame.columns or col in roles:
+            what = "is not a feature column" if col in frame.columns else "is not a column"
+            raise DataError(f"{col!r} {what} of {name}", file=where, key=key)
+        if encoding not in ENCODINGS:
+            raise DataError(
+                f"unknown encoding {encoding!r} (allowed: {', '.join(ENCODINGS)})",
+                file=where,
+                key=key,
+            )
+        if encoding == "number" and not pd.api.types.is_numeric_dtype(frame[col]):
+            raise DataError(
+                f"{col!r} holds text (e.g. {frame[col].dropna().iloc[0]!r}), not numbers",
+                file=where,
+                key=key,
+            )
 
 
 def _refuse_infinity(X: pd.DataFrame, y: pd.Series, name: str, where: str) -> None:
@@ -270,32 +293,10 @@ def split_test(data: Dataset, spec: DataSpec, *, where: str = "<space>") -> Test
     return TestSplit(train=np.sort(train), test=np.sort(test), seed=spec.seed)
 
 
-def make_preprocessor(X: pd.DataFrame) -> ColumnTransformer:
-    """Impute, scale numerics and one-hot encode categoricals; fit it on training rows only."""
-    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
-    categorical = [c for c in X.columns if c not in numeric]
-    return ColumnTransformer(
-        [
-            (
-                "num",
-                Pipeline(
-                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-                ),
-                numeric,
-            ),
-            (
-                "cat",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="most_frequent")),
-                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                    ]
-                ),
-                categorical,
-            ),
-        ],
-        sparse_threshold=0.0,
-    )
+def make_preprocessor(chosen: Mapping[str, str] | None = None) -> Preprocessor:
+    """Impute, standardize and encode each column (search.columns); fit it on training rows
+    only. `chosen`: the space file's `data.columns`, the encodings it names."""
+    return Preprocessor(dict(chosen or {}))
 
 
 def categorical_as_object(X: pd.DataFrame) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search import interrupt
 from search.backend import deterministic
+from search.columns import describe
 from search.liveness import (
     Heartbeat,
     fail_own_running,
@@ -121,19 +122,32 @@ def run_search(
     failed trials' tracebacks nor TensorFlow's warnings (for this call only); a failed
     trial's reason stays in its `fail_reason` attribute and its MLflow run.
     """
-    if quiet:
-        with _quieted():
-            return run_search(
-                space,
-                n_trials=n_trials,
-                timeout=timeout,
-                study_name=study_name,
-                storage=storage,
-                tracking_uri=tracking_uri,
-                home=home,
-                progress=False,
-                stream=stream,
-            )
+    with _quieted() if quiet else contextlib.nullcontext():
+        return _run(
+            space,
+            n_trials=n_trials,
+            timeout=timeout,
+            study_name=study_name,
+            storage=storage,
+            tracking_uri=tracking_uri,
+            home=home,
+            progress=progress and not quiet,
+            stream=stream,
+        )
+
+
+def _run(
+    space: Space | Prepared | str | Path,
+    *,
+    n_trials: int | None,
+    timeout: float | None,
+    study_name: str | None,
+    storage: str | None,
+    tracking_uri: str | None,
+    home: str | Path,
+    progress: bool,
+    stream: TextIO | None,
+) -> SearchResult:
     if isinstance(space, Prepared):
         prep, space = space, space.space
     else:
@@ -157,6 +171,9 @@ def run_search(
     stream = stream or sys.stderr
     if progress:
         print(budget_line(study, budget, planned), file=stream)
+        columns = describe(prep.columns, prep.data.X.iloc[prep.split.train])
+        if columns:
+            print(columns, file=stream)
     tracker = TrackingProcess(uri, name, artifact_root=home / "artifacts")
     try:
         return _search(study, prep, tracker, budget, storage, progress, stream, engine)
@@ -305,6 +322,11 @@ def parent_run(
             "data.rows": len(data.y),
             "data.dropped_rows": data.dropped_rows,
             "data.features": data.X.shape[1],
+            **{
+                f"data.columns.{col}": kind
+                for col, kind in prep.columns.items()
+                if kind not in ("number", "onehot")
+            },
             "test.rows": len(split.test),
             "test.seed": split.seed,
             "test.digest": split.digest(),

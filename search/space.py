@@ -177,6 +177,8 @@ class DataSpec(_Strict):
     drop_columns: list[str] = Field(default_factory=list)
     # rows whose target is missing: refused (error) or left out before the test split (drop)
     missing_target: Literal["error", "drop"] = "error"
+    # encodings of feature columns (search.columns): number, onehot, frequent, date, drop
+    columns: dict[str, str] = Field(default_factory=dict)
 
 
 class ValidationSpec(_Strict):

@@ -15,6 +15,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from search.columns import encodings
 from search.data import Dataset, TestSplit, load_dataset, split_test
 from search.errors import DataError, InputError, SearchFailed, SpaceError
 from search.folds import Fold, make_folds
@@ -121,6 +122,7 @@ class Prepared:
     folds: list[Fold]
     sampler: optuna.samplers.BaseSampler
     pruner: optuna.pruners.BasePruner
+    columns: dict[str, str] = field(default_factory=dict)  # encodings on the training rows
 
 
 def prepare(space: Space) -> Prepared:
@@ -152,7 +154,7 @@ def _prepare(space: Space) -> Prepared:
 
         hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir, where=where)
         rows = data.X.iloc[split.train]
-        x = make_preprocessor(data.X).fit(rows).transform(rows.iloc[:2])
+        x = make_preprocessor(data.encodings).fit(rows).transform(rows.iloc[:2])
         check_head(hypermodel, x, data.task, data.n_classes, where)
     groups = data.groups[split.train] if data.groups is not None else None
     folds = make_folds(
@@ -163,7 +165,16 @@ def _prepare(space: Space) -> Prepared:
         groups=groups,
         where=where,
     )
-    return Prepared(space, data, split, folds, make_sampler(space), make_pruner(space, len(folds)))
+    columns = encodings(data.X.iloc[split.train], data.encodings)
+    if all(kind == "drop" for kind in columns.values()):
+        raise DataError(
+            f"every feature column of {data.name} looks like an identifier (a value per row) "
+            "and would be dropped; name an encoding for one in data.columns",
+            file=where,
+            key="data.columns",
+        )
+    pruner = make_pruner(space, len(folds))
+    return Prepared(space, data, split, folds, make_sampler(space), pruner, columns)
 
 
 def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:

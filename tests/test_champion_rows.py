@@ -4,7 +4,6 @@ any column kind, integers where floats were seen and floats where integers were.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import mlflow
 import numpy as np

@@ -1,0 +1,137 @@
+"""What each feature column is, and how it becomes numbers, fitted on training rows only.
+
+A text column is not always a category. Five encodings, chosen per column from the rows
+the preprocessing is fitted on (a fold's training rows; all training rows at refit), or
+named in the space file (`data.columns: {name: encoding}`):
+
+- `number`: imputed with the median, standardized (every numeric column);
+- `onehot`: one column per level, unknown levels all zeros (text with few levels);
+- `frequent`: one-hot of the levels seen on at least `MIN_FREQUENCY` rows, the rarer ones
+  pooled into one column (text with many levels: names, codes, free text);
+- `date`: year, month, day, weekday and days since 1970, as numbers (text that parses
+  as dates);
+- `drop`: left out (text where nearly every row has its own value: an identifier).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+ENCODINGS = ("number", "onehot", "frequent", "date", "drop")
+FEW_LEVELS = 20  # up to this many levels, every level gets its column
+IDENTIFIER_SHARE = 0.95  # this share of rows with a value of their own: an identifier
+MIN_FREQUENCY = 5  # rows a level needs for a column of its own under `frequent`
+_DATE_LIKE = re.compile(r"^\s*\d{1,4}\D{1,3}\d{1,2}(\D{1,3}\d{1,4})?")
+
+
+def encodings(X: pd.DataFrame, chosen: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each column's encoding: the space file's choice, else what its values look like."""
+    chosen = chosen or {}
+    return {str(c): chosen.get(str(c)) or _detect(X[c]) for c in X.columns}
+
+
+def _detect(values: pd.Series) -> str:
+    if pd.api.types.is_numeric_dtype(values):
+        return "number"
+    present = values.dropna().astype(str)
+    levels = present.nunique()
+    if len(present) and _dates(present):
+        return "date"
+    if levels > FEW_LEVELS and levels >= IDENTIFIER_SHARE * len(present):
+        return "drop"
+    return "frequent" if levels > FEW_LEVELS else "onehot"
+
+
+def _dates(present: pd.Series) -> bool:
+    """Nine in ten values (of the first 200) written like dates and parsed as dates."""
+    sample = present.head(200)
+    if sample.str.match(_DATE_LIKE).mean() < 0.9:
+        return False
+    return bool(pd.to_datetime(sample, errors="coerce", format="mixed").notna().mean() >= 0.9)
+
+
+def date_parts(X: Any) -> np.ndarray:
+    """Dates written as text -> year, month, day, weekday, days since 1970 (NaN if none)."""
+    frame = pd.DataFrame(X)
+    parts = []
+    for col in frame.columns:
+        when = pd.to_datetime(frame[col].astype(object), errors="coerce", format="mixed")
+        days = (when - pd.Timestamp("1970-01-01")).dt.days
+        parts += [when.dt.year, when.dt.month, when.dt.day, when.dt.dayofweek, days]
+    if not parts:
+        return np.empty((len(frame), 0))
+    return np.column_stack([p.to_numpy(dtype=float, na_value=np.nan) for p in parts])
+
+
+def describe(kinds: Mapping[str, str], X: pd.DataFrame) -> str:
+    """One line on the columns that are not plain numbers or few-level categories."""
+    notes = []
+    for col, kind in kinds.items():
+        levels = X[col].nunique()
+        if kind == "drop":
+            notes.append(f"{col!r} ({levels} values in {len(X)} rows) dropped as an identifier")
+        elif kind == "frequent":
+            notes.append(
+                f"{col!r} ({levels} levels) one-hot for levels on {MIN_FREQUENCY}+ rows, "
+                "the rest pooled"
+            )
+        elif kind == "date":
+            notes.append(f"{col!r} read as dates (year, month, day, weekday, days)")
+    if not notes:
+        return ""
+    return "columns: " + "; ".join(notes) + " (set others with data.columns)"
+
+
+class Preprocessor(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Impute, standardize and encode each column by its encoding, decided at `fit` from
+    the rows it is fitted on (or given in `chosen`); transforms any rows after."""
+
+    def __init__(self, chosen: Mapping[str, str] | None = None) -> None:
+        self.chosen = chosen
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> Preprocessor:
+        self.encodings_ = encodings(X, self.chosen)
+        self.transformer_ = _transformer(self.encodings_).fit(X)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        out: np.ndarray = self.transformer_.transform(X)
+        return out
+
+
+def _transformer(kinds: Mapping[str, str]) -> ColumnTransformer:
+    def of(kind: str) -> list[str]:
+        return [c for c, k in kinds.items() if k == kind]
+
+    def imputed_scaled(strategy: str = "median") -> list[tuple[str, Any]]:
+        return [("impute", SimpleImputer(strategy=strategy)), ("scale", StandardScaler())]
+
+    def onehot(**options: Any) -> Pipeline:
+        encoder = OneHotEncoder(sparse_output=False, **options)
+        impute = SimpleImputer(strategy="most_frequent")
+        return Pipeline([("impute", impute), ("onehot", encoder)])
+
+    frequent = {"min_frequency": MIN_FREQUENCY, "handle_unknown": "infrequent_if_exist"}
+    return ColumnTransformer(
+        [
+            ("num", Pipeline(imputed_scaled()), of("number")),
+            ("cat", onehot(handle_unknown="ignore"), of("onehot")),
+            ("frequent", onehot(**frequent), of("frequent")),
+            (
+                "date",
+                Pipeline([("parts", FunctionTransformer(date_parts)), *imputed_scaled()]),
+                of("date"),
+            ),
+        ],
+        sparse_threshold=0.0,
+    )

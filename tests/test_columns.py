@@ -1,0 +1,122 @@
+"""Columns that are not categories: identifiers dropped, many levels pooled, dates read as
+dates; decided and fitted on training rows only, said in one line, overridable."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from search import run_search
+from search.columns import MIN_FREQUENCY, Preprocessor, encodings
+from tests.conftest import run_cli
+
+
+def _frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    models = [f"make{m} model{k}" for m in range(6) for k in range(20)]  # 120 names
+    start = pd.Timestamp("2015-01-01")
+    days = rng.integers(0, 3000, size=n)
+    frame = pd.DataFrame(
+        {
+            "weight": rng.normal(3000, 500, size=n).round(),
+            "origin": rng.choice(["usa", "europe", "japan"], size=n),
+            "name": rng.choice(models, size=n, p=np.r_[np.full(5, 0.1), np.full(115, 0.5 / 115)]),
+            "vin": [f"VIN{i:06d}X" for i in rng.permutation(n)],
+            "sold": [(start + pd.Timedelta(days=int(d))).strftime("%Y-%m-%d") for d in days],
+        }
+    )
+    frame["price"] = 20 - frame["weight"] / 500 + days / 1000 + rng.normal(0, 0.5, size=n)
+    return frame
+
+
+def test_each_kind_of_column_is_detected() -> None:
+    kinds = encodings(_frame().drop(columns=["price"]))
+    assert kinds == {
+        "weight": "number",
+        "origin": "onehot",
+        "name": "frequent",
+        "vin": "drop",
+        "sold": "date",
+    }
+
+
+def test_words_with_digits_are_not_dates() -> None:
+    frame = pd.DataFrame({"room": [f"room {i} b{i % 3}" for i in range(40)] * 2})
+    assert encodings(frame)["room"] != "date"
+
+
+def test_features_shrink_and_follow_the_training_rows_only() -> None:
+    """Width: the identifier adds nothing and rare names share one column. The frequent
+    levels, the date scaling and the numeric scaling come from the rows fitted on."""
+    frame = _frame().drop(columns=["price"])
+    train, rest = frame.iloc[:200], frame.iloc[200:]
+    pre = Preprocessor().fit(train)
+    out = pre.transform(train)
+    counts = train["name"].value_counts()
+    frequent = int((counts >= MIN_FREQUENCY).sum())
+    pooled = int((counts < MIN_FREQUENCY).any())
+    assert out.shape[1] == 1 + 3 + frequent + pooled + 5  # number, onehot, frequent, date
+    everything = pd.get_dummies(frame[["origin", "name", "vin", "sold"]]).shape[1]
+    assert out.shape[1] < everything / 10
+    dates = out[:, -5:]
+    np.testing.assert_allclose(dates.mean(axis=0), 0.0, atol=1e-9)  # training rows' statistics
+    unseen = rest.assign(vin="NEW", name="make9 model99", sold="2031-06-30")
+    shifted = pre.transform(unseen)
+    assert np.all(np.isfinite(shifted))
+    assert shifted[:, -1].min() > dates[:, -1].max()  # days since 1970: later than any seen
+
+
+def test_the_space_file_overrides_and_the_run_records_the_choice(tmp_path: Path) -> None:
+    _frame().to_csv(tmp_path / "cars.csv", index=False)
+    (tmp_path / "s.yaml").write_text(
+        "study: {name: cars, trials: 1, sampler: random, pruner: none}\n"
+        "data:\n  source: cars.csv\n  target: price\n  columns: {origin: drop}\n"
+        "validation: {scheme: holdout}\n"
+        "params: {depth: 1, width: 8, learning_rate: 0.01, epochs: 2, patience: 1}\n"
+        "training: {engine: sequential}\n"
+    )
+    said = io.StringIO()
+    result = run_search(tmp_path / "s.yaml", home=tmp_path / "m", stream=said)
+    line = [x for x in said.getvalue().splitlines() if x.startswith("columns: ")]
+    assert len(line) == 1
+    assert "'vin' (" in line[0] and "identifier" in line[0]
+    assert "'name' (" in line[0] and "'sold' read as dates" in line[0]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'm' / 'mlflow.db'}")
+    params = mlflow.get_run(result.parent_run_id).data.params
+    assert params["data.columns.vin"] == "drop"
+    assert params["data.columns.origin"] == "drop"  # the space's choice
+    assert params["data.columns.name"] == "frequent"
+    assert params["data.columns.sold"] == "date"
+    assert "data.columns.weight" not in params  # plain numbers are not listed
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ("{colour: onehot}", "'colour' is not a column of cars.csv"),
+        ("{price: onehot}", "'price' is not a feature column"),
+        ("{name: hashed}", "unknown encoding 'hashed'"),
+        ("{name: number}", "'name' holds text"),
+        (
+            "{weight: drop, origin: drop, name: drop, sold: drop}",
+            "every feature column of cars.csv looks like an identifier",
+        ),
+    ],
+)
+def test_a_bad_encoding_is_one_line_and_exit_2(tmp_path: Path, columns: str, message: str) -> None:
+    _frame().to_csv(tmp_path / "cars.csv", index=False)
+    (tmp_path / "s.yaml").write_text(
+        "study: {name: cars, trials: 1}\n"
+        f"data:\n  source: cars.csv\n  target: price\n  columns: {columns}\n"
+    )
+    out = run_cli("run", "s.yaml", "--home", "store", cwd=tmp_path, timeout=120)
+    assert out.returncode == 2, out.stderr
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert "s.yaml:5: data.columns" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cars.csv", "s.yaml"]
