@@ -8,6 +8,7 @@ weights.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,9 +30,13 @@ from search.training import (
     FoldArrays,
     FoldResult,
     Member,
+    StopRule,
     Trained,
     steps_per_execution,
+    stop_rule,
 )
+
+LOSS = StopRule()
 
 
 class _StopOnRequest(keras.callbacks.Callback):  # type: ignore[misc]
@@ -62,6 +67,29 @@ class _ValidationDataLoss(keras.callbacks.Callback):  # type: ignore[misc]
             logs[DATA_LOSS] = float(logs["val_loss"]) - penalty(self.model)
         if logs is not None and self.target is not None:
             self.target.logs(logs)
+
+
+class _EpochScore(keras.callbacks.Callback):  # type: ignore[misc]
+    """Log `val_<metric>` after each epoch: the objective's metric (one Keras does not
+    log, as ROC AUC) on the validation rows, in the target's units; NaN for outputs that
+    are not finite. Early stopping and the holdout pruner can then follow it."""
+
+    def __init__(
+        self, metric: str, task: str, arrays: FoldArrays, target: TargetScale | None
+    ) -> None:
+        super().__init__()
+        self.metric, self.task, self.arrays, self.target = metric, task, arrays, target
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if logs is None:
+            return
+        out = predict(self.model, self.arrays.x_val)
+        if self.target is not None:
+            out = self.target.inverse(out)
+        value = math.nan
+        if np.all(np.isfinite(out)):
+            value = scores(self.task, self.arrays.y_val, out)[self.metric]
+        logs[f"val_{self.metric}"] = value
 
 
 class ModelReuse:
@@ -110,16 +138,17 @@ def fit_fold(
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int = 0,
     reuse: ModelReuse | None = None,
+    rule: StopRule = LOSS,
 ) -> tuple[keras.Model, FoldResult]:
-    """Fit a freshly seeded model on a fold with early stopping on the validation loss of
-    its predictions (`val_data_loss`); restore the best weights. With `reuse`, the fold's
-    fresh model trains inside the held one."""
+    """Fit a freshly seeded model on a fold with early stopping on what `rule` names (the
+    validation loss of its predictions, `val_data_loss`, by default); restore the best
+    weights. With `reuse`, the fold's fresh model trains inside the held one."""
     build_started = time.perf_counter()
     model = _fresh_model(params, arrays, data, seed, spe, reuse)
     build_s = time.perf_counter() - build_started
     stop = keras.callbacks.EarlyStopping(
-        monitor=DATA_LOSS,
-        mode="min",
+        monitor=rule.key,
+        mode=rule.mode,
         patience=int(params["patience"]),
         restore_best_weights=True,
     )
@@ -132,6 +161,7 @@ def fit_fold(
         "epochs": int(params["epochs"]),
         "callbacks": [
             _ValidationDataLoss(target),
+            *([_EpochScore(rule.scored, data.task, arrays, target)] if rule.scored else []),
             stop,
             keras.callbacks.TerminateOnNaN(),
             _StopOnRequest(),
@@ -160,7 +190,7 @@ def fit_fold(
     if target is not None:
         target.fold_into(model)
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-    result = _scored(model, params, arrays, data, history)
+    result = _scored(model, params, arrays, data, history, rule)
     return model, dataclasses.replace(result, fit_s=fit_s, build_s=build_s)
 
 
@@ -207,6 +237,7 @@ def _scored(
     arrays: FoldArrays,
     data: Dataset,
     history: dict[str, list[float]],
+    rule: StopRule,
 ) -> FoldResult:
     """The restored model's scores on the validation rows; TrialFailed if it diverged."""
     losses = np.asarray(history.get("loss", []), dtype=float)
@@ -221,12 +252,10 @@ def _scored(
     output = predict(model, arrays.x_val)
     if not np.all(np.isfinite(output)):
         raise TrialFailed("the model predicts NaN/inf on the validation rows")
-    val = np.asarray(history[DATA_LOSS], dtype=float)
-    best = int(np.nanargmin(val)) + 1 if np.isfinite(val).any() else len(val)
     return FoldResult(
         index=-1,
         scores=scores(data.task, arrays.y_val, output),
-        best_epoch=best,
+        best_epoch=rule.best_epoch(history[rule.key]),
         epochs=len(losses),
         history=history,
     )
@@ -252,6 +281,7 @@ class SequentialEngine:
 
     steps_per_execution: int = 16
     verbose: int = 0
+    rule: StopRule = LOSS
     name: str = "sequential"
 
     def train(
@@ -280,6 +310,7 @@ class SequentialEngine:
                 callbacks=list(hook),
                 verbose=self.verbose,
                 reuse=reuse,
+                rule=self.rule,
             )
         except Exception as exc:  # the trial fails with its reason; the study goes on
             return Trained(member, error=exc)
@@ -289,4 +320,4 @@ class SequentialEngine:
 
 
 def sequential_engine(space: Space) -> SequentialEngine:
-    return SequentialEngine(steps_per_execution(space), space.training.verbose)
+    return SequentialEngine(steps_per_execution(space), space.training.verbose, stop_rule(space))

@@ -16,7 +16,13 @@ EPOCH_KEYS = {
     "mse": DATA_LOSS,
     "accuracy": "val_accuracy",
     "mae": "val_mae",
+    # scored on the validation rows after each epoch (search.fitting), not logged by Keras
+    "roc_auc": "val_roc_auc",
+    "f1": "val_f1",
+    "rmse": "val_rmse",
+    "r2": "val_r2",
 }
+SCORED_EACH_EPOCH = ("roc_auc", "f1", "rmse", "r2")
 
 
 def keras_metrics(task: str) -> list[str]:

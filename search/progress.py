@@ -127,18 +127,27 @@ class Waiting:
         while not self._stop.wait(1.0):
             self._write(f"\r{self.label} {time.monotonic() - self._started:.0f} s")
 
+    def _ticks(self) -> bool:
+        """Seconds rewrite the line on a terminal; a log file gets the line once."""
+        with contextlib.suppress(OSError):
+            return os.isatty(self._fd)
+        return False
+
     def __enter__(self) -> Waiting:
         if self.enabled:
             sys.stderr.flush()
             self._fd, self._started = os.dup(2), time.monotonic()
             self._write(self.label)
-            self._thread.start()
+            if self._ticks():
+                self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if not self.enabled:
             return
         self._stop.set()
-        self._thread.join()
-        self._write(f"\r{self.label} done in {time.monotonic() - self._started:.0f} s\n")
+        if self._thread.is_alive():
+            self._thread.join()
+            self._write(f"\r{self.label}")
+        self._write(f" done in {time.monotonic() - self._started:.0f} s\n")
         os.close(self._fd)

@@ -23,7 +23,7 @@ from search.selection import refit_params, test_output
 from search.space import parse_space
 from search.study import DEFAULT_HOME, Prepared, prepare
 from search.tracking import ROLE, default_tracking_uri
-from search.training import FoldResult, fold_arrays, steps_per_execution
+from search.training import FoldResult, fold_arrays, steps_per_execution, stop_rule
 
 
 @dataclass
@@ -124,7 +124,12 @@ def _sequential(
     for index in indices:
         arrays = fold_arrays(prep.data, prep.split.train, folds[index])
         _, out[index] = fit_fold(
-            params, arrays, data=prep.data, seed=seed + index, spe=steps_per_execution(prep.space)
+            params,
+            arrays,
+            data=prep.data,
+            seed=seed + index,
+            spe=steps_per_execution(prep.space),
+            rule=stop_rule(prep.space),
         )
         keras.backend.clear_session()
     return out

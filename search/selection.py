@@ -50,6 +50,7 @@ from search.training import (
     fold_arrays,
     make_engine,
     steps_per_execution,
+    stop_rule,
     trial_seed,
 )
 
@@ -326,7 +327,9 @@ def _fold_net(
 ) -> Any:
     y = prep.data.y[prep.split.train]
     arrays = FoldArrays(x[fold.train], y[fold.train], x[fold.val], y[fold.val])
-    net, _ = fit_fold(params, arrays, data=prep.data, seed=seed, spe=spe)
+    net, _ = fit_fold(
+        params, arrays, data=prep.data, seed=seed, spe=spe, rule=stop_rule(prep.space)
+    )
     return net
 
 

@@ -192,6 +192,9 @@ class ValidationSpec(_Strict):
 class ObjectiveSpec(_Strict):
     metric: str = "loss"
     direction: Literal["minimize", "maximize"] | None = None
+    # what early stopping and the restored epoch follow: the validation loss of the
+    # predictions, or the objective's metric on the validation rows after each epoch
+    early_stopping: Literal["loss", "objective"] = "loss"
 
 
 class TrainingSpec(_Strict):

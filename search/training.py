@@ -25,7 +25,8 @@ import numpy as np
 from search.data import Dataset, make_preprocessor
 from search.errors import SpaceError
 from search.folds import Fold
-from search.space import Space
+from search.metrics import DATA_LOSS, EPOCH_KEYS, SCORED_EACH_EPOCH
+from search.space import METRICS, Space
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,33 @@ def fold_arrays(data: Dataset, rows: np.ndarray, fold: Fold) -> FoldArrays:
         pre.transform(X.iloc[va]).astype(np.float32),
         y[va],
     )
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """What early stopping, the restored epoch and the best epoch follow: a per-epoch log
+    key and its better direction; `scored` is the objective metric the sequential engine
+    scores on the validation rows after each epoch (one Keras does not log), or ""."""
+
+    key: str = DATA_LOSS
+    mode: str = "min"
+    scored: str = ""
+
+    def best_epoch(self, values: Sequence[float]) -> int:
+        """The 1-based epoch with the best finite value (the last epoch if none is)."""
+        v = np.asarray(values, dtype=float)
+        if not np.isfinite(v).any():
+            return len(v)
+        return int(np.nanargmax(v) if self.mode == "max" else np.nanargmin(v)) + 1
+
+
+def stop_rule(space: Space) -> StopRule:
+    metric = space.objective.metric
+    scored = metric if metric in SCORED_EACH_EPOCH else ""
+    key = EPOCH_KEYS.get(metric, DATA_LOSS)
+    if space.objective.early_stopping == "loss" or key == DATA_LOSS:
+        return StopRule(DATA_LOSS, "min", scored)
+    return StopRule(key, "max" if METRICS[metric] == "maximize" else "min", scored)
 
 
 def trial_seed(study_seed: int, number: int) -> int:
@@ -165,18 +193,38 @@ class Engine(Protocol):
 
 
 def make_engine(space: Space) -> Engine:
+    """The engine the space's `training.engine` names (see `_engine`); a SpaceError names
+    the key's line."""
+    try:
+        return _engine(space)
+    except SpaceError as exc:
+        raise exc.at_line(space.line_of(exc.key) if exc.key else None) from None
+
+
+def _engine(space: Space) -> Engine:
     """The engine the space's `training.engine` names.
 
     `auto` packs the built-in MLP where packing was measured to pay (bench/pack.py): on
-    a GPU or TPU, and on a CPU when each trial has several folds to pack together. A
+    a GPU or TPU, and on a CPU when each trial has several folds to pack together, unless
+    early stopping follows the objective's metric (the pack follows the loss). A
     holdout search on a CPU has one member per trial, whose arithmetic a pack does not
     shorten and whose programs cost compilation: it trains one model at a time."""
     from search.fitting import sequential_engine
 
     choice, sequential = space.training.engine, sequential_engine(space)
     has_jax = importlib.util.find_spec("jax") is not None
-    if choice == "sequential" or (choice == "auto" and (space.model.hypermodel or not has_jax)):
+    follows_loss = stop_rule(space).key == DATA_LOSS
+    if choice == "sequential" or (
+        choice == "auto" and (space.model.hypermodel or not has_jax or not follows_loss)
+    ):
         return sequential
+    if not follows_loss:
+        raise SpaceError(
+            "the pack engine stops on the validation loss; early_stopping: objective "
+            "needs engine: sequential (or auto)",
+            file=space.path,
+            key="objective.early_stopping",
+        )
     if choice == "auto" and space.validation.scheme == "holdout":
         from search.jaxdevice import accelerator_memory
 
