@@ -32,6 +32,7 @@ class ChampionModel(PythonModel):  # type: ignore[misc]
             keras.saving.load_model(context.artifacts[f"network_{i}"], compile=False)
             for i in range(meta["networks"])
         ]
+        self.weights: list[float] | None = meta.get("weights")
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -42,17 +43,20 @@ class ChampionModel(PythonModel):  # type: ignore[misc]
                 f"input rows lack the columns {missing}; the model was trained on {self.columns}"
             )
         x = self.pre.transform(categorical_as_object(model_input[self.columns]))
-        output = network_output(self.nets, x.astype(np.float32))
+        output = network_output(self.nets, x.astype(np.float32), self.weights)
         frame = output_frame(self.task, self.classes, output)
         if (params or {}).get("output", "labels") == "labels":
             return frame["prediction"]  # one value a row: what mlflow.models.evaluate expects
         return frame
 
 
-def network_output(nets: list[Any], x: np.ndarray) -> np.ndarray:
-    """Mean of the networks' outputs (one network, or the fold models of an ensemble)."""
+def network_output(
+    nets: list[Any], x: np.ndarray, weights: list[float] | None = None
+) -> np.ndarray:
+    """Mean of the networks' outputs (one network, the fold models of a trial, or the
+    trials of an ensemble), weighted by `weights` when given."""
     outs = [np.asarray(net(x, training=False), dtype=np.float64) for net in nets]
-    mean: np.ndarray = np.mean(outs, axis=0)
+    mean: np.ndarray = np.average(outs, axis=0, weights=weights or None)
     return mean
 
 
@@ -70,7 +74,14 @@ def output_frame(task: str, classes: list[str], output: np.ndarray) -> pd.DataFr
 
 
 def save_parts(
-    folder: Path, *, pre: Any, nets: list[Any], task: str, classes: list[str], columns: list[str]
+    folder: Path,
+    *,
+    pre: Any,
+    nets: list[Any],
+    task: str,
+    classes: list[str],
+    columns: list[str],
+    weights: list[float] | None = None,
 ) -> dict[str, str]:
     """Write the pieces the pyfunc loads; returns MLflow's `artifacts` mapping."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,6 +96,7 @@ def save_parts(
         "labels": list(classes),
         "columns": columns,
         "networks": len(nets),
+        "weights": weights or None,
     }
     Path(artifacts["meta"]).write_text(json.dumps(meta))
     for i, net in enumerate(nets):

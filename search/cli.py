@@ -467,5 +467,18 @@ def _quiet_libraries(verbose: bool) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+def run() -> None:
+    """The `search` command: `main`, then its exit code. After a Ctrl-C the process ends
+    without the interpreter's clean-up: a Ctrl-C inside TensorFlow's import leaves C++
+    state half made, whose destructors can abort (SIGABRT) instead of exiting with 130.
+    Every write of the command is done by then."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -17,9 +17,10 @@ from mlflow.tracking import MlflowClient
 from search.backend import deterministic
 from search.data import Dataset
 from search.errors import DataError, InputError
+from search.evaluation import test_output
 from search.fitting import fit_fold
 from search.metrics import scores
-from search.selection import refit_params, test_output
+from search.refit import Final, refit_params
 from search.space import parse_space
 from search.study import DEFAULT_HOME, Prepared, prepare
 from search.tracking import ROLE, default_tracking_uri
@@ -91,7 +92,7 @@ def reproduce(
     keras.utils.set_random_seed(seed)
     out = Reproduction(run_id, role)
     if role == "selection":
-        _selection(out, run, prep, params, seed)
+        _selection(out, client, run, prep, params, seed)
         return out
     fold_runs = [run] if role == "fold" else _children(client, run.info.run_id)
     indices = sorted(int(r.data.tags["search.fold"]) for r in fold_runs)
@@ -150,10 +151,27 @@ def _replay(record: dict[str, Any], prep: Prepared, trial: int) -> dict[int, Fol
 
 
 def _selection(
-    out: Reproduction, run: Run, prep: Prepared, params: dict[str, Any], seed: int
+    out: Reproduction,
+    client: MlflowClient,
+    run: Run,
+    prep: Prepared,
+    params: dict[str, Any],
+    seed: int,
 ) -> None:
-    epochs = int(run.data.metrics["refit_epochs"])
-    final = refit_params(prep, params, epochs=epochs, seed=seed)
+    """Refit the selection's model (one trial, or each trial of its ensemble) and compare
+    its test scores."""
+    if run.data.params.get("ensemble"):  # an ensemble of trials: each refitted again
+        members = json.loads(_artifact(client, run.info.run_id, "ensemble.json"))
+        final = Final(None, [], 0)
+        for m in members:
+            part = refit_params(prep, m["params"], epochs=int(m["epochs"]), seed=int(m["seed"]))
+            final.pre = final.pre or part.pre
+            final.nets += part.nets
+            final.trials += [int(m["trial"])] * len(part.nets)
+            final.weights += [float(m["weight"]) / len(part.nets)] * len(part.nets)
+    else:
+        epochs = int(run.data.metrics["refit_epochs"])
+        final = refit_params(prep, params, epochs=epochs, seed=seed)
     output, y = test_output(prep, final)
     data: Dataset = prep.data
     for name, value in sorted(scores(data.task, y, output).items()):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
@@ -14,17 +12,15 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from search.backend import deterministic
-from search.bootstrap import bootstrap_scores, resample_counts
 from search.champion import network_output, output_frame, save_parts
-from search.data import Dataset, make_preprocessor
+from search.ensemble import greedy, out_of_fold
 from search.errors import InputError, SearchFailed
-from search.feed import fit_inputs
-from search.fitting import fit_fold, own_fit_hypermodel
+from search.evaluation import Candidate, SelectionResult, evaluate
 from search.folds import Fold, make_folds
 from search.liveness import recover_stale
-from search.metrics import scores
-from search.model import build_state, keras_targets, make_model
+from search.model import predict
 from search.progress import Ticker
+from search.refit import Final, refit, refit_ensemble
 from search.space import METRICS, Space, ValidationSpec, parse_space
 from search.study import (
     DEFAULT_HOME,
@@ -34,7 +30,6 @@ from search.study import (
     load_study,
     prepare,
 )
-from search.target import target_scale
 from search.tracking import (
     STUDY,
     Tracker,
@@ -44,91 +39,19 @@ from search.tracking import (
     register_champion,
 )
 from search.training import (
-    FoldArrays,
     Member,
     collect_garbage,
     fold_arrays,
     make_engine,
-    steps_per_execution,
-    stop_rule,
     trial_seed,
 )
 
-REPORT = {
-    "binary": ("accuracy", "roc_auc", "f1", "log_loss"),
-    "multiclass": ("accuracy", "roc_auc", "f1", "log_loss"),
-    "regression": ("mae", "rmse", "r2", "mse"),
-}
 RECHECK_SEED = 10_007  # model seeds of the recheck differ from the search's
-
-
-@dataclass(frozen=True)
-class Candidate:
-    trial: int
-    search_score: float
-    recheck_score: float
-    recheck_std: float
-
-
-@dataclass(frozen=True)
-class Interval:
-    value: float
-    low: float
-    high: float
-
-    def __str__(self) -> str:
-        return f"{self.value:.4f} [{self.low:.4f}, {self.high:.4f}]"
-
-
-@dataclass
-class SelectionResult:
-    """The final, once-only test of the chosen model; `str()` gives the table."""
-
-    study_name: str
-    metric: str
-    chosen: Candidate
-    candidates: list[Candidate]
-    epochs: int
-    test: dict[str, Interval]
-    baseline: dict[str, Interval]
-    difference: dict[str, Interval]
-    beats_baseline: bool
-    gap: float
-    warnings: list[str] = field(default_factory=list)
-    run_id: str = ""
-    model_uri: str = ""
-    version: str = ""
-    promoted: bool = False
-    registry: str = ""
-
-    def __str__(self) -> str:
-        lines = ["candidates (search score -> recheck on new folds and seeds):"]
-        for c in self.candidates:
-            mark = "*" if c.trial == self.chosen.trial else " "
-            lines.append(
-                f" {mark} trial {c.trial:>4}  {c.search_score:.4f} -> "
-                f"{c.recheck_score:.4f} ± {c.recheck_std:.4f}"
-            )
-        lines.append(
-            f"final test (trial {self.chosen.trial}, refit {self.epochs} epochs; "
-            "95% bootstrap intervals):"
-        )
-        w = 2 + max(len(str(iv)) for iv in [*self.test.values(), *self.baseline.values()])
-        lines.append(f"  {'metric':<10} {'model':<{w}} {'baseline':<{w}} model - baseline")
-        for name in self.test:
-            lines.append(
-                f"  {name:<10} {self.test[name]!s:<{w}} {self.baseline[name]!s:<{w}} "
-                f"{self.difference[name]}"
-            )
-        verdict = "beats" if self.beats_baseline else "does NOT clearly beat"
-        lines.append(
-            f"the model {verdict} the baseline on {self.metric}; validation-to-test "
-            f"gap {self.gap:+.4f}"
-        )
-        lines += [f"warning: {w}" for w in self.warnings]
-        if self.registry:
-            lines.append(self.registry)
-        return "\n".join(lines)
+# per trial: the recheck folds' validation rows (positions among the training rows) and
+# the fold model's outputs there
+Outputs = dict[
+    int, list[tuple[np.ndarray, np.ndarray]]
+]  # model seeds of the recheck differ from the search's
 
 
 def study_space(study: optuna.Study) -> Space:
@@ -169,15 +92,15 @@ def select(
     complete = best_first(study)
     if not complete:
         raise InputError(f"study {study_name!r} has no complete trial to select from")
-    candidates = recheck(prep, complete[: space.selection.top_k], say)
+    outputs: Outputs | None = {} if space.selection.ensemble else None
+    candidates = recheck(prep, complete[: space.selection.top_k], say, outputs)
     chosen = min(candidates, key=lambda c: c.recheck_score * _sign(space))
     trial = next(t for t in complete if t.number == chosen.trial)
-    final = refit(prep, trial, say)
-    say(
-        f"test: trial {trial.number} and the baseline on the {len(prep.split.test)} test rows",
-        force=True,
-    )
+    final, note = _final(prep, complete, trial, outputs or {}, say)
+    what = "the ensemble" if len(set(final.trials)) > 1 else f"trial {trial.number}"
+    say(f"test: {what} and the baseline on the {len(prep.split.test)} test rows", force=True)
     result = evaluate(prep, final, chosen, candidates, trial)
+    result.ensemble = note
     say("logging the final model to MLflow and registering it ...", force=True)
     tracker = Tracker(uri, study_name, artifact_root=home / "artifacts")
     _log(tracker, study, prep, final, result, trial)
@@ -186,6 +109,34 @@ def select(
     if result.promoted:
         study.set_user_attr("champion", mark)
     return result
+
+
+def _final(
+    prep: Prepared,
+    complete: list[FrozenTrial],
+    trial: FrozenTrial,
+    outputs: Outputs,
+    say: Ticker,
+) -> tuple[Final, str]:
+    """The chosen trial refitted, or the ensemble of trials that beats it on the
+    recheck's out-of-fold outputs (search.ensemble); and a line saying which and why."""
+    if len(outputs) < 2:
+        return refit(prep, trial, say), ""
+    space, rows = prep.space, prep.split.train
+    ensemble = greedy(
+        prep.data.task,
+        space.objective.metric,
+        prep.data.y[rows],
+        out_of_fold(outputs, len(rows)),
+        start=trial.number,
+        minimize=space.direction == "minimize",
+    )
+    text = ensemble.text(space.objective.metric, trial.number)
+    if len(ensemble.weights) < 2:
+        return refit(prep, trial, say), f"no ensemble beats trial {trial.number} out of fold"
+    say(text, force=True)
+    members = [next(t for t in complete if t.number == n) for n in ensemble.weights]
+    return refit_ensemble(prep, members, ensemble.weights, say), text
 
 
 def _sign(space: Space) -> float:
@@ -212,11 +163,16 @@ def recheck_folds(prep: Prepared) -> list[Fold]:
 
 
 def recheck(
-    prep: Prepared, trials: list[FrozenTrial], say: Ticker | None = None
+    prep: Prepared,
+    trials: list[FrozenTrial],
+    say: Ticker | None = None,
+    outputs: Outputs | None = None,
 ) -> list[Candidate]:
     """Guard against the winner's curse: score the top trials again on fresh folds (all of
-    them in one call of the space's engine: one pack, or one model at a time)."""
+    them in one call of the space's engine: one pack, or one model at a time). With
+    `outputs`, each fold model's validation rows and outputs are kept there by trial."""
     folds = recheck_folds(prep)
+    by_index = {f.index: f for f in folds}
     arrays = {f.index: fold_arrays(prep.data, prep.split.train, f) for f in folds}
     metric = prep.space.objective.metric
     members = [
@@ -238,6 +194,9 @@ def recheck(
         if done.result is None:
             raise done.error or SearchFailed(f"recheck of trial {done.member.trial} failed")
         values[done.member.trial].append(done.result.scores[metric])
+        if outputs is not None and done.build is not None:
+            out = predict(done.build(), done.member.arrays.x_val)
+            outputs.setdefault(done.member.trial, []).append((by_index[done.member.fold].val, out))
         say(f"{what}: {i} of {len(members)} fold models done")
     keras.backend.clear_session(free_memory=False)
     collect_garbage()
@@ -250,181 +209,6 @@ def recheck(
         )
         for t in trials
     ]
-
-
-@dataclass
-class Final:
-    pre: Any
-    nets: list[Any]
-    epochs: int
-
-
-def refit(prep: Prepared, trial: FrozenTrial, say: Ticker | None = None) -> Final:
-    """Refit on all training rows for the median best epoch (or keep the fold models)."""
-    epochs = max(1, round(statistics.median(trial.user_attrs["best_epochs"])))
-    seed = trial_seed(prep.space.study.seed, trial.number)
-    say = say or Ticker(None)
-    say(
-        f"refit: trial {trial.number} on all {len(prep.split.train)} training rows, "
-        f"{epochs} epochs",
-        force=True,
-    )
-    return refit_params(prep, dict(trial.user_attrs["params"]), epochs=epochs, seed=seed, say=say)
-
-
-def refit_params(
-    prep: Prepared,
-    params: dict[str, Any],
-    *,
-    epochs: int,
-    seed: int,
-    say: Ticker | None = None,
-) -> Final:
-    data, rows = prep.data, prep.split.train
-    pre = make_preprocessor(data.encodings).fit(data.X.iloc[rows])
-    x = pre.transform(data.X.iloc[rows]).astype(np.float32)
-    spe = steps_per_execution(prep.space)
-    if prep.space.selection.refit == "ensemble":
-        nets = [_fold_net(prep, x, f, params, seed + f.index, spe) for f in prep.folds]
-        return Final(pre, nets, epochs)
-    keras.utils.set_random_seed(seed)
-    net = make_model(
-        params,
-        n_features=x.shape[1],
-        task=data.task,
-        n_classes=data.n_classes,
-        steps_per_execution=spe,
-    )
-    y = keras_targets(net, data.y[rows], data.n_classes)
-    build_state(net, x, y)
-    target = target_scale(params, y)
-    if target is not None:  # standardized on all training rows (search.target)
-        y = target.forward(y)
-    tick = say or Ticker(None)
-    run = {
-        "epochs": epochs,
-        "verbose": 0,
-        "callbacks": [
-            keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda e, logs: tick(f"refit: epoch {e + 1} of {epochs}")
-            )
-        ],
-    }
-    hypermodel = own_fit_hypermodel(params)
-    if hypermodel is not None:  # a KerasTuner HyperModel trains with its own fit
-        from search.hypermodel import fit_with
-
-        fit_with(hypermodel, params, net, x=x, y=y, **run)
-    else:
-        net.fit(**fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed), **run)
-    if target is not None:
-        target.fold_into(net)
-    return Final(pre, [net], epochs)
-
-
-def _fold_net(
-    prep: Prepared, x: np.ndarray, fold: Fold, params: dict[str, Any], seed: int, spe: int
-) -> Any:
-    y = prep.data.y[prep.split.train]
-    arrays = FoldArrays(x[fold.train], y[fold.train], x[fold.val], y[fold.val])
-    net, _ = fit_fold(
-        params, arrays, data=prep.data, seed=seed, spe=spe, rule=stop_rule(prep.space)
-    )
-    return net
-
-
-def baseline_output(data: Dataset, train_y: np.ndarray, n: int) -> np.ndarray:
-    """The common-sense baseline: class priors (majority class), or the training mean."""
-    if data.task == "regression":
-        return np.full((n, 1), float(np.mean(train_y)))
-    prior = np.bincount(train_y, minlength=data.n_classes) / len(train_y)
-    if data.task == "binary":
-        return np.full((n, 1), prior[1])
-    return np.tile(prior, (n, 1))
-
-
-def test_output(prep: Prepared, final: Final) -> tuple[np.ndarray, np.ndarray]:
-    """The final model's outputs on the test rows, and their targets."""
-    test = prep.split.test
-    x = final.pre.transform(prep.data.X.iloc[test]).astype(np.float32)
-    return network_output(final.nets, x), prep.data.y[test]
-
-
-def evaluate(
-    prep: Prepared, final: Final, chosen: Candidate, candidates: list[Candidate], trial: FrozenTrial
-) -> SelectionResult:
-    """The one look at the test rows: model and baseline, with paired bootstrap intervals."""
-    data, space = prep.data, prep.space
-    test, train = prep.split.test, prep.split.train
-    model_out, y = test_output(prep, final)
-    base_out = baseline_output(data, data.y[train], len(test))
-    names = list(dict.fromkeys([*REPORT[data.task], _named(space.objective.metric, data.task)]))
-    model_s, base_s = scores(data.task, y, model_out), scores(data.task, y, base_out)
-    boots = _bootstrap(
-        data.task, y, model_out, base_out, names, space.selection.bootstrap, seed=space.data.seed
-    )
-    test_iv, base_iv, diff_iv = {}, {}, {}
-    for name in names:
-        m, b = boots[name]
-        test_iv[name] = Interval(model_s[name], *_ci(m))
-        base_iv[name] = Interval(base_s[name], *_ci(b))
-        diff_iv[name] = Interval(model_s[name] - base_s[name], *_ci(m - b))
-    metric = _named(space.objective.metric, data.task)
-    better_high = METRICS[metric] == "maximize"
-    d = diff_iv[metric]
-    beats = d.low > 0 if better_high else d.high < 0
-    gap = test_iv[metric].value - float(trial.value or 0.0)
-    warnings = []
-    cv = float(trial.value or 0.0)
-    worse = cv > test_iv[metric].high if better_high else cv < test_iv[metric].low
-    if worse:
-        warnings.append(
-            f"the validation score {cv:.4f} lies outside the test interval "
-            f"{test_iv[metric]}: the search overfitted its validation data"
-        )
-    if not beats:
-        warnings.append("the model does not beat the baseline by more than the interval")
-    return SelectionResult(
-        study_name="",
-        metric=metric,
-        chosen=chosen,
-        candidates=candidates,
-        epochs=final.epochs,
-        test=test_iv,
-        baseline=base_iv,
-        difference=diff_iv,
-        beats_baseline=beats,
-        gap=gap,
-        warnings=warnings,
-    )
-
-
-def _named(metric: str, task: str) -> str:
-    if metric == "loss":
-        return "mse" if task == "regression" else "log_loss"
-    return metric
-
-
-def _bootstrap(
-    task: str,
-    y: np.ndarray,
-    model_out: np.ndarray,
-    base_out: np.ndarray,
-    names: list[str],
-    n: int,
-    *,
-    seed: int,
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Model and baseline on the same `n` resamples of the test rows (paired)."""
-    counts = resample_counts(len(y), n, seed)
-    model_v = bootstrap_scores(task, y, model_out, counts)
-    base_v = bootstrap_scores(task, y, base_out, counts)
-    return {k: (model_v[k], base_v[k]) for k in names}
-
-
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.nanpercentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 def _log(
@@ -473,9 +257,12 @@ def _log(
             "refit": prep.space.selection.refit,
             "refit_epochs": final.epochs,
             "top_k": prep.space.selection.top_k,
+            "ensemble": _weights_text(final),
         },
         metrics=metrics,
     )
+    if len(set(final.trials)) > 1:  # what `search reproduce` refits
+        tracker.log_json(run, _ensemble_record(prep, study, final), "ensemble.json")
     tracker.log_text(run, str(result), "final_test.txt")
     tracker.log_json(run, [c.__dict__ for c in result.candidates], "candidates.json")
     tracker.log_json(run, trial.user_attrs["params"], "params.json")
@@ -484,6 +271,35 @@ def _log(
         _register(tracker, study, prep, final, result)
     tracker.end(run)
     tracker.flush()
+
+
+def _trial_weights(final: Final) -> dict[int, float]:
+    """Each trial's share of the final model's mean output."""
+    weights: dict[int, float] = {}
+    for trial, weight in zip(final.trials, final.weights or [1.0] * len(final.trials), strict=True):
+        weights[trial] = weights.get(trial, 0.0) + weight
+    return weights
+
+
+def _weights_text(final: Final) -> str:
+    """`trial:weight` of an ensemble's trials ("" for a single trial)."""
+    weights = _trial_weights(final)
+    return ",".join(f"{t}:{w:g}" for t, w in weights.items()) if len(weights) > 1 else ""
+
+
+def _ensemble_record(prep: Prepared, study: optuna.Study, final: Final) -> list[dict[str, object]]:
+    """Each trial of the ensemble as the refit trained it: parameters, seed, epochs, weight."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    return [
+        {
+            "trial": number,
+            "weight": weight,
+            "params": trials[number].user_attrs["params"],
+            "seed": trial_seed(prep.space.study.seed, number),
+            "epochs": max(1, round(statistics.median(trials[number].user_attrs["best_epochs"]))),
+        }
+        for number, weight in _trial_weights(final).items()
+    ]
 
 
 def _register(
@@ -499,9 +315,11 @@ def _register(
             task=data.task,
             classes=list(data.labels),
             columns=list(data.X.columns),
+            weights=final.weights,
         )
         x = final.pre.transform(example).astype(np.float32)
-        output = output_frame(data.task, list(data.labels), network_output(final.nets, x))
+        out = network_output(final.nets, x, final.weights)
+        output = output_frame(data.task, list(data.labels), out)
         result.model_uri = log_champion(
             tracker, result.run_id, artifacts=artifacts, example=example, output=output
         )
@@ -520,7 +338,7 @@ def _register(
     tags = {
         "test_digest": digest,
         f"test_{metric}": repr(score),
-        "trial": str(result.chosen.trial),
+        "trial": "+".join(map(str, dict.fromkeys(final.trials))),
         "data_fingerprint": data.fingerprint,
         "selection_run": result.run_id,
     }

@@ -221,6 +221,9 @@ class SelectionSpec(_Strict):
     refit: Literal["single", "ensemble"] = "single"
     bootstrap: int = Field(default=1000, ge=100)
     champion: bool = True  # register the model and move the alias when it wins
+    # an ensemble of the candidates when it beats the chosen one on the recheck's
+    # out-of-fold outputs (search.ensemble)
+    ensemble: bool = True
 
 
 class Space(_Strict):

@@ -64,11 +64,22 @@ def _wait_for_running(home: Path, name: str, proc: subprocess.Popen[str]) -> Non
                 trials = _study(home, name).get_trials(deepcopy=False)
             except KeyError:
                 trials = []
-            if any(t.state == TrialState.RUNNING and "heartbeat" in t.user_attrs for t in trials):
-                time.sleep(3)  # into training: its MLflow runs exist
+            started = any(
+                t.state == TrialState.RUNNING and "heartbeat" in t.user_attrs for t in trials
+            )
+            if started and _mlflow_trial_running(home):  # its MLflow runs written (background)
                 return
         time.sleep(0.5)
     raise AssertionError("no trial started")
+
+
+def _mlflow_trial_running(home: Path) -> bool:
+    if not (home / "mlflow.db").exists():
+        return False
+    try:
+        return any(name.startswith("trial-") for name in _mlflow_running(home))
+    except Exception:  # the store still being made by the run under test
+        return False
 
 
 def _mlflow_running(home: Path) -> list[str]:

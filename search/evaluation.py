@@ -1,0 +1,215 @@
+"""The one look at the test rows: the final model and the baseline on the same
+resamples, paired intervals, and the table a selection prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from optuna.trial import FrozenTrial
+
+from search.bootstrap import bootstrap_scores, resample_counts
+from search.champion import network_output
+from search.data import Dataset
+from search.metrics import scores
+from search.refit import Final
+from search.space import METRICS
+from search.study import Prepared
+
+REPORT = {
+    "binary": ("accuracy", "roc_auc", "f1", "log_loss"),
+    "multiclass": ("accuracy", "roc_auc", "f1", "log_loss"),
+    "regression": ("mae", "rmse", "r2", "mse"),
+}
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.value:.4f} [{self.low:.4f}, {self.high:.4f}]"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    trial: int
+    search_score: float
+    recheck_score: float
+    recheck_std: float
+
+
+@dataclass
+class SelectionResult:
+    """The final, once-only test of the chosen model; `str()` gives the table."""
+
+    study_name: str
+    metric: str
+    chosen: Candidate
+    candidates: list[Candidate]
+    epochs: int
+    test: dict[str, Interval]
+    baseline: dict[str, Interval]
+    difference: dict[str, Interval]
+    beats_baseline: bool
+    gap: float
+    warnings: list[str] = field(default_factory=list)
+    run_id: str = ""
+    model_uri: str = ""
+    version: str = ""
+    promoted: bool = False
+    registry: str = ""
+    ensemble: str = ""  # the ensemble of trials tried on out-of-fold outputs, and its verdict
+    single: dict[str, Interval] = field(default_factory=dict)  # the chosen trial alone
+    versus_single: dict[str, Interval] = field(default_factory=dict)  # ensemble - single
+
+    def __str__(self) -> str:
+        lines = ["candidates (search score -> recheck on new folds and seeds):"]
+        for c in self.candidates:
+            mark = "*" if c.trial == self.chosen.trial else " "
+            lines.append(
+                f" {mark} trial {c.trial:>4}  {c.search_score:.4f} -> "
+                f"{c.recheck_score:.4f} ± {c.recheck_std:.4f}"
+            )
+        lines.append(
+            f"final test (trial {self.chosen.trial}, refit {self.epochs} epochs; "
+            "95% bootstrap intervals):"
+        )
+        w = 2 + max(len(str(iv)) for iv in [*self.test.values(), *self.baseline.values()])
+        lines.append(f"  {'metric':<10} {'model':<{w}} {'baseline':<{w}} model - baseline")
+        for name in self.test:
+            lines.append(
+                f"  {name:<10} {self.test[name]!s:<{w}} {self.baseline[name]!s:<{w}} "
+                f"{self.difference[name]}"
+            )
+        lines += self._ensemble_lines()
+        verdict = "beats" if self.beats_baseline else "does NOT clearly beat"
+        lines.append(
+            f"the model {verdict} the baseline on {self.metric}; validation-to-test "
+            f"gap {self.gap:+.4f}"
+        )
+        lines += [f"warning: {w}" for w in self.warnings]
+        if self.registry:
+            lines.append(self.registry)
+        return "\n".join(lines)
+
+    def _ensemble_lines(self) -> list[str]:
+        lines = [self.ensemble] if self.ensemble else []
+        if self.single:
+            lines.append(
+                f"  {'metric':<10} {'trial ' + str(self.chosen.trial) + ' alone':<26} "
+                "ensemble - single"
+            )
+            for name in self.single:
+                lines.append(f"  {name:<10} {self.single[name]!s:<26} {self.versus_single[name]}")
+        return lines
+
+
+def baseline_output(data: Dataset, train_y: np.ndarray, n: int) -> np.ndarray:
+    """The common-sense baseline: class priors (majority class), or the training mean."""
+    if data.task == "regression":
+        return np.full((n, 1), float(np.mean(train_y)))
+    prior = np.bincount(train_y, minlength=data.n_classes) / len(train_y)
+    if data.task == "binary":
+        return np.full((n, 1), prior[1])
+    return np.tile(prior, (n, 1))
+
+
+def test_output(prep: Prepared, final: Final) -> tuple[np.ndarray, np.ndarray]:
+    """The final model's outputs on the test rows, and their targets."""
+    test = prep.split.test
+    x = final.pre.transform(prep.data.X.iloc[test]).astype(np.float32)
+    return network_output(final.nets, x, final.weights), prep.data.y[test]
+
+
+def evaluate(
+    prep: Prepared, final: Final, chosen: Candidate, candidates: list[Candidate], trial: FrozenTrial
+) -> SelectionResult:
+    """The one look at the test rows: model and baseline, with paired bootstrap intervals."""
+    data, space = prep.data, prep.space
+    test, train = prep.split.test, prep.split.train
+    model_out, y = test_output(prep, final)
+    base_out = baseline_output(data, data.y[train], len(test))
+    names = list(dict.fromkeys([*REPORT[data.task], _named(space.objective.metric, data.task)]))
+    n, seed = space.selection.bootstrap, space.data.seed
+    test_iv, base_iv, diff_iv = _paired(data.task, y, model_out, base_out, names, n, seed)
+    metric = _named(space.objective.metric, data.task)
+    better_high = METRICS[metric] == "maximize"
+    d = diff_iv[metric]
+    beats = d.low > 0 if better_high else d.high < 0
+    gap = test_iv[metric].value - float(trial.value or 0.0)
+    warnings = []
+    cv = float(trial.value or 0.0)
+    worse = cv > test_iv[metric].high if better_high else cv < test_iv[metric].low
+    if worse:
+        warnings.append(
+            f"the validation score {cv:.4f} lies outside the test interval "
+            f"{test_iv[metric]}: the search overfitted its validation data"
+        )
+    if not beats:
+        warnings.append("the model does not beat the baseline by more than the interval")
+    result = SelectionResult(
+        study_name="",
+        metric=metric,
+        chosen=chosen,
+        candidates=candidates,
+        epochs=final.epochs,
+        test=test_iv,
+        baseline=base_iv,
+        difference=diff_iv,
+        beats_baseline=beats,
+        gap=gap,
+        warnings=warnings,
+    )
+    if len(set(final.trials)) > 1:  # an ensemble: the chosen trial alone, on the same rows
+        single_out, _ = test_output(prep, final.of(chosen.trial))
+        _, result.single, result.versus_single = _paired(
+            data.task, y, model_out, single_out, names, n, seed
+        )
+    return result
+
+
+def _paired(
+    task: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, names: list[str], n: int, seed: int
+) -> tuple[dict[str, Interval], dict[str, Interval], dict[str, Interval]]:
+    """Two models' scores on the test rows, and their difference a - b, each with a 95%
+    interval from the same `n` resamples of the rows (paired)."""
+    a_s, b_s = scores(task, y, a), scores(task, y, b)
+    boots = _bootstrap(task, y, a, b, names, n, seed=seed)
+    a_iv, b_iv, diff_iv = {}, {}, {}
+    for name in names:
+        va, vb = boots[name]
+        a_iv[name] = Interval(a_s[name], *_ci(va))
+        b_iv[name] = Interval(b_s[name], *_ci(vb))
+        diff_iv[name] = Interval(a_s[name] - b_s[name], *_ci(va - vb))
+    return a_iv, b_iv, diff_iv
+
+
+def _named(metric: str, task: str) -> str:
+    if metric == "loss":
+        return "mse" if task == "regression" else "log_loss"
+    return metric
+
+
+def _bootstrap(
+    task: str,
+    y: np.ndarray,
+    model_out: np.ndarray,
+    base_out: np.ndarray,
+    names: list[str],
+    n: int,
+    *,
+    seed: int,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Model and baseline on the same `n` resamples of the test rows (paired)."""
+    counts = resample_counts(len(y), n, seed)
+    model_v = bootstrap_scores(task, y, model_out, counts)
+    base_v = bootstrap_scores(task, y, base_out, counts)
+    return {k: (model_v[k], base_v[k]) for k in names}
+
+
+def _ci(values: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.nanpercentile(values, [2.5, 97.5])
+    return float(lo), float(hi)

@@ -1,0 +1,128 @@
+"""The final model: the chosen parameters refitted on all training rows."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+from optuna.trial import FrozenTrial
+
+from search.data import make_preprocessor
+from search.feed import fit_inputs
+from search.fitting import fit_fold, own_fit_hypermodel
+from search.folds import Fold
+from search.model import build_state, keras_targets, make_model
+from search.progress import Ticker
+from search.study import Prepared
+from search.target import target_scale
+from search.training import FoldArrays, steps_per_execution, stop_rule, trial_seed
+
+
+@dataclass
+class Final:
+    """The refitted preprocessing and network(s); `trials[i]` made `nets[i]`, whose output
+    weighs `weights[i]` in the mean (all equal unless an ensemble of trials)."""
+
+    pre: Any
+    nets: list[Any]
+    epochs: int
+    trials: list[int] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+
+    def of(self, trial: int) -> Final:
+        """The networks of one trial alone."""
+        keep = [i for i, t in enumerate(self.trials) if t == trial]
+        return Final(self.pre, [self.nets[i] for i in keep], self.epochs, [trial] * len(keep))
+
+
+def refit_ensemble(
+    prep: Prepared, trials: list[FrozenTrial], weights: dict[int, int], say: Ticker | None = None
+) -> Final:
+    """Each trial of an ensemble refitted (search.ensemble); the first trial's epochs are
+    the ensemble's to report."""
+    parts = [refit(prep, t, say) for t in trials]
+    final = Final(parts[0].pre, [], parts[0].epochs)
+    for trial, part in zip(trials, parts, strict=True):
+        final.nets += part.nets
+        final.trials += [trial.number] * len(part.nets)
+        final.weights += [weights[trial.number] / len(part.nets)] * len(part.nets)
+    return final
+
+
+def refit(prep: Prepared, trial: FrozenTrial, say: Ticker | None = None) -> Final:
+    """Refit on all training rows for the median best epoch (or keep the fold models)."""
+    epochs = max(1, round(statistics.median(trial.user_attrs["best_epochs"])))
+    seed = trial_seed(prep.space.study.seed, trial.number)
+    say = say or Ticker(None)
+    say(
+        f"refit: trial {trial.number} on all {len(prep.split.train)} training rows, "
+        f"{epochs} epochs",
+        force=True,
+    )
+    final = refit_params(prep, dict(trial.user_attrs["params"]), epochs=epochs, seed=seed, say=say)
+    final.trials = [trial.number] * len(final.nets)
+    return final
+
+
+def refit_params(
+    prep: Prepared,
+    params: dict[str, Any],
+    *,
+    epochs: int,
+    seed: int,
+    say: Ticker | None = None,
+) -> Final:
+    data, rows = prep.data, prep.split.train
+    pre = make_preprocessor(data.encodings).fit(data.X.iloc[rows])
+    x = pre.transform(data.X.iloc[rows]).astype(np.float32)
+    spe = steps_per_execution(prep.space)
+    if prep.space.selection.refit == "ensemble":
+        nets = [_fold_net(prep, x, f, params, seed + f.index, spe) for f in prep.folds]
+        return Final(pre, nets, epochs)
+    keras.utils.set_random_seed(seed)
+    net = make_model(
+        params,
+        n_features=x.shape[1],
+        task=data.task,
+        n_classes=data.n_classes,
+        steps_per_execution=spe,
+    )
+    y = keras_targets(net, data.y[rows], data.n_classes)
+    build_state(net, x, y)
+    target = target_scale(params, y)
+    if target is not None:  # standardized on all training rows (search.target)
+        y = target.forward(y)
+    tick = say or Ticker(None)
+    run = {
+        "epochs": epochs,
+        "verbose": 0,
+        "callbacks": [
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda e, logs: tick(f"refit: epoch {e + 1} of {epochs}")
+            )
+        ],
+    }
+    hypermodel = own_fit_hypermodel(params)
+    if hypermodel is not None:  # a KerasTuner HyperModel trains with its own fit
+        from search.hypermodel import fit_with
+
+        fit_with(hypermodel, params, net, x=x, y=y, **run)
+    else:
+        net.fit(**fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed), **run)
+    if target is not None:
+        target.fold_into(net)
+    return Final(pre, [net], epochs)
+
+
+def _fold_net(
+    prep: Prepared, x: np.ndarray, fold: Fold, params: dict[str, Any], seed: int, spe: int
+) -> Any:
+    y = prep.data.y[prep.split.train]
+    arrays = FoldArrays(x[fold.train], y[fold.train], x[fold.val], y[fold.val])
+    net, _ = fit_fold(
+        params, arrays, data=prep.data, seed=seed, spe=spe, rule=stop_rule(prep.space)
+    )
+    return net

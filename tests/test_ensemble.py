@@ -1,0 +1,127 @@
+"""An ensemble of the best trials: chosen greedily on the recheck's out-of-fold outputs
+(training rows only), the champion only when it beats the single trial there, shown
+beside it on the test rows, one MLflow model, reproduced number for number."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from search import reproduce, run_search, select
+from search import selection as selection_module
+from search.data import load_dataset, split_test
+from search.ensemble import Ensemble, greedy, out_of_fold
+from search.space import DataSpec
+
+
+def test_complementary_models_are_averaged_and_a_dominant_one_stays_alone() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=400)
+    noise_a, noise_b = rng.normal(size=400), rng.normal(size=400)
+    outputs = {
+        1: (y + noise_a).reshape(-1, 1),  # two equally good models with independent errors
+        2: (y + noise_b).reshape(-1, 1),
+        3: (y + 3 * rng.normal(size=400)).reshape(-1, 1),  # a poor one
+    }
+    both = greedy("regression", "mse", y, outputs, start=1, minimize=True)
+    assert set(both.weights) == {1, 2} and both.score < both.single
+    assert both.single == pytest.approx(float(np.mean(noise_a**2)))
+    alone = greedy("regression", "mse", y, {1: outputs[1], 3: outputs[3]}, start=1, minimize=True)
+    assert alone.weights == {1: 1} and alone.score == alone.single
+
+
+def test_maximized_metrics_and_uncovered_rows() -> None:
+    """Accuracy is maximized; rows no fold validated (NaN) are left out of the choice."""
+    y = np.array([0, 1, 0, 1, 0, 1, 1, 0])
+    good = np.array([0.2, 0.9, 0.3, 0.8, 0.1, 0.7, 0.6, 0.4]).reshape(-1, 1)
+    bad = 1 - good
+    bad[0] = np.nan
+    ens = greedy("binary", "accuracy", y, {5: good, 6: bad}, start=5, minimize=False)
+    assert ens.weights == {5: 1} and ens.single == 1.0
+    whole = out_of_fold({5: [(np.array([0, 2]), np.ones((2, 1))), (np.array([1]), np.zeros(1))]}, 4)
+    assert whole[5].shape == (4, 1) and np.isnan(whole[5][3, 0]) and whole[5][1, 0] == 0.0
+
+
+SPACE = """
+study: {name: ens, trials: 6, sampler: random, pruner: none, seed: 11}
+data: {source: diabetes, test_size: 0.25}
+validation: {scheme: kfold, folds: 3}
+params:
+  depth: {low: 1, high: 2}
+  width: {low: 4, high: 32, log: true}
+  dropout: {low: 0.0, high: 0.3}
+  learning_rate: {low: 0.003, high: 0.03, log: true}
+  epochs: 30
+  patience: 5
+training: {engine: sequential}
+selection: {top_k: 4, recheck_folds: 3}
+"""
+
+
+@pytest.fixture(scope="module")
+def chosen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("ens")
+    (tmp / "s.yaml").write_text(SPACE)
+    run_search(tmp / "s.yaml", home=tmp / "m", progress=False, quiet=True)
+    seen: dict[str, Any] = {}
+    real = selection_module.greedy
+
+    def spy(task: str, metric: str, y: np.ndarray, outputs: Any, **kw: Any) -> Ensemble:
+        seen["y"], seen["outputs"] = y.copy(), {t: o.copy() for t, o in outputs.items()}
+        return real(task, metric, y, outputs, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(selection_module, "greedy", spy)
+        result = select("ens", home=tmp / "m")
+    return {"tmp": tmp, "result": result, **seen}
+
+
+def test_the_choice_sees_training_rows_only(chosen: dict[str, Any]) -> None:
+    spec = DataSpec(source="diabetes", test_size=0.25)
+    data = load_dataset(spec, base_dir=chosen["tmp"])
+    split = split_test(data, spec)
+    np.testing.assert_array_equal(chosen["y"], data.y[split.train])
+    for output in chosen["outputs"].values():
+        assert output.shape[0] == len(split.train) and np.isfinite(output).all()
+
+
+def test_the_ensemble_is_the_champion_and_is_shown_beside_the_single_trial(
+    chosen: dict[str, Any],
+) -> None:
+    result = chosen["result"]
+    assert result.ensemble.startswith("ensemble of trial")  # it beat the single out of fold
+    assert set(result.single) == set(result.test) == set(result.versus_single)
+    for name, diff in result.versus_single.items():
+        assert diff.value == pytest.approx(result.test[name].value - result.single[name].value)
+        assert diff.low <= diff.value <= diff.high
+    table = str(result)
+    assert result.ensemble in table and f"trial {result.chosen.trial} alone" in table
+    mlflow.set_tracking_uri(f"sqlite:///{chosen['tmp'] / 'm' / 'mlflow.db'}")
+    run = mlflow.get_run(result.run_id)
+    weights = dict(part.split(":") for part in run.data.params["ensemble"].split(","))
+    assert len(weights) >= 2 and str(result.chosen.trial) in weights
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    rows = pd.DataFrame(load_dataset(DataSpec(source="diabetes"), base_dir=chosen["tmp"]).X).head(8)
+    predicted = model.predict(rows)
+    assert len(predicted) == 8 and np.isfinite(predicted).all()
+
+
+def test_the_ensemble_reproduces(chosen: dict[str, Any]) -> None:
+    rep = reproduce(chosen["result"].run_id, home=chosen["tmp"] / "m")
+    assert rep.equal, str(rep)
+
+
+def test_off_in_the_space_means_one_trial(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(
+        SPACE.replace("ens,", "single,")
+        .replace("recheck_folds: 3}", "recheck_folds: 3, ensemble: false}")
+        .replace("trials: 6", "trials: 3")
+    )
+    run_search(tmp_path / "s.yaml", home=tmp_path / "m", progress=False, quiet=True)
+    result = select("single", home=tmp_path / "m")
+    assert result.ensemble == "" and not result.single
