@@ -132,20 +132,33 @@ class Tracker:
         self._warnings: list[str] = []
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
-            location = None
-            if artifact_root is not None:
-                location = (artifact_root / experiment).resolve().as_uri()
-            self.experiment_id: str = str(
-                self.client.create_experiment(
-                    experiment, artifact_location=location, tags={KIND: TRAINING}
-                )
-            )
+            self.experiment_id: str = self._create_experiment(experiment, artifact_root)
         else:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
             self.experiment_id = str(found.experiment_id)
             if found.tags.get(KIND) != TRAINING:  # made by an older version
                 self.client.set_experiment_tag(self.experiment_id, KIND, TRAINING)
+
+    def _create_experiment(self, experiment: str, artifact_root: Path | None) -> str:
+        """Create the experiment; when another process of the same study created it first
+        (two runs started together), use theirs."""
+        from mlflow.exceptions import MlflowException
+
+        location = None
+        if artifact_root is not None:
+            location = (artifact_root / experiment).resolve().as_uri()
+        try:
+            return str(
+                self.client.create_experiment(
+                    experiment, artifact_location=location, tags={KIND: TRAINING}
+                )
+            )
+        except MlflowException:
+            found = self.client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+            return str(found.experiment_id)
 
     # ------------------------------------------------------------ runs
 

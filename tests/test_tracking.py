@@ -199,3 +199,14 @@ def test_a_search_stopped_in_its_first_trial_still_names_its_runs(
     trial = client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
     assert trial.info.status == "KILLED" and trial.data.tags["search.state"] == "INTERRUPTED"
     assert study.user_attrs["experiment_id"] == trial.info.experiment_id
+
+
+def test_an_experiment_made_by_another_run_in_the_meantime_is_used(tmp_path: Path) -> None:
+    """Two runs of a new study started at once both find no experiment and both create
+    it; the one that loses the race uses the winner's (it failed the search before)."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    first = Tracker(uri, "together", artifact_root=tmp_path / "a", background=False)
+    second = Tracker(uri, "other", artifact_root=tmp_path / "a", background=False)
+    # the loser's state: it looked before the winner created the experiment
+    assert second._create_experiment("together", tmp_path / "a") == first.experiment_id
+    assert [e.name for e in MlflowClient(uri).search_experiments()].count("together") == 1
