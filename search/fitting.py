@@ -20,6 +20,7 @@ import numpy as np
 from search.data import Dataset
 from search.errors import TrialFailed
 from search.feed import fit_inputs, validation_inputs
+from search.knobs import class_weights, loss_power, lr_callbacks
 from search.metrics import DATA_LOSS, keras_metrics, scores
 from search.model import build_state, keras_targets, make_model, penalty, predict
 from search.space import Space
@@ -58,15 +59,15 @@ class _ValidationDataLoss(keras.callbacks.Callback):  # type: ignore[misc]
     and the `mae` metrics are put back in the target's units (search.target).
     """
 
-    def __init__(self, target: TargetScale | None = None) -> None:
+    def __init__(self, target: TargetScale | None = None, power: int = 2) -> None:
         super().__init__()
-        self.target = target
+        self.target, self.power = target, power
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         if logs is not None and "val_loss" in logs:
             logs[DATA_LOSS] = float(logs["val_loss"]) - penalty(self.model)
         if logs is not None and self.target is not None:
-            self.target.logs(logs)
+            self.target.logs(logs, self.power)
 
 
 class _EpochScore(keras.callbacks.Callback):  # type: ignore[misc]
@@ -150,6 +151,7 @@ def fit_fold(
         monitor=rule.key,
         mode=rule.mode,
         patience=int(params["patience"]),
+        min_delta=float(params.get("min_delta", 0.0)),
         restore_best_weights=True,
     )
     y_train = keras_targets(model, arrays.y_train, data.n_classes)
@@ -160,8 +162,9 @@ def fit_fold(
     run = {
         "epochs": int(params["epochs"]),
         "callbacks": [
-            _ValidationDataLoss(target),
+            _ValidationDataLoss(target, loss_power(params)),
             *([_EpochScore(rule.scored, data.task, arrays, target)] if rule.scored else []),
+            *lr_callbacks(params, monitor=rule.key, mode=rule.mode),
             stop,
             keras.callbacks.TerminateOnNaN(),
             _StopOnRequest(),
@@ -185,7 +188,10 @@ def fit_fold(
         )
     else:
         train = fit_inputs(arrays.x_train, y_train, batch_size=int(params["batch_size"]), seed=seed)
-        fit = model.fit(**train, **validation_inputs(arrays.x_val, y_val), **run)
+        weights = class_weights(params, arrays.y_train, data.n_classes)
+        fit = model.fit(
+            **train, **validation_inputs(arrays.x_val, y_val), class_weight=weights, **run
+        )
     fit_s = time.perf_counter() - fit_started
     if target is not None:
         target.fold_into(model)

@@ -8,6 +8,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from search.knobs import loss_of
+
 # Output layer and loss follow the task, as every Keras course teaches.
 HEADS: dict[str, tuple[str, str]] = {
     "binary": ("sigmoid", "binary_crossentropy"),
@@ -74,7 +76,7 @@ def build_model(
     model = keras.Model(inputs, outputs, name="mlp")
     model.compile(
         optimizer=make_optimizer(params),
-        loss=loss,
+        loss=loss if params.get("loss", "auto") == "auto" else params["loss"],
         metrics=metrics,
         steps_per_execution=steps_per_execution,
     )
@@ -112,14 +114,19 @@ def make_model(
     if not model.compiled:  # a build function that leaves compiling to us
         model.compile(
             optimizer=make_optimizer(params),
-            loss=HEADS[task][1],
+            loss=loss_of(params, task),
             metrics=metrics,
             steps_per_execution=steps_per_execution,
         )
     return model
 
 
-CATEGORICAL = ("categorical_crossentropy", "categorical_focal_crossentropy", "kl_divergence")
+CATEGORICAL = (
+    "categorical_crossentropy",
+    "categorical_focal_crossentropy",
+    "kl_divergence",
+    "categorical_hinge",
+)
 
 
 def keras_targets(model: keras.Model, y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -144,21 +151,32 @@ def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
 
 
 def make_optimizer(params: dict[str, Any]) -> keras.optimizers.Optimizer:
+    """The trial's optimizer with Keras' own defaults for what the space leaves unset."""
     name, lr = params["optimizer"].lower(), float(params["learning_rate"])
+    extra = {k: float(params[k]) for k in ("beta_1", "beta_2", "epsilon") if k in params}
     if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=params.get("momentum", 0.0), nesterov=True)
+        return keras.optimizers.SGD(
+            lr,
+            momentum=float(params.get("momentum", 0.0)),
+            nesterov=bool(params.get("nesterov", False)),
+        )
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(lr, momentum=params.get("momentum", 0.0))
+        return keras.optimizers.RMSprop(lr, momentum=float(params.get("momentum", 0.0)), **extra)
     if name in ("adamw", "lion"):
         cls = keras.optimizers.AdamW if name == "adamw" else keras.optimizers.Lion
-        return cls(lr, weight_decay=params.get("weight_decay", 0.004))
+        return cls(lr, weight_decay=params.get("weight_decay", 0.004), **extra)
+    if name == "amsgrad":
+        return keras.optimizers.Adam(lr, amsgrad=True, **extra)
+    if name == "ftrl":
+        return keras.optimizers.Ftrl(lr)
     classes = {
         "adam": keras.optimizers.Adam,
         "nadam": keras.optimizers.Nadam,
         "adamax": keras.optimizers.Adamax,
         "adagrad": keras.optimizers.Adagrad,
+        "adadelta": keras.optimizers.Adadelta,
     }
-    return classes[name](lr)
+    return classes[name](lr, **extra)
 
 
 def build_state(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:

@@ -22,7 +22,8 @@ from search.errors import TrialFailed
 from search.fitting import sequential_engine
 from search.folds import Fold
 from search.hypermodel import hypermodel_values
-from search.metrics import EPOCH_KEYS
+from search.knobs import own_loss
+from search.metrics import DATA_LOSS, EPOCH_KEYS
 from search.model import summary_text
 from search.records import flat_params, history_csv
 from search.space import Space
@@ -145,6 +146,8 @@ class TrialRun:
         key = EPOCH_KEYS.get(self.ctx.space.objective.metric)
         if len(self.ctx.folds) != 1 or key is None:
             return False
+        if key == DATA_LOSS and own_loss(member.params, self.ctx.data.task):
+            return False  # its val_data_loss is another loss than the objective's
         value = logs.get(key)
         if value is None or not math.isfinite(value):
             return False

@@ -59,6 +59,19 @@ def unpackable(params: dict[str, Any]) -> str | None:
         return f"the {params['activation']} activation"
     if params.get("precision", "float32") != "float32":
         return "mixed precision"
+    unpacked = {  # knobs the pack's program does not carry: trained one model at a time
+        "beta_1": "Adam's beta_1",
+        "beta_2": "Adam's beta_2",
+        "epsilon": "an optimizer's epsilon",
+        "loss": "a loss other than the task's",
+        "class_weight": "class weights",
+        "schedule": "a learning-rate schedule",
+        "reduce_lr": "ReduceLROnPlateau",
+        "min_delta": "early stopping's min_delta",
+    }
+    for key, what in unpacked.items():
+        if key in params and params[key] not in ("auto", "none", "constant", 0.0):
+            return what
     return None
 
 

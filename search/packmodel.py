@@ -77,6 +77,7 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         "dropout": np.float32(params.get("dropout", 0.0)),
         "weight_decay": np.float32(params.get("weight_decay", 0.0)),
         "momentum": np.float32(params.get("momentum", 0.0)),
+        "nesterov": np.float32(bool(params.get("nesterov", False))),
         "batch_norm": np.float32(bool(params.get("batch_norm"))),
         "activation": np.int32(shape.activations.index(str(params["activation"]).lower())),
         "optimizer": np.int32(shape.optimizers.index(str(params["optimizer"]).lower())),

@@ -57,9 +57,9 @@ def _leaf(
         v2 = 0.9 * v + 0.1 * jnp.square(g)
         m2 = h["momentum"] * m + lr * g / jnp.sqrt(v2 + EPSILON)
         return w - m2, m2, v2
-    if name == "sgd":  # Keras' SGD with Nesterov momentum, as search.model builds it
+    if name == "sgd":  # Keras' SGD: momentum, Nesterov's where the member asks for it
         m2 = h["momentum"] * m - lr * g
-        return w + h["momentum"] * m2 - lr * g, m2, v
+        return w + jnp.where(h["nesterov"] > 0, h["momentum"] * m2 - lr * g, m2), m2, v
     if name == "adamax":
         m2, v2 = m + (g - m) * (1 - B1), jnp.maximum(B2 * v, jnp.abs(g))
         return w - (lr / (1 - B1**t)) * m2 / (v2 + EPSILON), m2, v2

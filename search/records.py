@@ -16,7 +16,8 @@ def flat_params(params: dict[str, Any]) -> dict[str, Any]:
     if "hypermodel" in params:  # only what applied: not the MLP's own architecture, and
         unused = {"depth", "activation", "dropout", "l1", "l2", "batch_norm"}
         if params.get("hypermodel_compiles"):  # not the optimizer of a self-compiled model
-            unused |= {"optimizer", "learning_rate", "momentum", "weight_decay"}
+            unused |= {"optimizer", "learning_rate", "momentum", "nesterov", "weight_decay"}
+            unused |= {"beta_1", "beta_2", "epsilon", "loss"}
         return {k: v for k, v in flat.items() if k not in unused}
     flat.update({f"width_{i}": w for i, w in enumerate(params["widths"])})
     return flat

@@ -14,6 +14,7 @@ from search.data import make_preprocessor
 from search.feed import fit_inputs
 from search.fitting import fit_fold, own_fit_hypermodel
 from search.folds import Fold
+from search.knobs import class_weights, lr_callbacks
 from search.model import build_state, keras_targets, make_model
 from search.progress import Ticker
 from search.study import Prepared
@@ -102,7 +103,8 @@ def refit_params(
         "callbacks": [
             keras.callbacks.LambdaCallback(
                 on_epoch_end=lambda e, logs: tick(f"refit: epoch {e + 1} of {epochs}")
-            )
+            ),
+            *lr_callbacks(params),  # the schedule; a plateau needs validation rows
         ],
     }
     hypermodel = own_fit_hypermodel(params)
@@ -111,7 +113,9 @@ def refit_params(
 
         fit_with(hypermodel, params, net, x=x, y=y, **run)
     else:
-        net.fit(**fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed), **run)
+        weights = class_weights(params, data.y[rows], data.n_classes)
+        train = fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed)
+        net.fit(**train, class_weight=weights, **run)
     if target is not None:
         target.fold_into(net)
     return Final(pre, [net], epochs)

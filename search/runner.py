@@ -19,7 +19,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search import interrupt
 from search.backend import deterministic
-from search.columns import describe
 from search.liveness import (
     Heartbeat,
     fail_own_running,
@@ -171,9 +170,8 @@ def _run(
     stream = stream or sys.stderr
     if progress:
         print(budget_line(study, budget, planned), file=stream)
-        columns = describe(prep.columns, prep.data.X.iloc[prep.split.train])
-        if columns:
-            print(columns, file=stream)
+        for note in prep.notes:
+            print(note, file=stream)
     tracker = TrackingProcess(uri, name, artifact_root=home / "artifacts")
     try:
         return _search(study, prep, tracker, budget, storage, progress, stream, engine)

@@ -27,7 +27,47 @@ if TYPE_CHECKING:
 
 Scalar = bool | int | float | str
 
-OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adamax", "adagrad", "lion")
+OPTIMIZERS = (
+    "sgd",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "nadam",
+    "adamax",
+    "adagrad",
+    "lion",
+    "amsgrad",  # Adam with amsgrad=True
+    "adadelta",
+    "ftrl",
+)
+ADAM_LIKE = ("adam", "adamw", "nadam", "adamax", "amsgrad")  # beta_1, beta_2 apply
+# named values of the training knobs (search.model, search.fitting)
+NAMED = {
+    "class_weight": ("none", "balanced"),
+    "schedule": ("constant", "cosine", "exponential"),
+    "loss": (
+        "auto",
+        "binary_crossentropy",
+        "binary_focal_crossentropy",
+        "hinge",
+        "squared_hinge",
+        "sparse_categorical_crossentropy",
+        "categorical_crossentropy",
+        "categorical_hinge",
+        "mse",
+        "mae",
+        "huber",
+        "log_cosh",
+    ),
+}
+# the losses that fit each task (the head stays the task's: sigmoid, softmax, linear)
+TASK_LOSSES = {
+    "binary": ("auto", "binary_crossentropy", "binary_focal_crossentropy", "hinge",
+               "squared_hinge", "mse"),
+    "multiclass": ("auto", "sparse_categorical_crossentropy", "categorical_crossentropy",
+                   "categorical_hinge"),
+    "regression": ("auto", "mse", "mae", "huber", "log_cosh"),
+}  # fmt: skip
 ACTIVATIONS = (
     "relu",
     "elu",
@@ -58,7 +98,7 @@ METRICS = {  # name -> direction
 }
 CLASSIFICATION_METRICS = ("loss", "log_loss", "accuracy", "roc_auc", "f1")
 REGRESSION_METRICS = ("loss", "mse", "rmse", "mae", "r2")
-INT_PARAMS = ("depth", "width", "batch_size", "epochs", "patience")
+INT_PARAMS = ("depth", "width", "batch_size", "epochs", "patience", "reduce_lr_patience")
 # Bounds that catch typos (a width of 1e308, a depth of 1000) before a trial runs out of
 # memory; each with the reason a user reads.
 LIMITS = {
@@ -67,6 +107,7 @@ LIMITS = {
     "batch_size": (1 << 20, "a batch of over a million rows does not fit in memory"),
     "epochs": (100_000, "early stopping ends a trial long before 100,000 epochs"),
     "patience": (100_000, "patience counts epochs, and no search runs over 100,000"),
+    "reduce_lr_patience": (100_000, "it counts epochs, and no search runs over 100,000"),
 }
 
 
@@ -148,11 +189,22 @@ class Params(_Strict):
     batch_norm: Param = False
     optimizer: Param = "adam"
     learning_rate: Param = 1e-3
-    momentum: Param = 0.9
+    momentum: Param = 0.0  # SGD and RMSprop, Keras' default
+    nesterov: Param = False  # SGD, Keras' default
     weight_decay: Param = 0.004
+    beta_1: Param | None = None  # Adam and its kin; unset: Keras' default (0.9)
+    beta_2: Param | None = None  # unset: Keras' default (0.999)
+    epsilon: Param | None = None  # every optimizer that has one; unset: Keras' (1e-7)
     batch_size: Param = 32
     epochs: Param = 100
     patience: Param = 10
+    min_delta: Param = 0.0  # the least change early stopping counts as better
+    loss: Param = "auto"  # the task's: binary/categorical cross-entropy, MSE
+    class_weight: Param = "none"  # balanced: rows weighted by the inverse class frequency
+    schedule: Param = "constant"  # the learning rate over the epochs
+    lr_decay: Param = 0.96  # `exponential`: the factor per epoch
+    reduce_lr: Param = 0.0  # ReduceLROnPlateau's factor; 0: off
+    reduce_lr_patience: Param = 5
 
 
 class StudySpec(_Strict):
@@ -481,7 +533,9 @@ def _values(param: Range | Choice | Scalar) -> list[Any]:
     return [param]
 
 
-def _check_param(name: str, param: Range | Choice | Scalar, fail: Any) -> None:
+def _check_param(name: str, param: Range | Choice | Scalar | None, fail: Any) -> None:
+    if param is None:  # unset: Keras' default
+        return
     values = _values(param)
     if isinstance(param, Range | Choice) and param.per_layer and name != "width":
         fail("`per_layer` is only allowed on `width`")
@@ -497,9 +551,18 @@ def _check_param(name: str, param: Range | Choice | Scalar, fail: Any) -> None:
                 hint = f"; did you mean `{near[0]}`?" if near else ""
                 fail(f"unknown {name} {v!r}{hint} (allowed: {', '.join(allowed)})")
         return
-    if name == "batch_norm":
+    if name in ("batch_norm", "nesterov"):
         if any(not isinstance(v, bool) for v in values):
-            fail(f"batch_norm must be true/false or a choice of them, got {values}")
+            fail(f"{name} must be true/false or a choice of them, got {values}")
+        return
+    if name in NAMED:
+        if isinstance(param, Range):
+            fail(f"{name} must be a name or a choice of names, not a range")
+        for v in values:
+            if v not in NAMED[name]:
+                near = difflib.get_close_matches(str(v), NAMED[name], n=1)
+                hint = f"; did you mean `{near[0]}`?" if near else ""
+                fail(f"unknown {name} {v!r}{hint} (allowed: {', '.join(NAMED[name])})")
         return
     if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
         fail(f"{name} must be a number, a range or a choice of numbers, got {values}")
@@ -516,9 +579,15 @@ def _check_param(name: str, param: Range | Choice | Scalar, fail: Any) -> None:
     elif name == "dropout":
         if any(not 0 <= v < 1 for v in values):
             fail(f"dropout must lie in [0, 1), got {values}")
-    elif name in ("l1", "l2", "weight_decay", "momentum"):
+    elif name in ("l1", "l2", "weight_decay", "momentum", "min_delta"):
         if any(v < 0 for v in values):
             fail(f"{name} must be >= 0, got {values}")
+    elif name in ("beta_1", "beta_2", "lr_decay", "reduce_lr") and any(
+        not 0 <= v < 1 or (name == "lr_decay" and v == 0) for v in values
+    ):
+        fail(f"{name} must lie in {'(0, 1)' if name == 'lr_decay' else '[0, 1)'}, got {values}")
+    elif name == "epsilon" and any(v <= 0 for v in values):
+        fail(f"epsilon must be > 0, got {values}")
     elif name == "learning_rate" and any(v <= 0 or not math.isfinite(v) for v in values):
         fail(f"learning_rate must be > 0, got {values}")
 
@@ -546,19 +615,46 @@ def suggest(params: Params, trial: optuna.Trial) -> dict[str, Any]:
     """Resolve every hyperparameter for one trial (per-layer widths as `widths`)."""
     out: dict[str, Any] = {}
     for name in Params.model_fields:
-        if name == "width":
+        param = getattr(params, name)
+        if name == "width" or param is None:
             continue
-        out[name] = _suggest_one(trial, name, getattr(params, name))
+        out[name] = _suggest_one(trial, name, param)
     width = params.width
     if isinstance(width, Range | Choice) and width.per_layer:
         out["widths"] = [_suggest_one(trial, f"width_{i}", width) for i in range(out["depth"])]
     else:
         out["widths"] = [_suggest_one(trial, "width", width)] * out["depth"]
-    if out["optimizer"] not in ("sgd", "rmsprop"):
-        out.pop("momentum")
-    if out["optimizer"] not in ("adamw", "lion"):
-        out.pop("weight_decay")
-    return out
+    return _applied(params, out)
+
+
+def _applied(params: Params, out: dict[str, Any]) -> dict[str, Any]:
+    """Only the parameters that apply to the trial's choices; knobs the space leaves at
+    their fixed defaults are not listed (the model uses the defaults)."""
+    optimizer = out["optimizer"]
+    keep = {
+        "momentum": optimizer in ("sgd", "rmsprop"),
+        "nesterov": optimizer == "sgd",
+        "weight_decay": optimizer in ("adamw", "lion"),
+        "beta_1": optimizer in ADAM_LIKE,
+        "beta_2": optimizer in ADAM_LIKE,
+        "epsilon": optimizer not in ("sgd", "ftrl", "lion"),
+        "lr_decay": out.get("schedule") == "exponential",
+        "reduce_lr_patience": bool(out.get("reduce_lr")),
+    }
+    for name, default in _KNOB_DEFAULTS.items():
+        if getattr(params, name) == default:
+            keep[name] = False
+    return {k: v for k, v in out.items() if keep.get(k, True)}
+
+
+# knobs left out of a trial's parameters when the space leaves them at these values
+_KNOB_DEFAULTS = {
+    "min_delta": 0.0,
+    "loss": "auto",
+    "class_weight": "none",
+    "schedule": "constant",
+    "reduce_lr": 0.0,
+}
 
 
 def _suggest_one(trial: optuna.Trial, name: str, param: Range | Choice | Scalar) -> Any:

@@ -11,17 +11,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from search.columns import encodings
+from search.columns import describe, encodings
 from search.data import Dataset, TestSplit, load_dataset, split_test
 from search.errors import DataError, InputError, SearchFailed, SpaceError
 from search.folds import Fold, make_folds
 from search.journal import SUFFIXES, open_journal
 from search.redact import mask_password
-from search.space import CLASSIFICATION_METRICS, REGRESSION_METRICS, Space, grid_space
+from search.space import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    TASK_LOSSES,
+    Space,
+    choices,
+    grid_space,
+    upper,
+)
 
 DEFAULT_HOME = Path("mlruns")
 
@@ -123,6 +132,7 @@ class Prepared:
     sampler: optuna.samplers.BaseSampler
     pruner: optuna.pruners.BasePruner
     columns: dict[str, str] = field(default_factory=dict)  # encodings on the training rows
+    notes: list[str] = field(default_factory=list)  # what inference decided, one line each
 
 
 def prepare(space: Space) -> Prepared:
@@ -147,6 +157,7 @@ def _prepare(space: Space) -> Prepared:
             file=where,
             key="objective.metric",
         )
+    _check_knobs(space, data.task, where)
     split = split_test(data, space.data, where=where)
     if space.model.hypermodel:
         from search.data import make_preprocessor
@@ -174,7 +185,51 @@ def _prepare(space: Space) -> Prepared:
             key="data.columns",
         )
     pruner = make_pruner(space, len(folds))
-    return Prepared(space, data, split, folds, make_sampler(space), pruner, columns)
+    notes = [
+        n for n in (_target_note(space, data), describe(columns, data.X.iloc[split.train])) if n
+    ]
+    return Prepared(space, data, split, folds, make_sampler(space), pruner, columns, notes)
+
+
+def _check_knobs(space: Space, task: str, where: str) -> None:
+    """Training knobs that fit the task, and one way to change the learning rate."""
+    params = space.params
+    losses = [str(v) for v in choices(params.loss)]
+    wrong = [v for v in losses if v not in TASK_LOSSES[task]]
+    if wrong:
+        raise SpaceError(
+            f"loss {wrong[0]!r} does not fit a {task} task "
+            f"(allowed: {', '.join(TASK_LOSSES[task])})",
+            file=where,
+            key="params.loss",
+        )
+    if task == "regression" and "balanced" in choices(params.class_weight):
+        raise SpaceError(
+            "class_weight weighs classes; a regression has none",
+            file=where,
+            key="params.class_weight",
+        )
+    scheduled = any(v != "constant" for v in choices(params.schedule))
+    if scheduled and upper(params.reduce_lr) > 0:
+        raise SpaceError(
+            "a schedule sets the learning rate each epoch and would undo ReduceLROnPlateau's "
+            "cuts; use one of schedule and reduce_lr",
+            file=where,
+            key="params.reduce_lr",
+        )
+
+
+def _target_note(space: Space, data: Dataset) -> str:
+    """A whole-number target taken for a regression by inference: said, with the fix."""
+    if space.data.task != "auto" or data.task != "regression":
+        return ""
+    if not np.all(np.mod(data.y, 1) == 0):
+        return ""
+    target = space.data.target or "target"
+    return (
+        f"target {target!r}: {len(np.unique(data.y))} distinct whole numbers, taken as a "
+        "regression; if they are classes, set data.task: multiclass"
+    )
 
 
 def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:

@@ -18,9 +18,9 @@ import numpy as np
 
 from search.metrics import DATA_LOSS
 
-# Per-epoch log keys in the target's units to the first and second power.
+# Per-epoch log keys in the target's units, and the one that scales as the loss does.
 _LINEAR = ("mae", "val_mae")
-_SQUARED = (DATA_LOSS,)
+_DATA_LOSS = (DATA_LOSS,)
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,17 @@ class TargetScale:
         layer = model.get_layer("output")
         layer.set_weights(list(self.fold(*layer.get_weights())))
 
-    def logs(self, logs: dict[str, Any]) -> None:
+    def logs(self, logs: dict[str, Any], power: int = 2) -> None:
         """An epoch's logs in the target's units (in place): `mae`, `val_mae` and
-        `val_data_loss`. `loss` and `val_loss`, what the optimizer minimized with its
-        L1/L2 penalty, stay on the standardized target."""
+        `val_data_loss` (MSE: `power` 2; MAE: 1; Huber and log-cosh do not scale: 0).
+        `loss` and `val_loss`, what the optimizer minimized with its L1/L2 penalty, stay
+        on the standardized target."""
         for key in _LINEAR:
             if key in logs:
                 logs[key] = float(logs[key]) * self.scale
-        for key in _SQUARED:
+        for key in _DATA_LOSS:
             if key in logs:
-                logs[key] = float(logs[key]) * self.scale**2
+                logs[key] = float(logs[key]) * self.scale**power
 
 
 def target_scale(params: dict[str, Any], y_train: np.ndarray) -> TargetScale | None:
