@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from search.metrics import probabilities
+from search.metrics import labels_of, probabilities
 
 
 def resample_counts(n_rows: int, n: int, seed: int) -> np.ndarray:
@@ -22,22 +22,76 @@ def resample_counts(n_rows: int, n: int, seed: int) -> np.ndarray:
 
 
 def bootstrap_scores(
-    task: str, y: np.ndarray, output: np.ndarray, counts: np.ndarray
+    task: str, y: np.ndarray, output: np.ndarray, counts: np.ndarray, threshold: float = 0.5
 ) -> dict[str, np.ndarray]:
-    """Every metric of `scores(task, y, output)` on each resample `counts` describes."""
+    """Every metric of `scores(task, y, output, threshold)` on each resample `counts`
+    describes."""
     if task == "regression":
         return _regression(y.astype(np.float64), output.reshape(-1).astype(np.float64), counts)
     proba = probabilities(task, output)
     k = proba.shape[1]
     total = counts.sum(axis=1)
+    pred = labels_of(task, proba, threshold)
     out = {
         "log_loss": counts @ -np.log(proba[np.arange(len(y)), y]) / total,
-        "accuracy": counts @ (proba.argmax(axis=1) == y).astype(np.float64) / total,
-        "f1": _f1(task, y, proba.argmax(axis=1), counts, k),
+        "accuracy": counts @ (pred == y).astype(np.float64) / total,
+        "f1": _f1(task, y, pred, counts, k),
     }
     out["loss"] = out["log_loss"]
     out["roc_auc"] = _roc_auc(task, y, proba, counts)
+    out |= _rates(task, y, pred, counts, k)
+    if task == "binary":
+        out["pr_auc"] = _average_precision(y == 1, proba[:, 1], counts)
+    else:
+        per_class = [_average_precision(y == c, proba[:, c], counts) for c in range(k)]
+        out["pr_auc"] = np.stack(per_class).mean(axis=0)  # NaN where a class is missing
     return out
+
+
+def _rates(
+    task: str, y: np.ndarray, pred: np.ndarray, counts: np.ndarray, k: int
+) -> dict[str, np.ndarray]:
+    """Precision and recall (of class 1, or macro over the labels seen in y or the
+    predictions), and balanced accuracy (mean recall over the classes in y)."""
+    precision, recall, recall_true, seen, in_y = [], [], [], [], []
+    for c in range(k):
+        tp = counts @ ((pred == c) & (y == c)).astype(np.float64)
+        fp = counts @ ((pred == c) & (y != c)).astype(np.float64)
+        fn = counts @ ((pred != c) & (y == c)).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision.append(np.where(tp + fp > 0, tp / (tp + fp), 0.0))
+            recall.append(np.where(tp + fn > 0, tp / (tp + fn), 0.0))
+        seen.append((counts @ ((y == c) | (pred == c)).astype(np.float64)) > 0)
+        in_y.append(tp + fn > 0)
+        recall_true.append(recall[-1])
+    balanced = (np.stack(recall_true) * np.stack(in_y)).sum(axis=0) / np.maximum(
+        np.stack(in_y).sum(axis=0), 1
+    )
+    if task == "binary":
+        return {"precision": precision[1], "recall": recall[1], "balanced_accuracy": balanced}
+    mask = np.stack(seen)
+    count = np.maximum(mask.sum(axis=0), 1)
+    return {
+        "precision": (np.stack(precision) * mask).sum(axis=0) / count,
+        "recall": (np.stack(recall) * mask).sum(axis=0) / count,
+        "balanced_accuracy": balanced,
+    }
+
+
+def _average_precision(positive: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Weighted average precision: over the distinct scores from the highest down, the
+    recall gained at each times the precision there (scikit-learn's step sum)."""
+    order = np.argsort(-score, kind="stable")
+    s, pos, w = score[order], positive[order], counts[:, order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    tp = np.cumsum(np.add.reduceat(w * pos, starts, axis=1), axis=1)
+    fp = np.cumsum(np.add.reduceat(w * ~pos, starts, axis=1), axis=1)
+    n_pos = tp[:, -1:]
+    gained = np.diff(np.c_[np.zeros(len(w)), tp], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        ap = (gained * precision).sum(axis=1) / n_pos[:, 0]
+    return np.where(n_pos[:, 0] > 0, ap, np.nan)
 
 
 def _regression(y: np.ndarray, pred: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:

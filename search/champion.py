@@ -33,6 +33,7 @@ class ChampionModel(PythonModel):  # type: ignore[misc]
             for i in range(meta["networks"])
         ]
         self.weights: list[float] | None = meta.get("weights")
+        self.threshold: float = float(meta.get("threshold", 0.5))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -44,7 +45,7 @@ class ChampionModel(PythonModel):  # type: ignore[misc]
             )
         x = self.pre.transform(categorical_as_object(model_input[self.columns]))
         output = network_output(self.nets, x.astype(np.float32), self.weights)
-        frame = output_frame(self.task, self.classes, output)
+        frame = output_frame(self.task, self.classes, output, self.threshold)
         if (params or {}).get("output", "labels") == "labels":
             return frame["prediction"]  # one value a row: what mlflow.models.evaluate expects
         return frame
@@ -60,14 +61,21 @@ def network_output(
     return mean
 
 
-def output_frame(task: str, classes: list[str], output: np.ndarray) -> pd.DataFrame:
+def output_frame(
+    task: str, classes: list[str], output: np.ndarray, threshold: float = 0.5
+) -> pd.DataFrame:
+    """`prediction` (a binary row is the second class where its probability exceeds
+    `threshold`) and `proba_<label>` per class; or the regression's values."""
     if task == "regression":
         return pd.DataFrame({"prediction": output.reshape(-1)})
     proba = output.reshape(-1, 1) if task == "binary" else output
     if task == "binary":
         proba = np.column_stack([1 - proba[:, 0], proba[:, 0]])
+        codes = (proba[:, 1] > threshold).astype(int)
+    else:
+        codes = proba.argmax(axis=1)
     labels = np.asarray(classes)  # ints stay ints, strings strings
-    frame = pd.DataFrame({"prediction": labels[proba.argmax(axis=1)]})
+    frame = pd.DataFrame({"prediction": labels[codes]})
     for i, label in enumerate(classes):
         frame[f"proba_{label}"] = proba[:, i]
     return frame
@@ -82,6 +90,7 @@ def save_parts(
     classes: list[str],
     columns: list[str],
     weights: list[float] | None = None,
+    threshold: float = 0.5,
 ) -> dict[str, str]:
     """Write the pieces the pyfunc loads; returns MLflow's `artifacts` mapping."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,6 +106,7 @@ def save_parts(
         "columns": columns,
         "networks": len(nets),
         "weights": weights or None,
+        "threshold": threshold,
     }
     Path(artifacts["meta"]).write_text(json.dumps(meta))
     for i, net in enumerate(nets):

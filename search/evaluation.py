@@ -17,8 +17,26 @@ from search.space import METRICS
 from search.study import Prepared
 
 REPORT = {
-    "binary": ("accuracy", "roc_auc", "f1", "log_loss"),
-    "multiclass": ("accuracy", "roc_auc", "f1", "log_loss"),
+    "binary": (
+        "accuracy",
+        "balanced_accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+    ),
+    "multiclass": (
+        "accuracy",
+        "balanced_accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+    ),
     "regression": ("mae", "rmse", "r2", "mse"),
 }
 
@@ -64,6 +82,7 @@ class SelectionResult:
     ensemble: str = ""  # the ensemble of trials tried on out-of-fold outputs, and its verdict
     single: dict[str, Interval] = field(default_factory=dict)  # the chosen trial alone
     versus_single: dict[str, Interval] = field(default_factory=dict)  # ensemble - single
+    threshold: float | None = None  # a tuned decision threshold (objective.threshold)
 
     def __str__(self) -> str:
         lines = ["candidates (search score -> recheck on new folds and seeds):"]
@@ -85,6 +104,11 @@ class SelectionResult:
                 f"{self.difference[name]}"
             )
         lines += self._ensemble_lines()
+        if self.threshold is not None:
+            lines.append(
+                f"decision threshold {self.threshold:.4f}: tuned for {self.metric} on the "
+                "recheck's out-of-fold rows (the test rows took no part)"
+            )
         verdict = "beats" if self.beats_baseline else "does NOT clearly beat"
         lines.append(
             f"the model {verdict} the baseline on {self.metric}; validation-to-test "
@@ -134,7 +158,9 @@ def evaluate(
     base_out = baseline_output(data, data.y[train], len(test))
     names = list(dict.fromkeys([*REPORT[data.task], _named(space.objective.metric, data.task)]))
     n, seed = space.selection.bootstrap, space.data.seed
-    test_iv, base_iv, diff_iv = _paired(data.task, y, model_out, base_out, names, n, seed)
+    test_iv, base_iv, diff_iv = _paired(
+        data.task, y, model_out, base_out, names, n, seed, (final.threshold, 0.5)
+    )
     metric = _named(space.objective.metric, data.task)
     better_high = METRICS[metric] == "maximize"
     d = diff_iv[metric]
@@ -166,18 +192,28 @@ def evaluate(
     if len(set(final.trials)) > 1:  # an ensemble: the chosen trial alone, on the same rows
         single_out, _ = test_output(prep, final.of(chosen.trial))
         _, result.single, result.versus_single = _paired(
-            data.task, y, model_out, single_out, names, n, seed
+            data.task, y, model_out, single_out, names, n, seed, (final.threshold,) * 2
         )
     return result
 
 
 def _paired(
-    task: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, names: list[str], n: int, seed: int
+    task: str,
+    y: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    names: list[str],
+    n: int,
+    seed: int,
+    thresholds: tuple[float, float] = (0.5, 0.5),
 ) -> tuple[dict[str, Interval], dict[str, Interval], dict[str, Interval]]:
-    """Two models' scores on the test rows, and their difference a - b, each with a 95%
-    interval from the same `n` resamples of the rows (paired)."""
-    a_s, b_s = scores(task, y, a), scores(task, y, b)
-    boots = _bootstrap(task, y, a, b, names, n, seed=seed)
+    """Two models' scores on the test rows (each at its decision threshold), and their
+    difference a - b, each with a 95% interval from the same `n` resamples (paired)."""
+    a_s, b_s = scores(task, y, a, thresholds[0]), scores(task, y, b, thresholds[1])
+    counts = resample_counts(len(y), n, seed)
+    a_v = bootstrap_scores(task, y, a, counts, thresholds[0])
+    b_v = bootstrap_scores(task, y, b, counts, thresholds[1])
+    boots = {k: (a_v[k], b_v[k]) for k in names}
     a_iv, b_iv, diff_iv = {}, {}, {}
     for name in names:
         va, vb = boots[name]
@@ -191,23 +227,6 @@ def _named(metric: str, task: str) -> str:
     if metric == "loss":
         return "mse" if task == "regression" else "log_loss"
     return metric
-
-
-def _bootstrap(
-    task: str,
-    y: np.ndarray,
-    model_out: np.ndarray,
-    base_out: np.ndarray,
-    names: list[str],
-    n: int,
-    *,
-    seed: int,
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Model and baseline on the same `n` resamples of the test rows (paired)."""
-    counts = resample_counts(len(y), n, seed)
-    model_v = bootstrap_scores(task, y, model_out, counts)
-    base_v = bootstrap_scores(task, y, base_out, counts)
-    return {k: (model_v[k], base_v[k]) for k in names}
 
 
 def _ci(values: np.ndarray) -> tuple[float, float]:

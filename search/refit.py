@@ -32,6 +32,7 @@ class Final:
     epochs: int
     trials: list[int] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
+    threshold: float = 0.5  # a binary task's decision threshold (objective.threshold)
 
     def of(self, trial: int) -> Final:
         """The networks of one trial alone."""

@@ -174,7 +174,8 @@ def _selection(
         final = refit_params(prep, params, epochs=epochs, seed=seed)
     output, y = test_output(prep, final)
     data: Dataset = prep.data
-    for name, value in sorted(scores(data.task, y, output).items()):
+    threshold = float(run.data.params.get("threshold", 0.5))
+    for name, value in sorted(scores(data.task, y, output, threshold).items()):
         key = f"test_{name}"
         if key in run.data.metrics:
             out.rows.append((key, run.data.metrics[key], value))

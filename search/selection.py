@@ -18,6 +18,7 @@ from search.errors import InputError, SearchFailed
 from search.evaluation import Candidate, SelectionResult, evaluate
 from search.folds import Fold, make_folds
 from search.liveness import recover_stale
+from search.metrics import tune_threshold
 from search.model import predict
 from search.progress import Ticker
 from search.refit import Final, refit, refit_ensemble
@@ -92,15 +93,19 @@ def select(
     complete = best_first(study)
     if not complete:
         raise InputError(f"study {study_name!r} has no complete trial to select from")
-    outputs: Outputs | None = {} if space.selection.ensemble else None
+    tuned = space.objective.threshold == "tuned"
+    outputs: Outputs | None = {} if space.selection.ensemble or tuned else None
     candidates = recheck(prep, complete[: space.selection.top_k], say, outputs)
     chosen = min(candidates, key=lambda c: c.recheck_score * _sign(space))
     trial = next(t for t in complete if t.number == chosen.trial)
     final, note = _final(prep, complete, trial, outputs or {}, say)
+    if tuned:
+        final.threshold = _threshold(prep, final, outputs or {})
     what = "the ensemble" if len(set(final.trials)) > 1 else f"trial {trial.number}"
     say(f"test: {what} and the baseline on the {len(prep.split.test)} test rows", force=True)
     result = evaluate(prep, final, chosen, candidates, trial)
     result.ensemble = note
+    result.threshold = final.threshold if tuned else None
     say("logging the final model to MLflow and registering it ...", force=True)
     tracker = Tracker(uri, study_name, artifact_root=home / "artifacts")
     _log(tracker, study, prep, final, result, trial)
@@ -120,7 +125,7 @@ def _final(
 ) -> tuple[Final, str]:
     """The chosen trial refitted, or the ensemble of trials that beats it on the
     recheck's out-of-fold outputs (search.ensemble); and a line saying which and why."""
-    if len(outputs) < 2:
+    if len(outputs) < 2 or not prep.space.selection.ensemble:
         return refit(prep, trial, say), ""
     space, rows = prep.space, prep.split.train
     ensemble = greedy(
@@ -137,6 +142,19 @@ def _final(
     say(text, force=True)
     members = [next(t for t in complete if t.number == n) for n in ensemble.weights]
     return refit_ensemble(prep, members, ensemble.weights, say), text
+
+
+def _threshold(prep: Prepared, final: Final, outputs: Outputs) -> float:
+    """The decision threshold that maximizes the objective on the final model's
+    out-of-fold outputs (its trials' recheck outputs, weighted as in the model)."""
+    rows = prep.split.train
+    oof = out_of_fold(outputs, len(rows))
+    weights = _trial_weights(final)
+    mean: np.ndarray = np.sum([w * oof[t] for t, w in weights.items()], axis=0)
+    mean = mean / sum(weights.values())
+    covered = np.isfinite(mean).all(axis=1)
+    y = prep.data.y[rows][covered]
+    return tune_threshold(y, mean[covered], prep.space.objective.metric)
 
 
 def _sign(space: Space) -> float:
@@ -258,6 +276,7 @@ def _log(
             "refit_epochs": final.epochs,
             "top_k": prep.space.selection.top_k,
             "ensemble": _weights_text(final),
+            "threshold": final.threshold,
         },
         metrics=metrics,
     )
@@ -316,10 +335,11 @@ def _register(
             classes=list(data.labels),
             columns=list(data.X.columns),
             weights=final.weights,
+            threshold=final.threshold,
         )
         x = final.pre.transform(example).astype(np.float32)
         out = network_output(final.nets, x, final.weights)
-        output = output_frame(data.task, list(data.labels), out)
+        output = output_frame(data.task, list(data.labels), out, final.threshold)
         result.model_uri = log_champion(
             tracker, result.run_id, artifacts=artifacts, example=example, output=output
         )

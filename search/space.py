@@ -91,12 +91,26 @@ METRICS = {  # name -> direction
     "accuracy": "maximize",
     "roc_auc": "maximize",
     "f1": "maximize",
+    "precision": "maximize",
+    "recall": "maximize",
+    "balanced_accuracy": "maximize",
+    "pr_auc": "maximize",
     "mse": "minimize",
     "rmse": "minimize",
     "mae": "minimize",
     "r2": "maximize",
 }
-CLASSIFICATION_METRICS = ("loss", "log_loss", "accuracy", "roc_auc", "f1")
+CLASSIFICATION_METRICS = (
+    "loss",
+    "log_loss",
+    "accuracy",
+    "roc_auc",
+    "f1",
+    "precision",
+    "recall",
+    "balanced_accuracy",
+    "pr_auc",
+)
 REGRESSION_METRICS = ("loss", "mse", "rmse", "mae", "r2")
 INT_PARAMS = ("depth", "width", "batch_size", "epochs", "patience", "reduce_lr_patience")
 # Bounds that catch typos (a width of 1e308, a depth of 1000) before a trial runs out of
@@ -247,6 +261,9 @@ class ObjectiveSpec(_Strict):
     # what early stopping and the restored epoch follow: the validation loss of the
     # predictions, or the objective's metric on the validation rows after each epoch
     early_stopping: Literal["loss", "objective"] = "loss"
+    # a binary task's decision threshold: 0.5, or the one that maximizes the metric on the
+    # selection's out-of-fold rows (accuracy, f1, balanced_accuracy)
+    threshold: Literal["fixed", "tuned"] = "fixed"
 
 
 class TrainingSpec(_Strict):

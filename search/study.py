@@ -21,6 +21,7 @@ from search.data import Dataset, TestSplit, load_dataset, split_test
 from search.errors import DataError, InputError, SearchFailed, SpaceError
 from search.folds import Fold, make_folds
 from search.journal import SUFFIXES, open_journal
+from search.metrics import THRESHOLDED
 from search.redact import mask_password
 from search.space import (
     CLASSIFICATION_METRICS,
@@ -158,6 +159,15 @@ def _prepare(space: Space) -> Prepared:
             key="objective.metric",
         )
     _check_knobs(space, data.task, where)
+    if space.objective.threshold == "tuned" and (
+        data.task != "binary" or space.objective.metric not in THRESHOLDED
+    ):
+        raise SpaceError(
+            "a tuned threshold needs a binary task and a metric that depends on it "
+            f"({', '.join(THRESHOLDED)}); this is {data.task} with {space.objective.metric}",
+            file=where,
+            key="objective.threshold",
+        )
     split = split_test(data, space.data, where=where)
     if space.model.hypermodel:
         from search.data import make_preprocessor
