@@ -48,6 +48,7 @@ SECTIONS = {
     "parallel": "Parallel coordinates",
     "curves": "Learning curves (validation loss) of the best and of pruned trials",
     "folds": "Fold scores of the best trials",
+    "overfitting": "Training and validation loss per epoch, the mean over folds (best trials)",
 }
 
 
@@ -75,6 +76,7 @@ def study_report(
         "parallel": lambda: ov.plot_parallel_coordinate(study, params=_important(study, 5)),
         "curves": lambda: _curves(study, tracker),
         "folds": lambda: _folds(study),
+        "overfitting": lambda: _overfitting(study, tracker),
     }
     import optuna.visualization.matplotlib as ov
 
@@ -163,6 +165,61 @@ def _curves(study: optuna.Study, tracker: Tracker) -> Any:
     ax.set_ylabel("validation loss (without the L1/L2 penalty)")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
+    return fig
+
+
+def fold_curves(tracker: Tracker, run: str, key: str) -> list[list[float]]:
+    """A trial's per-epoch `key` for each of its folds, in fold order."""
+    curves = []
+    for fold in range(1000):
+        history = tracker.client.get_metric_history(run, f"fold_{fold}/{key}")
+        if not history:
+            break
+        curves.append([m.value for m in sorted(history, key=lambda m: m.step)])
+    return curves
+
+
+def mean_curve(curves: list[list[float]]) -> np.ndarray:
+    """The per-epoch mean over the folds that reached each epoch (folds stop early at
+    different epochs): the course's k-fold curve."""
+    length = max(len(c) for c in curves)
+    padded = np.full((len(curves), length), np.nan)
+    for i, curve in enumerate(curves):
+        padded[i, : len(curve)] = curve
+    mean: np.ndarray = np.nanmean(padded, axis=0)
+    return mean
+
+
+def _overfitting(study: optuna.Study, tracker: Tracker) -> Any:
+    """Keras' `loss` and `val_loss` (both with the L1/L2 penalty, a regression's on the
+    standardized target: the pair Keras' History gives) side by side, for the best
+    trials: where validation turns up while training goes on down, overfitting starts."""
+    import matplotlib.pyplot as plt
+
+    fig, (train_ax, val_ax) = plt.subplots(1, 2, sharey=True)
+    drawn = 0
+    for t in best_first(study)[:4]:
+        run = t.user_attrs.get("mlflow_run_id")
+        if not run:
+            continue
+        for ax, key in ((train_ax, "loss"), (val_ax, "val_loss")):
+            curves = fold_curves(tracker, run, key)
+            if not curves:
+                continue
+            for curve in curves:
+                ax.plot(range(1, len(curve) + 1), curve, color=f"C{drawn}", alpha=0.2, lw=0.8)
+            mean = mean_curve(curves)
+            ax.plot(range(1, len(mean) + 1), mean, color=f"C{drawn}", label=f"trial {t.number}")
+        drawn += 1
+    if not drawn:
+        raise ValueError("no trial with per-epoch losses")
+    train_ax.set_title("training loss")
+    val_ax.set_title("validation loss")
+    for ax in (train_ax, val_ax):
+        ax.set_xlabel("epoch (thin: each fold; thick: their mean)")
+        ax.set_yscale("log")
+    train_ax.set_ylabel("Keras' loss (with the L1/L2 penalty)")
+    val_ax.legend(fontsize=8)
     return fig
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from search.best import best_table
-from search.report import SECTIONS, study_report
+from search.report import SECTIONS, fold_curves, mean_curve, study_report
 from search.runner import run_search
 from search.selection import select
 from search.study import best_first, load_study
+from search.tracking import Tracker
 from tests.conftest import tiny_space
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -48,6 +49,17 @@ def test_report_figures_and_page_are_logged(tmp_path: Path) -> None:
     assert "final test (trial" in page and "baseline" in page
     table = best_table("rep", storage=None, home=tmp_path / "m", n=2)
     assert table.splitlines()[1].startswith("trial") and len(table.splitlines()) == 4
+    # the overfitting figure's data: each fold's Keras loss curves, as long as it trained
+    tracker = Tracker(result.tracking_uri, "rep", artifact_root=tmp_path / "m" / "artifacts")
+    run = best.user_attrs["mlflow_run_id"]
+    for key in ("loss", "val_loss"):
+        curves = fold_curves(tracker, run, key)
+        assert [len(c) for c in curves] == best.user_attrs["epochs"]
+
+
+def test_the_mean_curve_averages_the_folds_that_reached_each_epoch() -> None:
+    mean = mean_curve([[1.0, 2.0, 3.0], [3.0, 4.0], [5.0]])
+    assert list(mean) == [3.0, 3.0, 3.0]
 
 
 def test_best_shows_run_ids_and_marks_without_loading_keras(tmp_path: Path) -> None:
