@@ -48,22 +48,26 @@ def build_model(
     metrics: list[str] | None = None,
 ) -> keras.Model:
     """An MLP: [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> task head."""
-    reg = _regularizer(params.get("l1", 0.0), params.get("l2", 0.0))
+    depth = len(params["widths"])
+    l1s, l2s = layer_values(params, "l1", depth), layer_values(params, "l2", depth)
+    dropouts = layer_values(params, "dropout", depth)
+    bias = _regularizer(params.get("bias_l1", 0.0), params.get("bias_l2", 0.0))
     inputs = keras.Input(shape=(n_features,), name="features")
     x = inputs
     for i, width in enumerate(params["widths"]):
         x = keras.layers.Dense(
             int(width),
             kernel_initializer=_kernel_initializer(),
-            kernel_regularizer=reg,
+            kernel_regularizer=_regularizer(l1s[i], l2s[i]),
+            bias_regularizer=None if params["batch_norm"] else bias,
             use_bias=not params["batch_norm"],
             name=f"dense_{i}",
         )(x)
         if params["batch_norm"]:
             x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
         x = keras.layers.Activation(params["activation"], name=f"act_{i}")(x)
-        if params["dropout"] > 0:
-            x = keras.layers.Dropout(params["dropout"], name=f"dropout_{i}")(x)
+        if dropouts[i] > 0:
+            x = keras.layers.Dropout(dropouts[i], name=f"dropout_{i}")(x)
     activation, loss = HEADS[task]
     units = n_classes if task == "multiclass" else 1
     outputs = keras.layers.Dense(
@@ -138,6 +142,13 @@ def keras_targets(model: keras.Model, y: np.ndarray, n_classes: int) -> np.ndarr
         onehot: np.ndarray = np.eye(n_classes, dtype="float32")[y.astype(int)]
         return onehot
     return y
+
+
+def layer_values(params: dict[str, Any], name: str, depth: int) -> list[float]:
+    """A per-layer parameter's value for each hidden layer (`dropouts`, `l1s`, `l2s` when
+    the space searched one per layer; else the one value for all)."""
+    values = params.get(f"{name}s")
+    return [float(v) for v in values] if values else [float(params.get(name, 0.0))] * depth
 
 
 def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:

@@ -68,7 +68,12 @@ def unpackable(params: dict[str, Any]) -> str | None:
         "schedule": "a learning-rate schedule",
         "reduce_lr": "ReduceLROnPlateau",
         "min_delta": "early stopping's min_delta",
+        "bias_l1": "a bias regularizer",
+        "bias_l2": "a bias regularizer",
     }
+    for key in ("dropouts", "l1s", "l2s"):
+        if key in params:
+            return f"per-layer {key[:-1]}"
     for key, what in unpacked.items():
         if key in params and params[key] not in ("auto", "none", "constant", 0.0):
             return what

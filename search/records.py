@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 
 def flat_params(params: dict[str, Any]) -> dict[str, Any]:
-    hidden = ("widths", "hp", "hypermodel_dir", "hypermodel_compiles")
+    hidden = ("widths", "dropouts", "l1s", "l2s", "hp", "hypermodel_dir", "hypermodel_compiles")
     flat = {k: v for k, v in params.items() if k not in hidden}
     flat.update({f"hp.{k}": v for k, v in params.get("hp", {}).items()})
     if "hypermodel" in params:  # only what applied: not the MLP's own architecture, and
@@ -20,6 +20,8 @@ def flat_params(params: dict[str, Any]) -> dict[str, Any]:
             unused |= {"beta_1", "beta_2", "epsilon", "loss"}
         return {k: v for k, v in flat.items() if k not in unused}
     flat.update({f"width_{i}": w for i, w in enumerate(params["widths"])})
+    for name in ("dropout", "l1", "l2"):
+        flat.update({f"{name}_{i}": v for i, v in enumerate(params.get(f"{name}s", []))})
     return flat
 
 

@@ -40,6 +40,7 @@ OPTIMIZERS = (
     "adadelta",
     "ftrl",
 )
+PER_LAYER = ("width", "dropout", "l1", "l2")  # may take one value per hidden layer
 ADAM_LIKE = ("adam", "adamw", "nadam", "adamax", "amsgrad")  # beta_1, beta_2 apply
 # named values of the training knobs (search.model, search.fitting)
 NAMED = {
@@ -219,6 +220,8 @@ class Params(_Strict):
     lr_decay: Param = 0.96  # `exponential`: the factor per epoch
     reduce_lr: Param = 0.0  # ReduceLROnPlateau's factor; 0: off
     reduce_lr_patience: Param = 5
+    bias_l1: Param = 0.0  # L1/L2 on the hidden layers' biases (`l1`, `l2`: their kernels)
+    bias_l2: Param = 0.0
 
 
 class StudySpec(_Strict):
@@ -539,7 +542,7 @@ def _check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
                     "the grid sampler needs choices or a range with a step (and no `optional`)",
                 )
             if isinstance(value, Range | Choice) and value.per_layer:
-                fail(f"params.{name}", "the grid sampler cannot search per-layer widths")
+                fail(f"params.{name}", "the grid sampler cannot search per-layer values")
 
 
 def _values(param: Range | Choice | Scalar) -> list[Any]:
@@ -554,8 +557,8 @@ def _check_param(name: str, param: Range | Choice | Scalar | None, fail: Any) ->
     if param is None:  # unset: Keras' default
         return
     values = _values(param)
-    if isinstance(param, Range | Choice) and param.per_layer and name != "width":
-        fail("`per_layer` is only allowed on `width`")
+    if isinstance(param, Range | Choice) and param.per_layer and name not in PER_LAYER:
+        fail(f"`per_layer` is only allowed on {', '.join(f'`{n}`' for n in PER_LAYER)}")
     if isinstance(param, Range) and param.optional and name not in ("l1", "l2", "dropout"):
         fail("`optional` is only allowed on `l1`, `l2` and `dropout`")
     if name in ("activation", "optimizer"):
@@ -596,7 +599,7 @@ def _check_param(name: str, param: Range | Choice | Scalar | None, fail: Any) ->
     elif name == "dropout":
         if any(not 0 <= v < 1 for v in values):
             fail(f"dropout must lie in [0, 1), got {values}")
-    elif name in ("l1", "l2", "weight_decay", "momentum", "min_delta"):
+    elif name in ("l1", "l2", "weight_decay", "momentum", "min_delta", "bias_l1", "bias_l2"):
         if any(v < 0 for v in values):
             fail(f"{name} must be >= 0, got {values}")
     elif name in ("beta_1", "beta_2", "lr_decay", "reduce_lr") and any(
@@ -629,19 +632,29 @@ def choices(param: Range | Choice | Scalar) -> tuple[Scalar, ...]:
 
 
 def suggest(params: Params, trial: optuna.Trial) -> dict[str, Any]:
-    """Resolve every hyperparameter for one trial (per-layer widths as `widths`)."""
+    """Resolve every hyperparameter for one trial (per-layer widths as `widths`; per-layer
+    dropout, l1, l2 as `dropouts`, `l1s`, `l2s`)."""
     out: dict[str, Any] = {}
     for name in Params.model_fields:
         param = getattr(params, name)
-        if name == "width" or param is None:
+        if name == "width" or param is None or _per_layer(param):
             continue
         out[name] = _suggest_one(trial, name, param)
     width = params.width
-    if isinstance(width, Range | Choice) and width.per_layer:
+    if _per_layer(width):
         out["widths"] = [_suggest_one(trial, f"width_{i}", width) for i in range(out["depth"])]
     else:
         out["widths"] = [_suggest_one(trial, "width", width)] * out["depth"]
+    for name in PER_LAYER[1:]:
+        param = getattr(params, name)
+        if _per_layer(param):
+            layers = range(out["depth"])
+            out[f"{name}s"] = [_suggest_one(trial, f"{name}_{i}", param) for i in layers]
     return _applied(params, out)
+
+
+def _per_layer(param: Range | Choice | Scalar | None) -> bool:
+    return isinstance(param, Range | Choice) and param.per_layer
 
 
 def _applied(params: Params, out: dict[str, Any]) -> dict[str, Any]:
@@ -671,6 +684,8 @@ _KNOB_DEFAULTS = {
     "class_weight": "none",
     "schedule": "constant",
     "reduce_lr": 0.0,
+    "bias_l1": 0.0,
+    "bias_l2": 0.0,
 }
 
 
@@ -705,8 +720,8 @@ def center(params: Params) -> dict[str, Any]:
         if not isinstance(param, Range | Choice):
             continue
         names = [name]
-        if name == "width" and param.per_layer:
-            names = [f"width_{i}" for i in range(int(n_layers))]
+        if param.per_layer:
+            names = [f"{name}_{i}" for i in range(int(n_layers))]
         for key in names:
             if isinstance(param, Range) and param.optional:
                 out[f"use_{key}"] = True

@@ -262,3 +262,33 @@ def test_knobs_are_logged_and_the_task_inference_is_said(tmp_path: Path) -> None
     params = trial_run.data.params
     assert params["loss"] == "huber" and params["schedule"] == "cosine"
     assert params["min_delta"] == "0.001"
+
+
+def test_per_layer_dropout_and_regularization_and_bias_penalties() -> None:
+    params = _suggested(
+        "depth: 3\ndropout: {low: 0.0, high: 0.5, per_layer: true}\n"
+        "l2: {low: 1.0e-5, high: 1.0e-2, log: true, per_layer: true}\nbias_l2: 0.01\n"
+    )
+    assert len(params["dropouts"]) == len(params["l2s"]) == 3 and "dropout" not in params
+    assert len(set(params["dropouts"])) == 3  # one draw per layer
+    model = build_model(params | {"precision": "float32"}, n_features=4, task="binary")
+    rates = [model.get_layer(f"dropout_{i}").rate for i in range(3)]
+    assert rates == pytest.approx(params["dropouts"])
+    for i in range(3):
+        dense = model.get_layer(f"dense_{i}")
+        assert float(dense.kernel_regularizer.l2) == pytest.approx(params["l2s"][i])
+        assert float(dense.bias_regularizer.l2) == pytest.approx(0.01)
+    from search.model import penalty
+    from search.records import flat_params
+
+    for i in range(3):
+        model.get_layer(f"dense_{i}").bias.assign(np.ones(model.get_layer(f"dense_{i}").units))
+    kernels = sum(
+        params["l2s"][i] * float(np.square(model.get_layer(f"dense_{i}").kernel).sum())
+        for i in range(3)
+    )
+    biases = 0.01 * sum(model.get_layer(f"dense_{i}").units for i in range(3))
+    assert penalty(model) == pytest.approx(kernels + biases, rel=1e-5)
+    flat = flat_params(params)
+    assert {"dropout_0", "dropout_2", "l2_1"} <= set(flat) and "dropouts" not in flat
+    assert unpackable(params) == "per-layer dropout"
