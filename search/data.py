@@ -35,6 +35,7 @@ class Dataset:
     dropped_rows: int = 0  # rows without a target, left out (`data.missing_target: drop`)
     labels: tuple[Any, ...] = ()  # the same labels in the target's own type (1, True, "a")
     encodings: Mapping[str, str] = field(default_factory=dict)  # `data.columns` of the space
+    parts: np.ndarray | None = None  # rows from files given: 0 source, 1 validation, 2 test
 
     @property
     def is_classifier(self) -> bool:
@@ -58,9 +59,14 @@ class TestSplit:
         return hashlib.sha256(np.sort(self.test).astype(np.int64).tobytes()).hexdigest()[:16]
 
 
-def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> Dataset:
-    """Load the source named in the space file and encode its target."""
+def load_dataset(
+    spec: DataSpec, *, base_dir: Path, where: str = "<space>", validation_source: str | None = None
+) -> Dataset:
+    """Load the source named in the space file (and the validation and test rows given in
+    files of their own) and encode its target."""
     frame, target, name = _read_source(spec, base_dir, where)
+    given = {"validation.source": validation_source, "data.test_source": spec.test_source}
+    frame, parts = _with_given_parts(frame, given, base_dir, where, spec.time_column)
     if target not in frame.columns:
         near = ", ".join(map(str, frame.columns[:12]))
         raise DataError(
@@ -87,7 +93,7 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
             f"columns {missing} not found in {name}", file=where, key="data.drop_columns"
         )
     _check_encodings(spec, frame, name, where)
-    if spec.time_column:
+    if spec.time_column and parts is None:
         frame = frame.sort_values(spec.time_column, kind="stable").reset_index(drop=True)
     bad = frame[target].isna().to_numpy()
     if bad.any() and spec.missing_target == "error":
@@ -99,6 +105,7 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
             key="data.target",
         )
     frame = frame[~bad].reset_index(drop=True)
+    parts = parts[~bad] if parts is not None else None
     if frame.empty:
         raise DataError(f"{name} has no rows with a target", file=where, key="data.target")
     y_raw = frame[target]
@@ -123,6 +130,7 @@ def load_dataset(spec: DataSpec, *, base_dir: Path, where: str = "<space>") -> D
         dropped_rows=int(bad.sum()),
         labels=target_labels(y_raw, task),
         encodings=dict(spec.columns),
+        parts=parts,
     )
 
 
@@ -170,42 +178,74 @@ def _read_source(spec: DataSpec, base_dir: Path, where: str) -> tuple[pd.DataFra
         bunch = getattr(skdatasets, f"load_{spec.source}")(as_frame=True)
         frame = bunch.frame.copy()
         return frame, spec.target or "target", spec.source
-    path = Path(spec.source)
-    if not path.is_absolute():
-        path = base_dir / path if not (Path.cwd() / path).exists() else Path.cwd() / path
-    if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
-        raise DataError(
-            f"{spec.source!r} is neither a built-in data set "
-            f"({', '.join(BUILTIN)}) nor a .csv/.tsv/.parquet file",
-            file=where,
-            key="data.source",
-        )
-    if not path.is_file():
-        raise DataError(
-            f"no such data file {spec.source!r} (looked at {path})", file=where, key="data.source"
-        )
     if spec.target is None:
         raise DataError(
             "a file source needs the name of its target column", file=where, key="data.target"
         )
+    return _read_file(spec.source, base_dir, where, "data.source"), spec.target, spec.source
+
+
+def _read_file(source: str, base_dir: Path, where: str, key: str) -> pd.DataFrame:
+    """A CSV, TSV or Parquet file, found in the working folder or beside the space file."""
+    path = Path(source)
+    if not path.is_absolute():
+        path = base_dir / path if not (Path.cwd() / path).exists() else Path.cwd() / path
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
+        raise DataError(
+            f"{source!r} is neither a built-in data set "
+            f"({', '.join(BUILTIN)}) nor a .csv/.tsv/.parquet file",
+            file=where,
+            key=key,
+        )
+    if not path.is_file():
+        raise DataError(f"no such data file {source!r} (looked at {path})", file=where, key=key)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
     except pd.errors.EmptyDataError:
-        raise DataError(
-            f"{path} is empty: no header, no rows", file=where, key="data.source"
-        ) from None
+        raise DataError(f"{path} is empty: no header, no rows", file=where, key=key) from None
     except Exception as exc:  # pandas raises many kinds; all mean "unreadable"
-        raise DataError(f"cannot read {path}: {exc}", file=where, key="data.source") from None
+        raise DataError(f"cannot read {path}: {exc}", file=where, key=key) from None
     if frame.empty:
         raise DataError(
             f"{path} has no rows (columns: {', '.join(map(str, frame.columns[:12]))})",
             file=where,
-            key="data.source",
+            key=key,
         )
-    return frame, spec.target, str(spec.source)
+    return frame
+
+
+def _with_given_parts(
+    frame: pd.DataFrame,
+    given: dict[str, str | None],
+    base_dir: Path,
+    where: str,
+    time_column: str | None,
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The source's rows, then the given validation rows, then the given test rows (each
+    part in its own time order), and each row's part: 0 source, 1 validation, 2 test."""
+    parts, frames = [np.zeros(len(frame), np.int8)], [frame]
+    for code, (key, source) in enumerate(given.items(), start=1):
+        if source is None:
+            continue
+        extra = _read_file(source, base_dir, where, key)
+        missing = [c for c in frame.columns if c not in extra.columns]
+        surplus = [c for c in extra.columns if c not in frame.columns]
+        if missing or surplus:
+            raise DataError(
+                f"{source} must have the source's columns: missing {missing}, extra {surplus}",
+                file=where,
+                key=key,
+            )
+        frames.append(extra[list(frame.columns)])
+        parts.append(np.full(len(extra), code, np.int8))
+    if len(frames) == 1:
+        return frame, None
+    if time_column:
+        frames = [f.sort_values(time_column, kind="stable") for f in frames]
+    return pd.concat(frames, ignore_index=True), np.concatenate(parts)
 
 
 def _infer_task(y: pd.Series, task: str, where: str, target: str) -> str:
@@ -262,6 +302,9 @@ def fingerprint(frame: pd.DataFrame) -> str:
 def split_test(data: Dataset, spec: DataSpec, *, where: str = "<space>") -> TestSplit:
     """Hold out the test rows once: seeded, stratified, group- and time-aware."""
     rows = np.arange(len(data.y))
+    if data.parts is not None and (data.parts == 2).any():  # the test rows given, as given
+        train, test = np.flatnonzero(data.parts != 2), np.flatnonzero(data.parts == 2)
+        return TestSplit(train=train, test=test, seed=spec.seed)
     n_test = int(np.ceil(len(rows) * spec.test_size))
     if len(rows) - n_test < 4 or n_test < 1:
         raise DataError(

@@ -44,6 +44,8 @@ def make_folds(
     stratify = classification and spec.stratify and spec.scheme != "time_series"
     _check_sizes(spec, y, n, stratify=stratify, groups=groups, where=where)
     rows = np.arange(n)
+    if spec.scheme == "given":
+        raise ValueError("given validation rows come with the data (search.study)")
     if spec.scheme == "holdout":
         train, val = train_test_split(
             rows, test_size=spec.val_fraction, random_state=seed, stratify=y if stratify else None

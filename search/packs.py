@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.errors import SearchFailed
 from search.jaxdevice import accelerator_memory
 from search.objective import SearchContext, TrialRun
-from search.space import Space, upper
+from search.space import ONE_FOLD, Space, upper
 from search.study import Budget, failure_reasons
 from search.training import Member, Trained, collect_garbage, freeze_libraries
 
@@ -32,7 +32,7 @@ def pack_size(space: Space, features: int = 0) -> int:
     memory = accelerator_memory()
     if memory is None:
         return 8 if budget is None else max(2, min(8, budget // 3))
-    folds = max(1, space.validation.folds) if space.validation.scheme != "holdout" else 1
+    folds = max(1, space.validation.folds) if space.validation.scheme not in ONE_FOLD else 1
     fits = memory // 2 // max(1, folds * _member_bytes(space, features))
     cap = int(max(1, min(64, fits)))
     return cap if budget is None else max(1, min(cap, budget // 2))

@@ -327,6 +327,7 @@ def parent_run(
             },
             "test.rows": len(split.test),
             "test.seed": split.seed,
+            "test.source": space.data.test_source or "held out of data.source",
             "test.digest": split.digest(),
             "validation.scheme": space.validation.scheme,
             "validation.folds": len(prep.folds),

@@ -22,7 +22,7 @@ from search.metrics import tune_threshold
 from search.model import predict
 from search.progress import Ticker
 from search.refit import Final, refit, refit_ensemble
-from search.space import METRICS, Space, ValidationSpec, parse_space
+from search.space import METRICS, ONE_FOLD, Space, ValidationSpec, parse_space
 from search.study import (
     DEFAULT_HOME,
     Prepared,
@@ -165,7 +165,7 @@ def recheck_folds(prep: Prepared) -> list[Fold]:
     """New folds (another seed, holdout becomes k-fold) on the same training rows."""
     space, data = prep.space, prep.data
     spec = space.validation
-    scheme = "kfold" if spec.scheme == "holdout" else spec.scheme
+    scheme = "kfold" if spec.scheme in ONE_FOLD else spec.scheme
     check = ValidationSpec(
         scheme=scheme, folds=space.selection.recheck_folds, repeats=1, stratify=spec.stratify
     )

@@ -84,7 +84,8 @@ ACTIVATIONS = (
 )
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid")
 PRUNERS = ("auto", "median", "successive_halving", "hyperband", "wilcoxon", "none")
-SCHEMES = ("holdout", "kfold", "repeated_kfold", "group_kfold", "time_series")
+SCHEMES = ("holdout", "kfold", "repeated_kfold", "group_kfold", "time_series", "given")
+ONE_FOLD = ("holdout", "given")  # schemes of a single validation part
 TASKS = ("auto", "binary", "multiclass", "regression")
 METRICS = {  # name -> direction
     "loss": "minimize",
@@ -248,6 +249,8 @@ class DataSpec(_Strict):
     missing_target: Literal["error", "drop"] = "error"
     # encodings of feature columns (search.columns): number, onehot, frequent, date, drop
     columns: dict[str, str] = Field(default_factory=dict)
+    # a file with the source's columns used as the test split, as given (its rows only)
+    test_source: str | None = None
 
 
 class ValidationSpec(_Strict):
@@ -256,6 +259,7 @@ class ValidationSpec(_Strict):
     repeats: int = Field(default=2, ge=1)
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     stratify: bool = True
+    source: str | None = None  # scheme `given`: a file of validation rows (the data's columns)
 
 
 class ObjectiveSpec(_Strict):
@@ -527,6 +531,11 @@ def _check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
             near = difflib.get_close_matches(str(value), allowed, n=1)
             hint = f"; did you mean `{near[0]}`?" if near else ""
             fail(key, f"unknown value {value!r}{hint} (allowed: {', '.join(allowed)})")
+    if (space.validation.scheme == "given") != (space.validation.source is not None):
+        fail(
+            "validation.source" if space.validation.source else "validation.scheme",
+            "validation rows given in a file need both `scheme: given` and `source: FILE`",
+        )
     if space.validation.scheme == "group_kfold" and not space.data.group_column:
         fail("data.group_column", "validation scheme `group_kfold` needs `data.group_column`")
     for name in Params.model_fields:

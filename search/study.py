@@ -149,7 +149,12 @@ def prepare(space: Space) -> Prepared:
 
 def _prepare(space: Space) -> Prepared:
     where = space.path or "<space>"
-    data = load_dataset(space.data, base_dir=space.base_dir, where=where)
+    data = load_dataset(
+        space.data,
+        base_dir=space.base_dir,
+        where=where,
+        validation_source=space.validation.source,
+    )
     allowed = REGRESSION_METRICS if data.task == "regression" else CLASSIFICATION_METRICS
     if space.objective.metric not in allowed:
         raise SpaceError(
@@ -178,14 +183,18 @@ def _prepare(space: Space) -> Prepared:
         x = make_preprocessor(data.encodings).fit(rows).transform(rows.iloc[:2])
         check_head(hypermodel, x, data.task, data.n_classes, where)
     groups = data.groups[split.train] if data.groups is not None else None
-    folds = make_folds(
-        space.validation,
-        data.y[split.train],
-        classification=data.is_classifier,
-        seed=space.data.seed,
-        groups=groups,
-        where=where,
-    )
+    if space.validation.scheme == "given":  # the rows of validation.source, as given
+        part = data.parts[split.train] if data.parts is not None else np.zeros(0)
+        folds = [Fold(0, np.flatnonzero(part != 1), np.flatnonzero(part == 1))]
+    else:
+        folds = make_folds(
+            space.validation,
+            data.y[split.train],
+            classification=data.is_classifier,
+            seed=space.data.seed,
+            groups=groups,
+            where=where,
+        )
     columns = encodings(data.X.iloc[split.train], data.encodings)
     if all(kind == "drop" for kind in columns.values()):
         raise DataError(

@@ -26,7 +26,7 @@ from search.data import Dataset, make_preprocessor
 from search.errors import SpaceError
 from search.folds import Fold
 from search.metrics import DATA_LOSS, EPOCH_KEYS, SCORED_EACH_EPOCH
-from search.space import METRICS, Space
+from search.space import METRICS, ONE_FOLD, Space
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def _engine(space: Space) -> Engine:
             file=space.path,
             key="objective.early_stopping",
         )
-    if choice == "auto" and space.validation.scheme == "holdout":
+    if choice == "auto" and space.validation.scheme in ONE_FOLD:
         from search.jaxdevice import accelerator_memory
 
         if accelerator_memory() is None:

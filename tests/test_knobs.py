@@ -14,7 +14,9 @@ import keras
 import mlflow
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
+from sklearn.datasets import load_breast_cancer
 
 from search import run_search
 from search.data import Dataset, load_dataset, split_test
@@ -238,8 +240,6 @@ def test_knobs_are_logged_and_the_task_inference_is_said(tmp_path: Path) -> None
     """A whole-number target with many values is taken for a regression in one line
     that gives the fix; the knobs a trial used are its MLflow parameters."""
     rng = np.random.default_rng(0)
-    import pandas as pd
-
     frame = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120)})
     frame["topic"] = rng.integers(0, 30, size=120)
     frame.to_csv(tmp_path / "topics.csv", index=False)
@@ -292,3 +292,60 @@ def test_per_layer_dropout_and_regularization_and_bias_penalties() -> None:
     flat = flat_params(params)
     assert {"dropout_0", "dropout_2", "l2_1"} <= set(flat) and "dropouts" not in flat
     assert unpackable(params) == "per-layer dropout"
+
+
+def _parts(tmp_path: Path) -> tuple[pd.DataFrame, ...]:
+    frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "label"})
+    frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    train, val, test = frame.iloc[:300], frame.iloc[300:420], frame.iloc[420:]
+    train.to_csv(tmp_path / "train.csv", index=False)
+    val.to_csv(tmp_path / "val.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    return train, val, test
+
+
+def test_given_validation_and_test_rows_are_used_as_given(tmp_path: Path) -> None:
+    """The test split is the test file's rows and the one fold validates on the
+    validation file's rows; both recorded; the selection refits on train + validation."""
+    train, val, test = _parts(tmp_path)
+    (tmp_path / "s.yaml").write_text(
+        "study: {name: given, trials: 1, sampler: random, pruner: none}\n"
+        "data: {source: train.csv, target: label, test_source: test.csv}\n"
+        "validation: {scheme: given, source: val.csv}\n"
+        "params: {depth: 1, width: 4, epochs: 2}\ntraining: {engine: sequential}\n"
+        "selection: {top_k: 1, recheck_folds: 2}\n"
+    )
+    prep = prepare(load_space(tmp_path / "s.yaml"))
+    assert len(prep.split.test) == len(test) and len(prep.split.train) == len(train) + len(val)
+    (fold,) = prep.folds
+    assert len(fold.val) == len(val) and len(fold.train) == len(train)
+    x_test = prep.data.X.iloc[prep.split.test].reset_index(drop=True)
+    expected = test.drop(columns=["label"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(x_test, expected, check_dtype=False)
+    x_val = prep.data.X.iloc[prep.split.train[fold.val]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(x_val, val.drop(columns=["label"]).reset_index(drop=True))
+    result = run_search(tmp_path / "s.yaml", home=tmp_path / "m", progress=False, quiet=True)
+    mlflow.set_tracking_uri(result.tracking_uri)
+    params = mlflow.get_run(result.parent_run_id).data.params
+    assert params["test.source"] == "test.csv" and params["validation.scheme"] == "given"
+    assert params["test.rows"] == str(len(test))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("validation: {scheme: given}", "need both `scheme: given` and `source: FILE`"),
+        ("validation: {source: val.csv}", "need both `scheme: given` and `source: FILE`"),
+        ("data: {source: train.csv, target: label, test_source: nope.csv}", "no such data file"),
+        ("data: {source: train.csv, target: label, test_source: odd.csv}", "extra ['odd']"),
+    ],
+)
+def test_given_parts_that_do_not_fit_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    _, _, test = _parts(tmp_path)
+    test.assign(odd=1).to_csv(tmp_path / "odd.csv", index=False)
+    if not text.startswith("data:"):
+        text = "data: {source: train.csv, target: label}\n" + text
+    (tmp_path / "s.yaml").write_text(text + "\n")
+    out = run_cli("run", "s.yaml", "--home", "store", cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert not (tmp_path / "store").exists()
