@@ -33,7 +33,8 @@ from search.packmodel import (
     unpad,
 )
 from search.packshape import Limits, group_shape, width_class
-from search.space import Space, choices, upper
+from search.sampling import choices, upper
+from search.space import Space
 from search.target import target_scale
 from search.training import (
     STOP,

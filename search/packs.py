@@ -15,7 +15,8 @@ from optuna.trial import FrozenTrial, TrialState
 from search.errors import SearchFailed
 from search.jaxdevice import accelerator_memory
 from search.objective import SearchContext, TrialRun
-from search.space import ONE_FOLD, Space, upper
+from search.sampling import upper
+from search.space import ONE_FOLD, Space
 from search.study import Budget, failure_reasons
 from search.training import Member, Trained, collect_garbage, freeze_libraries
 

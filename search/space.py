@@ -1,10 +1,12 @@
-"""Space files: schema, validation with file/key/line in every message, and suggest(trial)."""
+"""Space files: the schema, reading a file, and errors that name the file, key and line.
+
+The checks beyond the schema live in search.spacecheck; sampling a trial in search.sampling.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -357,10 +359,14 @@ class Space(_Strict):
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Sample one configuration; fixed values are included as they are."""
+        from search.sampling import suggest
+
         return suggest(self.params, trial)
 
     def center(self) -> dict[str, Any]:
-        """The middle of the space, as Optuna parameters (see `center`)."""
+        """The middle of the space, as Optuna parameters (`search.sampling.center`)."""
+        from search.sampling import center
+
         return center(self.params)
 
 
@@ -450,7 +456,9 @@ def parse_space(text: str, *, file: str = "<space>", origin: str | None = None) 
         space = Space.model_validate({**raw, "path": file, "text": text, "origin": origin})
     except ValidationError as exc:
         raise _space_error(exc, file, root) from None
-    _check_semantics(space, file, root)
+    from search.spacecheck import check_semantics
+
+    check_semantics(space, file, root)
     return space
 
 
@@ -513,256 +521,3 @@ def _line_of(root: yaml.Node | None, loc: list[str]) -> int | None:
         else:
             break
     return line
-
-
-def _check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
-    def fail(key: str, msg: str) -> None:
-        raise SpaceError(msg, file=file, key=key, line=_line_of(root, key.split(".")))
-
-    checks: list[tuple[str, Any, tuple[str, ...]]] = [
-        ("study.sampler", space.study.sampler, SAMPLERS),
-        ("study.pruner", space.study.pruner, PRUNERS),
-        ("validation.scheme", space.validation.scheme, SCHEMES),
-        ("data.task", space.data.task, TASKS),
-        ("objective.metric", space.objective.metric, tuple(METRICS)),
-    ]
-    for key, value, allowed in checks:
-        if value not in allowed:
-            near = difflib.get_close_matches(str(value), allowed, n=1)
-            hint = f"; did you mean `{near[0]}`?" if near else ""
-            fail(key, f"unknown value {value!r}{hint} (allowed: {', '.join(allowed)})")
-    if (space.validation.scheme == "given") != (space.validation.source is not None):
-        fail(
-            "validation.source" if space.validation.source else "validation.scheme",
-            "validation rows given in a file need both `scheme: given` and `source: FILE`",
-        )
-    if space.validation.scheme == "group_kfold" and not space.data.group_column:
-        fail("data.group_column", "validation scheme `group_kfold` needs `data.group_column`")
-    for name in Params.model_fields:
-        _check_param(
-            name, getattr(space.params, name), lambda msg, n=name: fail(f"params.{n}", msg)
-        )
-    if space.study.sampler == "grid":
-        for name in Params.model_fields:
-            value = getattr(space.params, name)
-            if isinstance(value, Range) and (value.step is None or value.optional):
-                fail(
-                    f"params.{name}",
-                    "the grid sampler needs choices or a range with a step (and no `optional`)",
-                )
-            if isinstance(value, Range | Choice) and value.per_layer:
-                fail(f"params.{name}", "the grid sampler cannot search per-layer values")
-
-
-def _values(param: Range | Choice | Scalar) -> list[Any]:
-    if isinstance(param, Range):
-        return [param.low, param.high]
-    if isinstance(param, Choice):
-        return list(param.choices)
-    return [param]
-
-
-def _check_param(name: str, param: Range | Choice | Scalar | None, fail: Any) -> None:
-    if param is None:  # unset: Keras' default
-        return
-    values = _values(param)
-    if isinstance(param, Range | Choice) and param.per_layer and name not in PER_LAYER:
-        fail(f"`per_layer` is only allowed on {', '.join(f'`{n}`' for n in PER_LAYER)}")
-    if isinstance(param, Range) and param.optional and name not in ("l1", "l2", "dropout"):
-        fail("`optional` is only allowed on `l1`, `l2` and `dropout`")
-    if name in ("activation", "optimizer"):
-        allowed = ACTIVATIONS if name == "activation" else OPTIMIZERS
-        if isinstance(param, Range):
-            fail(f"{name} must be a name or a choice of names, not a range")
-        for v in values:
-            if v not in allowed:  # Keras' names are lower case: `ReLU` is refused there too
-                near = difflib.get_close_matches(str(v).lower(), allowed, n=1)
-                hint = f"; did you mean `{near[0]}`?" if near else ""
-                fail(f"unknown {name} {v!r}{hint} (allowed: {', '.join(allowed)})")
-        return
-    if name in ("batch_norm", "nesterov"):
-        if any(not isinstance(v, bool) for v in values):
-            fail(f"{name} must be true/false or a choice of them, got {values}")
-        return
-    if name in NAMED:
-        if isinstance(param, Range):
-            fail(f"{name} must be a name or a choice of names, not a range")
-        for v in values:
-            if v not in NAMED[name]:
-                near = difflib.get_close_matches(str(v), NAMED[name], n=1)
-                hint = f"; did you mean `{near[0]}`?" if near else ""
-                fail(f"unknown {name} {v!r}{hint} (allowed: {', '.join(NAMED[name])})")
-        return
-    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
-        fail(f"{name} must be a number, a range or a choice of numbers, got {values}")
-    if name in INT_PARAMS:
-        if any(float(v) != int(v) for v in values) or (
-            isinstance(param, Range) and param.step is not None and param.step != int(param.step)
-        ):
-            fail(f"{name} takes whole numbers, got {values}")
-        if any(v < (0 if name == "patience" else 1) for v in values):
-            fail(f"{name} must be >= {0 if name == 'patience' else 1}, got {values}")
-        bound, why = LIMITS[name]
-        if any(v > bound for v in values):
-            fail(f"{name} must be <= {bound:,}, got {max(values):g}: {why}")
-    elif name == "dropout":
-        if any(not 0 <= v < 1 for v in values):
-            fail(f"dropout must lie in [0, 1), got {values}")
-    elif name in ("l1", "l2", "weight_decay", "momentum", "min_delta", "bias_l1", "bias_l2"):
-        if any(v < 0 for v in values):
-            fail(f"{name} must be >= 0, got {values}")
-    elif name in ("beta_1", "beta_2", "lr_decay", "reduce_lr") and any(
-        not 0 <= v < 1 or (name == "lr_decay" and v == 0) for v in values
-    ):
-        fail(f"{name} must lie in {'(0, 1)' if name == 'lr_decay' else '[0, 1)'}, got {values}")
-    elif name == "epsilon" and any(v <= 0 for v in values):
-        fail(f"epsilon must be > 0, got {values}")
-    elif name == "learning_rate" and any(v <= 0 or not math.isfinite(v) for v in values):
-        fail(f"learning_rate must be > 0, got {values}")
-
-
-# ---------------------------------------------------------------- sampling
-
-
-def upper(param: Range | Choice | Scalar) -> float:
-    """The largest value a numeric parameter can take."""
-    if isinstance(param, Range):
-        return param.high
-    if isinstance(param, Choice):
-        return max(float(c) for c in param.choices if isinstance(c, int | float))
-    return float(param)
-
-
-def choices(param: Range | Choice | Scalar) -> tuple[Scalar, ...]:
-    """The values a categorical parameter can take (a fixed one: itself)."""
-    if isinstance(param, Choice):
-        return tuple(param.choices)
-    return () if isinstance(param, Range) else (param,)
-
-
-def suggest(params: Params, trial: optuna.Trial) -> dict[str, Any]:
-    """Resolve every hyperparameter for one trial (per-layer widths as `widths`; per-layer
-    dropout, l1, l2 as `dropouts`, `l1s`, `l2s`)."""
-    out: dict[str, Any] = {}
-    for name in Params.model_fields:
-        param = getattr(params, name)
-        if name == "width" or param is None or _per_layer(param):
-            continue
-        out[name] = _suggest_one(trial, name, param)
-    width = params.width
-    if _per_layer(width):
-        out["widths"] = [_suggest_one(trial, f"width_{i}", width) for i in range(out["depth"])]
-    else:
-        out["widths"] = [_suggest_one(trial, "width", width)] * out["depth"]
-    for name in PER_LAYER[1:]:
-        param = getattr(params, name)
-        if _per_layer(param):
-            layers = range(out["depth"])
-            out[f"{name}s"] = [_suggest_one(trial, f"{name}_{i}", param) for i in layers]
-    return _applied(params, out)
-
-
-def _per_layer(param: Range | Choice | Scalar | None) -> bool:
-    return isinstance(param, Range | Choice) and param.per_layer
-
-
-def _applied(params: Params, out: dict[str, Any]) -> dict[str, Any]:
-    """Only the parameters that apply to the trial's choices; knobs the space leaves at
-    their fixed defaults are not listed (the model uses the defaults)."""
-    optimizer = out["optimizer"]
-    keep = {
-        "momentum": optimizer in ("sgd", "rmsprop"),
-        "nesterov": optimizer == "sgd",
-        "weight_decay": optimizer in ("adamw", "lion"),
-        "beta_1": optimizer in ADAM_LIKE,
-        "beta_2": optimizer in ADAM_LIKE,
-        "epsilon": optimizer not in ("sgd", "ftrl", "lion"),
-        "lr_decay": out.get("schedule") == "exponential",
-        "reduce_lr_patience": bool(out.get("reduce_lr")),
-    }
-    for name, default in _KNOB_DEFAULTS.items():
-        if getattr(params, name) == default:
-            keep[name] = False
-    return {k: v for k, v in out.items() if keep.get(k, True)}
-
-
-# knobs left out of a trial's parameters when the space leaves them at these values
-_KNOB_DEFAULTS = {
-    "min_delta": 0.0,
-    "loss": "auto",
-    "class_weight": "none",
-    "schedule": "constant",
-    "reduce_lr": 0.0,
-    "bias_l1": 0.0,
-    "bias_l2": 0.0,
-}
-
-
-def _suggest_one(trial: optuna.Trial, name: str, param: Range | Choice | Scalar) -> Any:
-    base = name.split("_")[0] if name.startswith("width_") else name
-    if isinstance(param, Choice):
-        return trial.suggest_categorical(name, list(param.choices))  # type: ignore[arg-type]
-    if not isinstance(param, Range):
-        return int(param) if base in INT_PARAMS else param
-    if param.optional and not trial.suggest_categorical(f"use_{name}", [True, False]):
-        return 0.0
-    if base in INT_PARAMS:
-        return trial.suggest_int(
-            name, int(param.low), int(param.high), step=int(param.step or 1), log=param.log
-        )
-    return trial.suggest_float(name, param.low, param.high, step=param.step, log=param.log)
-
-
-def center(params: Params) -> dict[str, Any]:
-    """The middle of every searched parameter, named as `suggest` names them.
-
-    A range's midpoint (geometric for `log: true`; the lower middle of a step grid; whole
-    numbers for integer parameters); the middle of numeric choices, the first of other
-    choices (as KerasTuner's `hp.Choice` defaults to its first value); `optional` ranges
-    switched on.
-    """
-    out: dict[str, Any] = {}
-    depth = params.depth
-    n_layers = int(_center_of("depth", depth)) if isinstance(depth, Range | Choice) else depth
-    for name in Params.model_fields:
-        param = getattr(params, name)
-        if not isinstance(param, Range | Choice):
-            continue
-        names = [name]
-        if param.per_layer:
-            names = [f"{name}_{i}" for i in range(int(n_layers))]
-        for key in names:
-            if isinstance(param, Range) and param.optional:
-                out[f"use_{key}"] = True
-            out[key] = _center_of(name, param)
-    return out
-
-
-def _center_of(name: str, param: Range | Choice) -> Any:
-    if isinstance(param, Choice):
-        values = list(param.choices)
-        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            return sorted(values)[(len(values) - 1) // 2]  # type: ignore[type-var]
-        return values[0]
-    if param.step is not None:  # the lower middle of the grid low, low + step, ... <= high
-        mid = param.low + (int((param.high - param.low) / param.step) // 2) * param.step
-    elif param.log:
-        mid = math.sqrt(param.low * param.high)
-    else:
-        mid = (param.low + param.high) / 2
-    return round(mid) if name in INT_PARAMS else mid  # whole bounds keep it in range
-
-
-def grid_space(params: Params) -> dict[str, list[Any]]:
-    """The search space the grid sampler enumerates (validated beforehand)."""
-    grid: dict[str, list[Any]] = {}
-    for name in Params.model_fields:
-        value = getattr(params, name)
-        if isinstance(value, Choice):
-            grid[name] = list(value.choices)
-        elif isinstance(value, Range):
-            step = value.step or 1
-            count = round((value.high - value.low) / step) + 1
-            values = [value.low + i * step for i in range(count)]
-            grid[name] = [int(v) for v in values] if name in INT_PARAMS else values
-    return grid

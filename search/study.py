@@ -23,14 +23,12 @@ from search.folds import Fold, make_folds
 from search.journal import SUFFIXES, open_journal
 from search.metrics import THRESHOLDED
 from search.redact import mask_password
+from search.sampling import choices, grid_space, upper
 from search.space import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     TASK_LOSSES,
     Space,
-    choices,
-    grid_space,
-    upper,
 )
 
 DEFAULT_HOME = Path("mlruns")

@@ -63,9 +63,9 @@ BAD = [
     (BASE + "params:\n  depth: {low: 1.5, high: 3}\n", "whole numbers", "params.depth"),
     (BASE + "params:\n  depth: 0\n", "depth must be >= 1", "params.depth"),
     (
-        BASE + "params:\n  dropout: {low: 0.0, high: 0.5, per_layer: true}\n",
-        "only allowed on `width`",
-        "params.dropout",
+        BASE + "params:\n  learning_rate: {low: 0.001, high: 0.1, per_layer: true}\n",
+        "only allowed on `width`, `dropout`, `l1`, `l2`",  # per-layer dropout: issue 22
+        "params.learning_rate",
     ),
     (
         BASE + "params:\n  learning_rate: {low: 0.001, high: 0.1, log: true, step: 0.01}\n",
