@@ -10,14 +10,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import datasets as skdatasets
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from search.columns import ENCODINGS, Preprocessor
 from search.errors import DataError
+from search.sources import read_source, with_given_parts
 from search.space import DataSpec
 
-BUILTIN = ("breast_cancer", "digits", "diabetes", "wine", "iris")
 MAX_CLASSES_INFERRED = 20
 
 
@@ -64,46 +63,14 @@ def load_dataset(
 ) -> Dataset:
     """Load the source named in the space file (and the validation and test rows given in
     files of their own) and encode its target."""
-    frame, target, name = _read_source(spec, base_dir, where)
+    frame, target, name = read_source(spec, base_dir, where)
     given = {"validation.source": validation_source, "data.test_source": spec.test_source}
-    frame, parts = _with_given_parts(frame, given, base_dir, where, spec.time_column)
-    if target not in frame.columns:
-        near = ", ".join(map(str, frame.columns[:12]))
-        raise DataError(
-            f"column {target!r} not found in {name} "
-            f"(columns: {near}{', ...' if frame.shape[1] > 12 else ''})",
-            file=where,
-            key="data.target",
-        )
-    for key in ("group_column", "time_column"):
-        col = getattr(spec, key)
-        if col is not None and col not in frame.columns:
-            raise DataError(f"column {col!r} not found in {name}", file=where, key=f"data.{key}")
-    roles = {"group_column": spec.group_column, "time_column": spec.time_column}
-    for key, col in [*roles.items(), *(("drop_columns", c) for c in spec.drop_columns)]:
-        if col == target:
-            raise DataError(
-                f"column {target!r} is the target; it cannot also be in data.{key}",
-                file=where,
-                key=f"data.{key}",
-            )
-    missing = [c for c in spec.drop_columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"columns {missing} not found in {name}", file=where, key="data.drop_columns"
-        )
+    frame, parts = with_given_parts(frame, given, base_dir, where, spec.time_column)
+    _check_roles(spec, frame, target, name, where)
     _check_encodings(spec, frame, name, where)
     if spec.time_column and parts is None:
         frame = frame.sort_values(spec.time_column, kind="stable").reset_index(drop=True)
-    bad = frame[target].isna().to_numpy()
-    if bad.any() and spec.missing_target == "error":
-        rows = np.flatnonzero(bad)[:5].tolist()
-        raise DataError(
-            f"column {target!r} of {name} has {bad.sum()} missing (NaN) values, first at "
-            f"rows {rows}; set `data.missing_target: drop` to leave those rows out",
-            file=where,
-            key="data.target",
-        )
+    bad = _missing_target(spec, frame, target, name, where)
     frame = frame[~bad].reset_index(drop=True)
     parts = parts[~bad] if parts is not None else None
     if frame.empty:
@@ -132,6 +99,51 @@ def load_dataset(
         encodings=dict(spec.columns),
         parts=parts,
     )
+
+
+def _check_roles(spec: DataSpec, frame: pd.DataFrame, target: str, name: str, where: str) -> None:
+    """The target, group, time and dropped columns exist, and the target has no other role."""
+    if target not in frame.columns:
+        near = ", ".join(map(str, frame.columns[:12]))
+        raise DataError(
+            f"column {target!r} not found in {name} "
+            f"(columns: {near}{', ...' if frame.shape[1] > 12 else ''})",
+            file=where,
+            key="data.target",
+        )
+    for key in ("group_column", "time_column"):
+        col = getattr(spec, key)
+        if col is not None and col not in frame.columns:
+            raise DataError(f"column {col!r} not found in {name}", file=where, key=f"data.{key}")
+    roles = {"group_column": spec.group_column, "time_column": spec.time_column}
+    for key, col in [*roles.items(), *(("drop_columns", c) for c in spec.drop_columns)]:
+        if col == target:
+            raise DataError(
+                f"column {target!r} is the target; it cannot also be in data.{key}",
+                file=where,
+                key=f"data.{key}",
+            )
+    missing = [c for c in spec.drop_columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"columns {missing} not found in {name}", file=where, key="data.drop_columns"
+        )
+
+
+def _missing_target(
+    spec: DataSpec, frame: pd.DataFrame, target: str, name: str, where: str
+) -> np.ndarray:
+    """The rows without a target: refused (`data.missing_target: error`) or to drop."""
+    bad: np.ndarray = frame[target].isna().to_numpy()
+    if bad.any() and spec.missing_target == "error":
+        rows = np.flatnonzero(bad)[:5].tolist()
+        raise DataError(
+            f"column {target!r} of {name} has {bad.sum()} missing (NaN) values, first at "
+            f"rows {rows}; set `data.missing_target: drop` to leave those rows out",
+            file=where,
+            key="data.target",
+        )
+    return bad
 
 
 def _check_encodings(spec: DataSpec, frame: pd.DataFrame, name: str, where: str) -> None:
@@ -171,81 +183,6 @@ def _refuse_infinity(X: pd.DataFrame, y: pd.Series, name: str, where: str) -> No
                 file=where,
                 key=key,
             )
-
-
-def _read_source(spec: DataSpec, base_dir: Path, where: str) -> tuple[pd.DataFrame, str, str]:
-    if spec.source in BUILTIN:
-        bunch = getattr(skdatasets, f"load_{spec.source}")(as_frame=True)
-        frame = bunch.frame.copy()
-        return frame, spec.target or "target", spec.source
-    if spec.target is None:
-        raise DataError(
-            "a file source needs the name of its target column", file=where, key="data.target"
-        )
-    return _read_file(spec.source, base_dir, where, "data.source"), spec.target, spec.source
-
-
-def _read_file(source: str, base_dir: Path, where: str, key: str) -> pd.DataFrame:
-    """A CSV, TSV or Parquet file, found in the working folder or beside the space file."""
-    path = Path(source)
-    if not path.is_absolute():
-        path = base_dir / path if not (Path.cwd() / path).exists() else Path.cwd() / path
-    if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
-        raise DataError(
-            f"{source!r} is neither a built-in data set "
-            f"({', '.join(BUILTIN)}) nor a .csv/.tsv/.parquet file",
-            file=where,
-            key=key,
-        )
-    if not path.is_file():
-        raise DataError(f"no such data file {source!r} (looked at {path})", file=where, key=key)
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty: no header, no rows", file=where, key=key) from None
-    except Exception as exc:  # pandas raises many kinds; all mean "unreadable"
-        raise DataError(f"cannot read {path}: {exc}", file=where, key=key) from None
-    if frame.empty:
-        raise DataError(
-            f"{path} has no rows (columns: {', '.join(map(str, frame.columns[:12]))})",
-            file=where,
-            key=key,
-        )
-    return frame
-
-
-def _with_given_parts(
-    frame: pd.DataFrame,
-    given: dict[str, str | None],
-    base_dir: Path,
-    where: str,
-    time_column: str | None,
-) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """The source's rows, then the given validation rows, then the given test rows (each
-    part in its own time order), and each row's part: 0 source, 1 validation, 2 test."""
-    parts, frames = [np.zeros(len(frame), np.int8)], [frame]
-    for code, (key, source) in enumerate(given.items(), start=1):
-        if source is None:
-            continue
-        extra = _read_file(source, base_dir, where, key)
-        missing = [c for c in frame.columns if c not in extra.columns]
-        surplus = [c for c in extra.columns if c not in frame.columns]
-        if missing or surplus:
-            raise DataError(
-                f"{source} must have the source's columns: missing {missing}, extra {surplus}",
-                file=where,
-                key=key,
-            )
-        frames.append(extra[list(frame.columns)])
-        parts.append(np.full(len(extra), code, np.int8))
-    if len(frames) == 1:
-        return frame, None
-    if time_column:
-        frames = [f.sort_values(time_column, kind="stable") for f in frames]
-    return pd.concat(frames, ignore_index=True), np.concatenate(parts)
 
 
 def _infer_task(y: pd.Series, task: str, where: str, target: str) -> str:
