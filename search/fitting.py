@@ -147,13 +147,6 @@ def fit_fold(
     build_started = time.perf_counter()
     model = _fresh_model(params, arrays, data, seed, spe, reuse)
     build_s = time.perf_counter() - build_started
-    stop = keras.callbacks.EarlyStopping(
-        monitor=rule.key,
-        mode=rule.mode,
-        patience=int(params["patience"]),
-        min_delta=float(params.get("min_delta", 0.0)),
-        restore_best_weights=True,
-    )
     y_train = keras_targets(model, arrays.y_train, data.n_classes)
     y_val = keras_targets(model, arrays.y_val, data.n_classes)
     target = target_scale(params, arrays.y_train)
@@ -161,15 +154,7 @@ def fit_fold(
         y_train, y_val = target.forward(y_train), target.forward(y_val)
     run = {
         "epochs": int(params["epochs"]),
-        "callbacks": [
-            _ValidationDataLoss(target, loss_power(params)),
-            *([_EpochScore(rule.scored, data.task, arrays, target)] if rule.scored else []),
-            *lr_callbacks(params, monitor=rule.key, mode=rule.mode),
-            stop,
-            keras.callbacks.TerminateOnNaN(),
-            _StopOnRequest(),
-            *(callbacks or []),
-        ],
+        "callbacks": _callbacks(params, arrays, data, rule, target) + list(callbacks or []),
         "verbose": verbose,
     }
     fit_started = time.perf_counter()
@@ -198,6 +183,33 @@ def fit_fold(
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     result = _scored(model, params, arrays, data, history, rule)
     return model, dataclasses.replace(result, fit_s=fit_s, build_s=build_s)
+
+
+def _callbacks(
+    params: dict[str, Any],
+    arrays: FoldArrays,
+    data: Dataset,
+    rule: StopRule,
+    target: TargetScale | None,
+) -> list[keras.callbacks.Callback]:
+    """In order: the epoch's values in the target's units and the objective scored (the
+    callbacks after them see both), the learning rate's knobs, early stopping on `rule`
+    with the best weights restored, and the stops on NaN and on request."""
+    stop = keras.callbacks.EarlyStopping(
+        monitor=rule.key,
+        mode=rule.mode,
+        patience=int(params["patience"]),
+        min_delta=float(params.get("min_delta", 0.0)),
+        restore_best_weights=True,
+    )
+    return [
+        _ValidationDataLoss(target, loss_power(params)),
+        *([_EpochScore(rule.scored, data.task, arrays, target)] if rule.scored else []),
+        *lr_callbacks(params, monitor=rule.key, mode=rule.mode),
+        stop,
+        keras.callbacks.TerminateOnNaN(),
+        _StopOnRequest(),
+    ]
 
 
 def own_fit_hypermodel(params: dict[str, Any]) -> Any | None:

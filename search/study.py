@@ -153,24 +153,7 @@ def _prepare(space: Space) -> Prepared:
         where=where,
         validation_source=space.validation.source,
     )
-    allowed = REGRESSION_METRICS if data.task == "regression" else CLASSIFICATION_METRICS
-    if space.objective.metric not in allowed:
-        raise SpaceError(
-            f"metric {space.objective.metric!r} does not fit a {data.task} task "
-            f"(allowed: {', '.join(allowed)})",
-            file=where,
-            key="objective.metric",
-        )
-    _check_knobs(space, data.task, where)
-    if space.objective.threshold == "tuned" and (
-        data.task != "binary" or space.objective.metric not in THRESHOLDED
-    ):
-        raise SpaceError(
-            "a tuned threshold needs a binary task and a metric that depends on it "
-            f"({', '.join(THRESHOLDED)}); this is {data.task} with {space.objective.metric}",
-            file=where,
-            key="objective.threshold",
-        )
+    _check_task(space, data.task, where)
     split = split_test(data, space.data, where=where)
     if space.model.hypermodel:
         from search.data import make_preprocessor
@@ -180,19 +163,7 @@ def _prepare(space: Space) -> Prepared:
         rows = data.X.iloc[split.train]
         x = make_preprocessor(data.encodings).fit(rows).transform(rows.iloc[:2])
         check_head(hypermodel, x, data.task, data.n_classes, where)
-    groups = data.groups[split.train] if data.groups is not None else None
-    if space.validation.scheme == "given":  # the rows of validation.source, as given
-        part = data.parts[split.train] if data.parts is not None else np.zeros(0)
-        folds = [Fold(0, np.flatnonzero(part != 1), np.flatnonzero(part == 1))]
-    else:
-        folds = make_folds(
-            space.validation,
-            data.y[split.train],
-            classification=data.is_classifier,
-            seed=space.data.seed,
-            groups=groups,
-            where=where,
-        )
+    folds = _folds(space, data, split, where)
     columns = encodings(data.X.iloc[split.train], data.encodings)
     if all(kind == "drop" for kind in columns.values()):
         raise DataError(
@@ -206,6 +177,44 @@ def _prepare(space: Space) -> Prepared:
         n for n in (_target_note(space, data), describe(columns, data.X.iloc[split.train])) if n
     ]
     return Prepared(space, data, split, folds, make_sampler(space), pruner, columns, notes)
+
+
+def _check_task(space: Space, task: str, where: str) -> None:
+    """The objective and the training knobs fit the task the data turned out to be."""
+    allowed = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    if space.objective.metric not in allowed:
+        raise SpaceError(
+            f"metric {space.objective.metric!r} does not fit a {task} task "
+            f"(allowed: {', '.join(allowed)})",
+            file=where,
+            key="objective.metric",
+        )
+    _check_knobs(space, task, where)
+    if space.objective.threshold == "tuned" and (
+        task != "binary" or space.objective.metric not in THRESHOLDED
+    ):
+        raise SpaceError(
+            "a tuned threshold needs a binary task and a metric that depends on it "
+            f"({', '.join(THRESHOLDED)}); this is {task} with {space.objective.metric}",
+            file=where,
+            key="objective.threshold",
+        )
+
+
+def _folds(space: Space, data: Dataset, split: TestSplit, where: str) -> list[Fold]:
+    """The validation scheme's folds of the training rows (`given`: the one part given)."""
+    if space.validation.scheme == "given":  # the rows of validation.source, as given
+        part = data.parts[split.train] if data.parts is not None else np.zeros(0)
+        return [Fold(0, np.flatnonzero(part != 1), np.flatnonzero(part == 1))]
+    groups = data.groups[split.train] if data.groups is not None else None
+    return make_folds(
+        space.validation,
+        data.y[split.train],
+        classification=data.is_classifier,
+        seed=space.data.seed,
+        groups=groups,
+        where=where,
+    )
 
 
 def _check_knobs(space: Space, task: str, where: str) -> None:
