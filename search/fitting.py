@@ -59,12 +59,19 @@ class _ValidationDataLoss(keras.callbacks.Callback):  # type: ignore[misc]
     and the `mae` metrics are put back in the target's units (search.target).
     """
 
-    def __init__(self, target: TargetScale | None = None, power: int = 2) -> None:
+    def __init__(
+        self,
+        target: TargetScale | None = None,
+        power: int = 2,
+        rows: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
         super().__init__()
-        self.target, self.power = target, power
+        self.target, self.power, self.rows = target, power, rows
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        if logs is not None and "val_loss" in logs:
+        if logs is not None and self.rows is not None:  # an activity regularizer's model
+            logs[DATA_LOSS] = data_loss(self.model, *self.rows)
+        elif logs is not None and "val_loss" in logs:
             logs[DATA_LOSS] = float(logs["val_loss"]) - penalty(self.model)
         if logs is not None and self.target is not None:
             self.target.logs(logs, self.power)
@@ -202,14 +209,40 @@ def _callbacks(
         min_delta=float(params.get("min_delta", 0.0)),
         restore_best_weights=True,
     )
+    rows = None
+    if params.get("activity_l1") or params.get("activity_l2"):  # a penalty on the outputs
+        y = keras_targets_of(params, data, arrays.y_val)  # as the model trains on them
+        rows = (arrays.x_val, target.forward(y) if target is not None else y)
     return [
-        _ValidationDataLoss(target, loss_power(params)),
+        _ValidationDataLoss(target, loss_power(params), rows),
         *([_EpochScore(rule.scored, data.task, arrays, target)] if rule.scored else []),
         *lr_callbacks(params, monitor=rule.key, mode=rule.mode),
         stop,
         keras.callbacks.TerminateOnNaN(),
         _StopOnRequest(),
     ]
+
+
+def data_loss(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """The model's loss on these rows, from its predictions alone: what Keras' val_loss
+    is without the penalties, computed directly where an activity regularizer (a penalty
+    on each batch's outputs, which Keras adds to val_loss) makes subtracting it unsure."""
+    out = np.asarray(predict(model, x), dtype=np.float64)
+    y = np.asarray(y)
+    if y.ndim == 1 and out.ndim == 2 and out.shape[1] == 1:
+        y = y.reshape(-1, 1)
+    loss = keras.losses.get(model.loss)
+    return float(np.mean(keras.ops.convert_to_numpy(loss(y, out))))
+
+
+def keras_targets_of(params: dict[str, Any], data: Dataset, y: np.ndarray) -> np.ndarray:
+    """The labels as the built-in MLP's loss wants them (one-hot for a categorical loss)."""
+    from search.model import CATEGORICAL
+
+    if data.n_classes and str(params.get("loss", "auto")) in CATEGORICAL:
+        onehot: np.ndarray = np.eye(data.n_classes, dtype="float32")[y.astype(int)]
+        return onehot
+    return y
 
 
 def own_fit_hypermodel(params: dict[str, Any]) -> Any | None:

@@ -52,6 +52,7 @@ def build_model(
     l1s, l2s = layer_values(params, "l1", depth), layer_values(params, "l2", depth)
     dropouts = layer_values(params, "dropout", depth)
     bias = _regularizer(params.get("bias_l1", 0.0), params.get("bias_l2", 0.0))
+    activity = _regularizer(params.get("activity_l1", 0.0), params.get("activity_l2", 0.0))
     inputs = keras.Input(shape=(n_features,), name="features")
     x = inputs
     for i, width in enumerate(params["widths"]):
@@ -60,6 +61,7 @@ def build_model(
             kernel_initializer=_kernel_initializer(),
             kernel_regularizer=_regularizer(l1s[i], l2s[i]),
             bias_regularizer=None if params["batch_norm"] else bias,
+            activity_regularizer=activity,
             use_bias=not params["batch_norm"],
             name=f"dense_{i}",
         )(x)

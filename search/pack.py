@@ -71,6 +71,8 @@ def unpackable(params: dict[str, Any]) -> str | None:
         "min_delta": "early stopping's min_delta",
         "bias_l1": "a bias regularizer",
         "bias_l2": "a bias regularizer",
+        "activity_l1": "an activity regularizer",
+        "activity_l2": "an activity regularizer",
     }
     for key in ("dropouts", "l1s", "l2s"):
         if key in params:

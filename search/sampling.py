@@ -82,6 +82,8 @@ _KNOB_DEFAULTS = {
     "reduce_lr": 0.0,
     "bias_l1": 0.0,
     "bias_l2": 0.0,
+    "activity_l1": 0.0,
+    "activity_l2": 0.0,
 }
 
 

@@ -225,6 +225,8 @@ class Params(_Strict):
     reduce_lr_patience: Param = 5
     bias_l1: Param = 0.0  # L1/L2 on the hidden layers' biases (`l1`, `l2`: their kernels)
     bias_l2: Param = 0.0
+    activity_l1: Param = 0.0  # L1/L2 on the hidden layers' outputs
+    activity_l2: Param = 0.0
 
 
 class StudySpec(_Strict):

@@ -123,7 +123,17 @@ def _check_param(name: str, param: Range | Choice | Scalar | None, fail: Any) ->
     elif name == "dropout":
         if any(not 0 <= v < 1 for v in values):
             fail(f"dropout must lie in [0, 1), got {values}")
-    elif name in ("l1", "l2", "weight_decay", "momentum", "min_delta", "bias_l1", "bias_l2"):
+    elif name in (
+        "l1",
+        "l2",
+        "weight_decay",
+        "momentum",
+        "min_delta",
+        "bias_l1",
+        "bias_l2",
+        "activity_l1",
+        "activity_l2",
+    ):
         if any(v < 0 for v in values):
             fail(f"{name} must be >= 0, got {values}")
     elif name in ("beta_1", "beta_2", "lr_decay", "reduce_lr") and any(

@@ -350,3 +350,18 @@ def test_given_parts_that_do_not_fit_are_refused(tmp_path: Path, text: str, mess
     out = run_cli("run", "s.yaml", "--home", "store", cwd=tmp_path)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert not (tmp_path / "store").exists()
+
+
+def test_an_activity_penalty_is_left_out_of_the_validation_data_loss() -> None:
+    """Keras adds an activity regularizer's penalty (on each batch's outputs) to val_loss;
+    val_data_loss is then the loss of the predictions alone, computed from them: at the
+    restored epoch it equals the fold's MSE of the restored model."""
+    data, arrays = _regression()
+    params = BASE | {"activity_l2": 0.05, "l2": 0.01}
+    model, result = fit_fold(params, arrays, data=data, seed=1, spe=1)
+    assert float(model.get_layer("dense_0").activity_regularizer.l2) == pytest.approx(0.05)
+    best = result.best_epoch - 1
+    assert result.history["val_data_loss"][best] == pytest.approx(result.scores["mse"], rel=1e-3)
+    standardized = result.history["val_data_loss"][best] / float(np.std(arrays.y_train)) ** 2
+    assert result.history["val_loss"][best] > standardized + 1e-4  # Keras': with penalties
+    assert unpackable(params) == "an activity regularizer"
