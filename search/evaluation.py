@@ -92,15 +92,16 @@ class SelectionResult:
                 f" {mark} trial {c.trial:>4}  {c.search_score:.4f} -> "
                 f"{c.recheck_score:.4f} ± {c.recheck_std:.4f}"
             )
-        lines.append(
-            f"final test (trial {self.chosen.trial}, refit {self.epochs} epochs; "
-            "95% bootstrap intervals):"
-        )
+        what = f"trial {self.chosen.trial}"
+        if self.single:  # an ensemble of trials is the model
+            what += " in the ensemble below"
+        lines.append(f"final test ({what}, refit {self.epochs} epochs; 95% bootstrap intervals):")
+        n = max(len("metric"), *(len(name) for name in self.test))
         w = 2 + max(len(str(iv)) for iv in [*self.test.values(), *self.baseline.values()])
-        lines.append(f"  {'metric':<10} {'model':<{w}} {'baseline':<{w}} model - baseline")
+        lines.append(f"  {'metric':<{n}} {'model':<{w}} {'baseline':<{w}} model - baseline")
         for name in self.test:
             lines.append(
-                f"  {name:<10} {self.test[name]!s:<{w}} {self.baseline[name]!s:<{w}} "
+                f"  {name:<{n}} {self.test[name]!s:<{w}} {self.baseline[name]!s:<{w}} "
                 f"{self.difference[name]}"
             )
         lines += self._ensemble_lines()
@@ -122,12 +123,13 @@ class SelectionResult:
     def _ensemble_lines(self) -> list[str]:
         lines = [self.ensemble] if self.ensemble else []
         if self.single:
-            lines.append(
-                f"  {'metric':<10} {'trial ' + str(self.chosen.trial) + ' alone':<26} "
-                "ensemble - single"
-            )
+            n = max(len("metric"), *(len(name) for name in self.single))
+            w = 2 + max(len(str(iv)) for iv in self.single.values())
+            alone = f"trial {self.chosen.trial} alone"
+            lines.append(f"  {'metric':<{n}} {alone:<{w}} ensemble - single")
             for name in self.single:
-                lines.append(f"  {name:<10} {self.single[name]!s:<26} {self.versus_single[name]}")
+                single, diff = self.single[name], self.versus_single[name]
+                lines.append(f"  {name:<{n}} {single!s:<{w}} {diff}")
         return lines
 
 
