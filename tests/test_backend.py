@@ -121,6 +121,21 @@ def test_a_search_runs_on_the_jax_backend(tmp_path: Path) -> None:
     champion = mlflow.pyfunc.load_model(summary["selection"]["model_uri"])
     rows = load_iris(as_frame=True).data.head(5)
     assert len(champion.predict(rows)) == 5
+    # its values: on the test rows, the accuracy the selection reported (JAX-trained
+    # weights, TensorFlow forward pass), and probabilities that sum to one
+    from search.data import load_dataset, split_test
+    from search.space import DataSpec
+
+    spec = DataSpec(source="iris", test_size=0.25)
+    data = load_dataset(spec, base_dir=tmp_path)
+    test = split_test(data, spec).test
+    frame = champion.predict(data.X.iloc[test], params={"output": "proba"})
+    proba = frame[[f"proba_{label}" for label in data.labels]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    accuracy = float(
+        np.mean(frame["prediction"].to_numpy() == np.asarray(data.labels)[data.y[test]])
+    )
+    assert accuracy == pytest.approx(summary["selection"]["test"]["accuracy"]["value"])
     # and its network opens with Keras alone, in a process that never imported this package
     (network,) = (home / "artifacts").rglob("network_0.keras")
     code = (
