@@ -167,11 +167,15 @@ params: {optimizer: sgd, learning_rate: 1.0e+12, depth: 1, width: 4, epochs: 2, 
 
 
 def test_changed_data_is_refused(selected: tuple[Path, SearchResult, SelectionResult]) -> None:
-    tmp, _, sel = selected  # runs last in this module: it alters the data file
-    frame = pd.read_csv(tmp / "bc.csv")
-    frame.iloc[0, 0] += 1.0
-    frame.to_csv(tmp / "bc.csv", index=False)
-    with pytest.raises(DataError, match="no longer matches"):
-        reproduce(sel.run_id, home=tmp / "m")
-    with pytest.raises(DataError, match="the data changed"):
-        select("bc", home=tmp / "m")
+    tmp, _, sel = selected
+    original = (tmp / "bc.csv").read_bytes()  # put back after: the tests run in any order
+    try:
+        frame = pd.read_csv(tmp / "bc.csv")
+        frame.iloc[0, 0] += 1.0
+        frame.to_csv(tmp / "bc.csv", index=False)
+        with pytest.raises(DataError, match="no longer matches"):
+            reproduce(sel.run_id, home=tmp / "m")
+        with pytest.raises(DataError, match="the data changed"):
+            select("bc", home=tmp / "m")
+    finally:
+        (tmp / "bc.csv").write_bytes(original)
