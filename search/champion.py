@@ -34,6 +34,8 @@ class ChampionModel(PythonModel):  # type: ignore[misc]
         ]
         self.weights: list[float] | None = meta.get("weights")
         self.threshold: float = float(meta.get("threshold", 0.5))
+        shape = meta.get("input_shape")
+        self.input_shape: tuple[int, ...] | None = tuple(shape) if shape else None
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -44,6 +46,8 @@ class ChampionModel(PythonModel):  # type: ignore[misc]
                 f"input rows lack the columns {missing}; the model was trained on {self.columns}"
             )
         x = self.pre.transform(categorical_as_object(model_input[self.columns]))
+        if self.input_shape is not None and len(self.input_shape) > 1:  # images, as trained
+            x = x.reshape((-1, *self.input_shape))
         output = network_output(self.nets, x.astype(np.float32), self.weights)
         frame = output_frame(self.task, self.classes, output, self.threshold)
         if (params or {}).get("output", "labels") == "labels":
@@ -91,6 +95,7 @@ def save_parts(
     columns: list[str],
     weights: list[float] | None = None,
     threshold: float = 0.5,
+    input_shape: tuple[int, ...] | None = None,
 ) -> dict[str, str]:
     """Write the pieces the pyfunc loads; returns MLflow's `artifacts` mapping."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -107,6 +112,7 @@ def save_parts(
         "networks": len(nets),
         "weights": weights or None,
         "threshold": threshold,
+        "input_shape": list(input_shape) if input_shape else None,
     }
     Path(artifacts["meta"]).write_text(json.dumps(meta))
     for i, net in enumerate(nets):

@@ -35,6 +35,7 @@ class Dataset:
     labels: tuple[Any, ...] = ()  # the same labels in the target's own type (1, True, "a")
     encodings: Mapping[str, str] = field(default_factory=dict)  # `data.columns` of the space
     parts: np.ndarray | None = None  # rows from files given: 0 source, 1 validation, 2 test
+    input_shape: tuple[int, ...] | None = None  # an array source's sample shape (28, 28)
 
     @property
     def is_classifier(self) -> bool:
@@ -63,9 +64,20 @@ def load_dataset(
 ) -> Dataset:
     """Load the source named in the space file (and the validation and test rows given in
     files of their own) and encode its target."""
-    frame, target, name = read_source(spec, base_dir, where)
+    source = read_source(spec, base_dir, where)
+    target, name = source.target, source.name
+    if source.parts is not None and spec.test_source:
+        raise DataError(
+            f"{name} provides its own test part (x_test, y_test); leave data.test_source out",
+            file=where,
+            key="data.test_source",
+        )
     given = {"validation.source": validation_source, "data.test_source": spec.test_source}
-    frame, parts = with_given_parts(frame, given, base_dir, where, spec.time_column)
+    frame, parts = with_given_parts(source.frame, given, base_dir, where, spec.time_column)
+    if source.parts is not None:  # the array file's own test part, then any given rows
+        n = len(source.parts)
+        parts = np.concatenate([source.parts, parts[n:] if parts is not None else []])
+        parts = parts.astype(np.int8)
     _check_roles(spec, frame, target, name, where)
     _check_encodings(spec, frame, name, where)
     if spec.time_column and parts is None:
@@ -98,6 +110,7 @@ def load_dataset(
         labels=target_labels(y_raw, task),
         encodings=dict(spec.columns),
         parts=parts,
+        input_shape=source.shape,
     )
 
 
@@ -271,6 +284,14 @@ def split_test(data: Dataset, spec: DataSpec, *, where: str = "<space>") -> Test
         rows, test_size=spec.test_size, random_state=spec.seed, stratify=stratify
     )
     return TestSplit(train=np.sort(train), test=np.sort(test), seed=spec.seed)
+
+
+def shaped(data: Dataset, x: np.ndarray) -> np.ndarray:
+    """Preprocessed rows in the shape a model takes: each sample's own shape for an array
+    source (images), else rows of features."""
+    if data.input_shape is None or len(data.input_shape) < 2:
+        return x
+    return x.reshape((-1, *data.input_shape))
 
 
 def make_preprocessor(chosen: Mapping[str, str] | None = None) -> Preprocessor:

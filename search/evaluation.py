@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial
 
 from search.bootstrap import bootstrap_scores, resample_counts
 from search.champion import network_output
-from search.data import Dataset
+from search.data import Dataset, shaped
 from search.metrics import scores
 from search.refit import Final
 from search.space import METRICS
@@ -146,7 +146,7 @@ def baseline_output(data: Dataset, train_y: np.ndarray, n: int) -> np.ndarray:
 def test_output(prep: Prepared, final: Final) -> tuple[np.ndarray, np.ndarray]:
     """The final model's outputs on the test rows, and their targets."""
     test = prep.split.test
-    x = final.pre.transform(prep.data.X.iloc[test]).astype(np.float32)
+    x = shaped(prep.data, final.pre.transform(prep.data.X.iloc[test]).astype(np.float32))
     return network_output(final.nets, x, final.weights), prep.data.y[test]
 
 

@@ -270,7 +270,7 @@ def _fresh_model(
     keras.utils.set_random_seed(seed)
     model = make_model(
         params,
-        n_features=arrays.x_train.shape[1],
+        n_features=arrays.x_train.shape[1:],
         task=data.task,
         n_classes=data.n_classes,
         steps_per_execution=spe,

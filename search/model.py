@@ -41,20 +41,22 @@ def _kernel_initializer() -> keras.initializers.Initializer | str:
 def build_model(
     params: dict[str, Any],
     *,
-    n_features: int,
+    n_features: int | tuple[int, ...],
     task: str,
     n_classes: int = 0,
     steps_per_execution: int = 1,
     metrics: list[str] | None = None,
 ) -> keras.Model:
-    """An MLP: [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> task head."""
+    """An MLP: [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> task head; a
+    sample shape of several axes (an image) is flattened first."""
     depth = len(params["widths"])
     l1s, l2s = layer_values(params, "l1", depth), layer_values(params, "l2", depth)
     dropouts = layer_values(params, "dropout", depth)
     bias = _regularizer(params.get("bias_l1", 0.0), params.get("bias_l2", 0.0))
     activity = _regularizer(params.get("activity_l1", 0.0), params.get("activity_l2", 0.0))
-    inputs = keras.Input(shape=(n_features,), name="features")
-    x = inputs
+    shape = _shape(n_features)
+    inputs = keras.Input(shape=shape, name="features")
+    x = keras.layers.Flatten(name="flatten")(inputs) if len(shape) > 1 else inputs
     for i, width in enumerate(params["widths"]):
         x = keras.layers.Dense(
             int(width),
@@ -92,13 +94,14 @@ def build_model(
 def make_model(
     params: dict[str, Any],
     *,
-    n_features: int,
+    n_features: int | tuple[int, ...],
     task: str,
     n_classes: int = 0,
     steps_per_execution: int = 1,
     metrics: list[str] | None = None,
 ) -> keras.Model:
-    """The built-in MLP, or the space's KerasTuner hypermodel with the trial's values."""
+    """The built-in MLP, or the space's KerasTuner hypermodel with the trial's values;
+    `n_features` is the number of features, or each sample's shape."""
     keras.config.set_dtype_policy(params.get("precision", "float32"))
     if not params.get("hypermodel"):
         return build_model(
@@ -116,7 +119,7 @@ def make_model(
     hypermodel = load_hypermodel(params["hypermodel"], Path(params["hypermodel_dir"]))
     model = build(hypermodel, OptunaHyperParameters(fixed=params.get("hp", {})))
     if not model.built:  # `keras.Sequential()` without an `Input`: built on a sample row
-        model(np.zeros((1, n_features), dtype="float32"))
+        model(np.zeros((1, *_shape(n_features)), dtype="float32"))
     if not model.compiled:  # a build function that leaves compiling to us
         model.compile(
             optimizer=make_optimizer(params),
@@ -144,6 +147,10 @@ def keras_targets(model: keras.Model, y: np.ndarray, n_classes: int) -> np.ndarr
         onehot: np.ndarray = np.eye(n_classes, dtype="float32")[y.astype(int)]
         return onehot
     return y
+
+
+def _shape(n_features: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (n_features,) if isinstance(n_features, int) else tuple(int(d) for d in n_features)
 
 
 def layer_values(params: dict[str, Any], name: str, depth: int) -> list[float]:

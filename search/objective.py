@@ -88,7 +88,11 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         collect_garbage()
-        run = TrialRun(self.ctx, trial)
+        try:
+            run = TrialRun(self.ctx, trial)
+        except Exception as exc:  # its parameters could not be drawn: recorded, study goes on
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            raise
         try:
             for trained in self.ctx.trial_engine().train(
                 run.members(), self.ctx.data, run.on_epoch

@@ -123,7 +123,7 @@ class PackEngine:
         share one, except under batch normalization, whose statistics are the batch's)."""
         out: dict[tuple[int, int], list[int]] = {}
         for i, m in enumerate(members):
-            if unpackable(m.params) is None:
+            if unpackable(m.params) is None and m.arrays.x_train.ndim == 2:  # not images
                 size = int(m.params["batch_size"]) if m.params.get("batch_norm") else 0
                 width = max(self.limits.width, width_class(m.params))
                 out.setdefault((width, size), []).append(i)

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from optuna.trial import FrozenTrial
 
-from search.data import make_preprocessor
+from search.data import make_preprocessor, shaped
 from search.feed import fit_inputs
 from search.fitting import fit_fold, own_fit_hypermodel
 from search.folds import Fold
@@ -79,7 +79,7 @@ def refit_params(
 ) -> Final:
     data, rows = prep.data, prep.split.train
     pre = make_preprocessor(data.encodings).fit(data.X.iloc[rows])
-    x = pre.transform(data.X.iloc[rows]).astype(np.float32)
+    x = shaped(data, pre.transform(data.X.iloc[rows]).astype(np.float32))
     spe = steps_per_execution(prep.space)
     if prep.space.selection.refit == "ensemble":
         nets = [_fold_net(prep, x, f, params, seed + f.index, spe) for f in prep.folds]
@@ -87,7 +87,7 @@ def refit_params(
     keras.utils.set_random_seed(seed)
     net = make_model(
         params,
-        n_features=x.shape[1],
+        n_features=x.shape[1:],
         task=data.task,
         n_classes=data.n_classes,
         steps_per_execution=spe,

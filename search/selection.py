@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial
 
 from search.backend import deterministic
 from search.champion import network_output, output_frame, save_parts
+from search.data import shaped
 from search.ensemble import greedy, out_of_fold
 from search.errors import InputError, SearchFailed
 from search.evaluation import Candidate, SelectionResult, evaluate
@@ -336,8 +337,9 @@ def _register(
             columns=list(data.X.columns),
             weights=final.weights,
             threshold=final.threshold,
+            input_shape=data.input_shape,
         )
-        x = final.pre.transform(example).astype(np.float32)
+        x = shaped(data, final.pre.transform(example).astype(np.float32))
         out = network_output(final.nets, x, final.weights)
         output = output_frame(data.task, list(data.labels), out, final.threshold)
         result.model_uri = log_champion(

@@ -3,44 +3,68 @@ validation and test rows a space gives in files of their own."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn import datasets as skdatasets
 
+from search.arrays import read_npz
 from search.errors import DataError
 from search.space import DataSpec
 
 BUILTIN = ("breast_cancer", "digits", "diabetes", "wine", "iris")
 
 
-def read_source(spec: DataSpec, base_dir: Path, where: str) -> tuple[pd.DataFrame, str, str]:
+@dataclass(frozen=True)
+class Source:
+    """The rows of a source, its target's name, and for arrays each sample's shape and
+    the rows' parts (2: a test part the file provides)."""
+
+    frame: pd.DataFrame
+    target: str
+    name: str
+    shape: tuple[int, ...] | None = None
+    parts: np.ndarray | None = None
+
+
+def read_source(spec: DataSpec, base_dir: Path, where: str) -> Source:
     if spec.source in BUILTIN:
         bunch = getattr(skdatasets, f"load_{spec.source}")(as_frame=True)
-        frame = bunch.frame.copy()
-        return frame, spec.target or "target", spec.source
+        return Source(bunch.frame.copy(), spec.target or "target", spec.source)
+    if Path(spec.source).suffix.lower() == ".npz":
+        path = _existing(spec.source, base_dir, where, "data.source")
+        frame, target, shape, parts = read_npz(path, spec.target, where)
+        return Source(frame, target, spec.source, shape, parts)
     if spec.target is None:
         raise DataError(
             "a file source needs the name of its target column", file=where, key="data.target"
         )
-    return _read_file(spec.source, base_dir, where, "data.source"), spec.target, spec.source
+    frame = _read_file(spec.source, base_dir, where, "data.source")
+    return Source(frame, spec.target, spec.source)
+
+
+def _existing(source: str, base_dir: Path, where: str, key: str) -> Path:
+    """The file a source names: in the working folder, or beside the space file."""
+    path = Path(source)
+    if not path.is_absolute():
+        path = base_dir / path if not (Path.cwd() / path).exists() else Path.cwd() / path
+    if not path.is_file():
+        raise DataError(f"no such data file {source!r} (looked at {path})", file=where, key=key)
+    return path
 
 
 def _read_file(source: str, base_dir: Path, where: str, key: str) -> pd.DataFrame:
     """A CSV, TSV or Parquet file, found in the working folder or beside the space file."""
-    path = Path(source)
-    if not path.is_absolute():
-        path = base_dir / path if not (Path.cwd() / path).exists() else Path.cwd() / path
-    if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
+    if Path(source).suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
         raise DataError(
             f"{source!r} is neither a built-in data set "
-            f"({', '.join(BUILTIN)}) nor a .csv/.tsv/.parquet file",
+            f"({', '.join(BUILTIN)}) nor a .csv/.tsv/.parquet/.npz file",
             file=where,
             key=key,
         )
-    if not path.is_file():
-        raise DataError(f"no such data file {source!r} (looked at {path})", file=where, key=key)
+    path = _existing(source, base_dir, where, key)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)

@@ -57,6 +57,12 @@ def check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
         _check_param(
             name, getattr(space.params, name), lambda msg, n=name: fail(f"params.{n}", msg)
         )
+    if space.study.sampler == "grid" and space.model.hypermodel:
+        fail(
+            "study.sampler",
+            "the grid sampler enumerates the space file's params; a hypermodel's hp.* values "
+            "are not among them (use random, tpe, qmc, gp or cmaes)",
+        )
     if space.study.sampler == "grid":
         for name in Params.model_fields:
             value = getattr(space.params, name)

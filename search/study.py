@@ -156,12 +156,12 @@ def _prepare(space: Space) -> Prepared:
     _check_task(space, data.task, where)
     split = split_test(data, space.data, where=where)
     if space.model.hypermodel:
-        from search.data import make_preprocessor
+        from search.data import make_preprocessor, shaped
         from search.hypermodel import check_head, load_hypermodel
 
         hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir, where=where)
         rows = data.X.iloc[split.train]
-        x = make_preprocessor(data.encodings).fit(rows).transform(rows.iloc[:2])
+        x = shaped(data, make_preprocessor(data.encodings).fit(rows).transform(rows.iloc[:2]))
         check_head(hypermodel, x, data.task, data.n_classes, where)
     folds = _folds(space, data, split, where)
     columns = encodings(data.X.iloc[split.train], data.encodings)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import keras
 import numpy as np
 
-from search.data import Dataset, make_preprocessor
+from search.data import Dataset, make_preprocessor, shaped
 from search.errors import SpaceError
 from search.folds import Fold
 from search.metrics import DATA_LOSS, EPOCH_KEYS, SCORED_EACH_EPOCH
@@ -56,9 +56,9 @@ def fold_arrays(data: Dataset, rows: np.ndarray, fold: Fold) -> FoldArrays:
     tr, va = rows[fold.train], rows[fold.val]
     pre = make_preprocessor(data.encodings).fit(X.iloc[tr])
     return FoldArrays(
-        pre.transform(X.iloc[tr]).astype(np.float32),
+        shaped(data, pre.transform(X.iloc[tr]).astype(np.float32)),
         y[tr],
-        pre.transform(X.iloc[va]).astype(np.float32),
+        shaped(data, pre.transform(X.iloc[va]).astype(np.float32)),
         y[va],
     )
 

@@ -12,6 +12,7 @@ from search.errors import SpaceError
 from search.hypermodel import OptunaHyperParameters, build, load_hypermodel
 from search.runner import run_search
 from search.selection import select
+from search.study import load_study
 from search.tracking import ROLE
 from tests.conftest import run_cli
 
@@ -259,3 +260,38 @@ def test_a_hypermodels_own_fit_is_sampled_logged_and_used(tmp_path: Path, scheme
     runs = client.search_runs([result.experiment_id], filter_string="tags.`search.role` = 'trial'")
     assert all("hp.shuffle" in r.data.params for r in runs)  # and logged
     assert select("gfit", home=tmp_path / "m").version == "1"
+
+
+RAISES = """
+import keras
+
+
+def build_model(hp):
+    if hp.Choice("kind", ["fine", "broken"]) == "broken":
+        raise ValueError("no such architecture: broken")
+    return keras.Sequential([keras.layers.Dense(10, activation="softmax")])
+"""
+
+
+def test_a_hypermodel_that_fails_to_build_fails_its_trial_with_the_reason(tmp_path: Path) -> None:
+    """The failure happens while its values are drawn (before any fold): recorded on the
+    trial with its reason, and the study goes on; the grid sampler, which cannot see
+    hp.* values, is refused in one line."""
+    (tmp_path / "hm.py").write_text(RAISES)
+    (tmp_path / "s.yaml").write_text(
+        "study: {name: raises, trials: 6, sampler: random, pruner: none, start: random}\n"
+        "data: {source: digits}\nvalidation: {scheme: holdout}\n"
+        "model: {hypermodel: hm.py:build_model}\nparams: {epochs: 1}\n"
+    )
+    result = run_search(tmp_path / "s.yaml", home=tmp_path / "m", progress=False, quiet=True)
+    trials = load_study("raises", None, tmp_path / "m").trials
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert failed and result.counts["complete"] >= 1
+    assert all(
+        t.user_attrs["fail_reason"] == "ValueError: no such architecture: broken" for t in failed
+    )
+    (tmp_path / "g.yaml").write_text(
+        "study: {sampler: grid}\ndata: {source: digits}\nmodel: {hypermodel: hm.py:build_model}\n"
+    )
+    out = run_cli("run", "g.yaml", "--home", "store", cwd=tmp_path)
+    assert out.returncode == 2 and "g.yaml:1: study.sampler: the grid sampler" in out.stderr

@@ -1,0 +1,145 @@
+"""Array sources in keras.datasets' layout (a tiny `mnist.npz` and a CIFAR-shaped one,
+written here): samples keep their shape for every model, the file's test part is the test
+split, and KerasTuner's own examples run on data of the shape they were written for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from search import run_search, select
+from search.data import load_dataset, split_test
+from search.space import DataSpec
+from tests.conftest import run_cli
+from tests.test_hypermodel import GUIDE, GUIDE_LAYERS
+
+
+def _images(path: Path, shape: tuple[int, ...], n: int, n_test: int, seed: int = 0) -> None:
+    """keras.datasets' layout: uint8 images, uint8 labels, 10 classes with a visible signal
+    (the class sets the brightness of one band of rows)."""
+    rng = np.random.default_rng(seed)
+
+    def part(count: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(count) % 10
+        x = rng.integers(0, 60, size=(count, *shape))
+        for i, label in enumerate(y):
+            x[i, label * 2 : label * 2 + 3] += 180
+        return x.astype(np.uint8), y.astype(np.uint8)
+
+    x_train, y_train = part(n)
+    x_test, y_test = part(n_test)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def test_the_mnist_layout_loads_with_its_shape_and_its_test_part(tmp_path: Path) -> None:
+    _images(tmp_path / "mnist.npz", (28, 28), 120, 40)
+    spec = DataSpec(source="mnist.npz")
+    data = load_dataset(spec, base_dir=tmp_path)
+    assert data.input_shape == (28, 28) and data.X.shape == (160, 784)
+    assert data.task == "multiclass" and data.n_classes == 10
+    split = split_test(data, spec)
+    assert list(split.test) == list(range(120, 160))  # the file's x_test, as given
+    with np.load(tmp_path / "mnist.npz") as arrays:
+        first = arrays["x_test"][0].reshape(-1).astype(np.float32)
+    np.testing.assert_array_equal(data.X.iloc[120].to_numpy(), first)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"images": np.zeros((4, 2))}, "an array source needs `x` and `y`"),
+        ({"x": np.zeros((4, 2)), "y": np.zeros(3)}, "4 samples of shape (2,) for 3 labels"),
+    ],
+)
+def test_an_array_file_of_another_layout_is_one_line(
+    tmp_path: Path, arrays: dict[str, np.ndarray], message: str
+) -> None:
+    np.savez(tmp_path / "odd.npz", **arrays)  # type: ignore[arg-type]
+    (tmp_path / "s.yaml").write_text("data: {source: odd.npz}\n")
+    out = run_cli("run", "s.yaml", "--home", "store", cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert not (tmp_path / "store").exists()
+
+
+# KerasTuner's HyperParameters.conditional_scope example (keras.io, "HyperParameters"),
+# as written there but for `def MyHyperModel(HyperModel):`, a `class` in its intent
+CONDITIONAL = """
+import keras_tuner
+from keras import Input, Sequential
+from keras.layers import Conv2D, Dense, Flatten, GlobalAveragePooling2D
+from keras_tuner import HyperModel
+
+
+class MyHyperModel(HyperModel):
+    def build(self, hp):
+        model = Sequential()
+        model.add(Input(shape=(32, 32, 3)))
+        model_type = hp.Choice("model_type", ["mlp", "cnn"])
+        with hp.conditional_scope("model_type", ["mlp"]):
+            if model_type == "mlp":
+                model.add(Flatten())
+                model.add(Dense(32, activation='relu'))
+        with hp.conditional_scope("model_type", ["cnn"]):
+            if model_type == "cnn":
+                model.add(Conv2D(64, 3, activation='relu'))
+                model.add(GlobalAveragePooling2D())
+        model.add(Dense(10, activation='softmax'))
+        return model
+"""
+
+
+def _search(tmp_path: Path, source: str, hypermodel: str, scheme: str, data: str) -> None:
+    (tmp_path / "hm.py").write_text(source)
+    (tmp_path / "s.yaml").write_text(
+        "study: {name: img, trials: 3, sampler: random, pruner: none}\n"
+        f"data: {{source: {data}}}\nvalidation: {{scheme: {scheme}, folds: 2}}\n"
+        f"model: {{hypermodel: '{hypermodel}'}}\n"
+        "params: {epochs: 3, patience: 2, batch_size: 32, learning_rate: 0.003}\n"
+        "selection: {top_k: 2, recheck_folds: 2, bootstrap: 100}\n"
+    )
+    result = run_search(tmp_path / "s.yaml", home=tmp_path / "m", progress=False, quiet=True)
+    assert result.counts["complete"] >= 2, result
+    final = select("img", home=tmp_path / "m")
+    assert final.version == "1" and final.test["accuracy"].value > 0.3  # 10 classes
+    mlflow.set_tracking_uri(result.tracking_uri)
+    champion = mlflow.pyfunc.load_model(final.model_uri)
+    spec = DataSpec(source=data)
+    loaded = load_dataset(spec, base_dir=tmp_path)
+    rows = loaded.X.iloc[split_test(loaded, spec).test]  # raw pixels, one row a sample
+    labels = champion.predict(rows)
+    accuracy = float(np.mean(labels.to_numpy() == np.asarray(loaded.labels)[loaded.y[rows.index]]))
+    assert accuracy == pytest.approx(final.test["accuracy"].value)
+
+
+@pytest.mark.parametrize("scheme", ["holdout", "kfold"])
+def test_the_conditional_scope_example_runs_on_cifar_shaped_images(
+    tmp_path: Path, scheme: str
+) -> None:
+    _images(tmp_path / "cifar.npz", (32, 32, 3), 200, 60)
+    _search(tmp_path, CONDITIONAL, "hm.py:MyHyperModel", scheme, "cifar.npz")
+
+
+@pytest.mark.parametrize("source", [GUIDE, GUIDE_LAYERS], ids=["build_model", "layers"])
+def test_the_getting_started_guide_runs_on_mnist_shaped_images(tmp_path: Path, source: str) -> None:
+    _images(tmp_path / "mnist.npz", (28, 28), 200, 60)
+    _search(tmp_path, source, "hm.py:build_model", "kfold", "mnist.npz")
+
+
+def test_the_built_in_mlp_flattens_images(tmp_path: Path) -> None:
+    _images(tmp_path / "mnist.npz", (28, 28), 200, 60)
+    (tmp_path / "s.yaml").write_text(
+        "study: {name: mlp, trials: 2, sampler: random, pruner: none}\n"
+        "data: {source: mnist.npz}\nvalidation: {scheme: kfold, folds: 2}\n"
+        "params: {depth: 1, width: 32, epochs: 4, patience: 2}\n"
+        "selection: {top_k: 1, recheck_folds: 2, bootstrap: 100}\n"
+    )
+    run_search(tmp_path / "s.yaml", home=tmp_path / "m", progress=False, quiet=True)
+    final = select("mlp", home=tmp_path / "m")
+    assert final.test["accuracy"].value > 0.5
+    pixels = pd.DataFrame(np.zeros((2, 784)), columns=[f"p{i}" for i in range(784)])
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'm' / 'mlflow.db'}")
+    assert len(mlflow.pyfunc.load_model(final.model_uri).predict(pixels)) == 2
