@@ -15,7 +15,7 @@ from search import run_search, select
 from search.data import load_dataset, split_test
 from search.space import DataSpec
 from tests.conftest import run_cli
-from tests.test_hypermodel import GUIDE, GUIDE_LAYERS
+from tests.test_hypermodel import GUIDE, GUIDE_FIT, GUIDE_LAYERS
 
 
 def _images(path: Path, shape: tuple[int, ...], n: int, n_test: int, seed: int = 0) -> None:
@@ -123,10 +123,21 @@ def test_the_conditional_scope_example_runs_on_cifar_shaped_images(
     _search(tmp_path, CONDITIONAL, "hm.py:MyHyperModel", scheme, "cifar.npz")
 
 
-@pytest.mark.parametrize("source", [GUIDE, GUIDE_LAYERS], ids=["build_model", "layers"])
-def test_the_getting_started_guide_runs_on_mnist_shaped_images(tmp_path: Path, source: str) -> None:
+@pytest.mark.parametrize(
+    ("source", "hypermodel"),
+    [
+        (GUIDE, "hm.py:build_model"),
+        (GUIDE_LAYERS, "hm.py:build_model"),
+        (GUIDE_FIT, "hm.py:MyHyperModel"),  # its own fit, with a tuned `shuffle`
+    ],
+    ids=["build_model", "layers", "tuned_fit"],
+)
+@pytest.mark.parametrize("scheme", ["holdout", "kfold"])
+def test_the_getting_started_guide_runs_on_mnist_shaped_images(
+    tmp_path: Path, source: str, hypermodel: str, scheme: str
+) -> None:
     _images(tmp_path / "mnist.npz", (28, 28), 200, 60)
-    _search(tmp_path, source, "hm.py:build_model", "kfold", "mnist.npz")
+    _search(tmp_path, source, hypermodel, scheme, "mnist.npz")
 
 
 def test_the_built_in_mlp_flattens_images(tmp_path: Path) -> None:
