@@ -73,3 +73,13 @@ def run_cli(
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "mlruns"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`SEARCH_TEST_SHUFFLE=SEED`: run the tests in a random order (each test must pass
+    whatever ran before it: no test relies on another's leftovers)."""
+    seed = os.environ.get("SEARCH_TEST_SHUFFLE")
+    if seed:
+        import random
+
+        random.Random(int(seed)).shuffle(items)
