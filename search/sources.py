@@ -12,6 +12,7 @@ from sklearn import datasets as skdatasets
 
 from search.arrays import read_npz
 from search.errors import DataError
+from search.kerasdata import read_keras
 from search.space import DataSpec
 
 BUILTIN = ("breast_cancer", "digits", "diabetes", "wine", "iris")
@@ -33,6 +34,9 @@ def read_source(spec: DataSpec, base_dir: Path, where: str) -> Source:
     if spec.source in BUILTIN:
         bunch = getattr(skdatasets, f"load_{spec.source}")(as_frame=True)
         return Source(bunch.frame.copy(), spec.target or "target", spec.source)
+    if spec.source.startswith("keras:"):  # the course's data sets, from Keras' cache
+        frame, target, shape, parts = read_keras(spec.source[6:], spec.target, where)
+        return Source(frame, target, spec.source, shape, parts)
     if Path(spec.source).suffix.lower() == ".npz":
         path = _existing(spec.source, base_dir, where, "data.source")
         frame, target, shape, parts = read_npz(path, spec.target, where)
@@ -60,7 +64,7 @@ def _read_file(source: str, base_dir: Path, where: str, key: str) -> pd.DataFram
     if Path(source).suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
         raise DataError(
             f"{source!r} is neither a built-in data set "
-            f"({', '.join(BUILTIN)}) nor a .csv/.tsv/.parquet/.npz file",
+            f"({', '.join(BUILTIN)}), nor keras:NAME, nor a .csv/.tsv/.parquet/.npz file",
             file=where,
             key=key,
         )

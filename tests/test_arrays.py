@@ -4,6 +4,7 @@ split, and KerasTuner's own examples run on data of the shape they were written 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow
@@ -154,3 +155,58 @@ def test_the_built_in_mlp_flattens_images(tmp_path: Path) -> None:
     pixels = pd.DataFrame(np.zeros((2, 784)), columns=[f"p{i}" for i in range(784)])
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'm' / 'mlflow.db'}")
     assert len(mlflow.pyfunc.load_model(final.model_uri).predict(pixels)) == 2
+
+
+def _idx(path: Path, array: np.ndarray, magic: int) -> None:
+    """An IDX file as Fashion-MNIST ships it (big-endian header, then the bytes), gzipped."""
+    import gzip
+
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_keras_datasets_are_read_from_keras_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keras:mnist, keras:fashion_mnist and keras:boston_housing from files written in
+    Keras' own layouts under a temporary KERAS_HOME: shapes, tasks and test parts."""
+    cache = tmp_path / "keras" / "datasets"
+    cache.mkdir(parents=True)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    _images(cache / "mnist.npz", (28, 28), 60, 20)
+    mnist = load_dataset(DataSpec(source="keras:mnist"), base_dir=tmp_path)
+    assert mnist.input_shape == (28, 28) and mnist.parts is not None
+    assert int((mnist.parts == 2).sum()) == 20 and mnist.task == "multiclass"
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 50), ("t10k", 10)):
+        _idx(cache / "fashion-mnist" / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
+        images = rng.integers(0, 255, size=(n, 28, 28))
+        _idx(cache / "fashion-mnist" / f"{prefix}-images-idx3-ubyte.gz", images, 2051)
+    fashion = load_dataset(DataSpec(source="keras:fashion_mnist"), base_dir=tmp_path)
+    assert fashion.X.shape == (60, 784) and list(fashion.y[:3]) == [0, 1, 2]
+    assert fashion.X.iloc[59].to_numpy() == pytest.approx(images[-1].reshape(-1))
+    np.savez(cache / "boston_housing.npz", x=rng.normal(size=(100, 13)), y=rng.normal(20, 5, 100))
+    boston = load_dataset(DataSpec(source="keras:boston_housing"), base_dir=tmp_path)
+    assert boston.task == "regression" and boston.X.shape == (100, 13)
+    assert int((boston.parts == 2).sum()) == 20  # Keras' own 80/20 split, as it splits
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("keras:mnist", "keras:mnist reads"),
+        ("keras:imdb", "keras:imdb is not one this service reads"),
+    ],
+)
+def test_a_keras_dataset_not_in_the_cache_is_one_line(
+    tmp_path: Path, source: str, message: str
+) -> None:
+    (tmp_path / "s.yaml").write_text(f"data: {{source: '{source}'}}\n")
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "empty")}
+    out = run_cli("run", "s.yaml", "--home", "store", cwd=tmp_path, env=env)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    if source == "keras:mnist":
+        assert str(tmp_path / "empty" / "datasets" / "mnist.npz") in out.stderr
+    assert not (tmp_path / "store").exists()
