@@ -16,27 +16,19 @@ from search.refit import Final
 from search.space import METRICS
 from search.study import Prepared
 
-REPORT = {
-    "binary": (
-        "accuracy",
-        "balanced_accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "roc_auc",
-        "pr_auc",
-        "log_loss",
-    ),
-    "multiclass": (
-        "accuracy",
-        "balanced_accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "roc_auc",
-        "pr_auc",
-        "log_loss",
-    ),
+_CLASSES = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+)
+REPORT = {  # the final table's metrics, by task
+    "binary": _CLASSES,
+    "multiclass": _CLASSES,
     "regression": ("mae", "rmse", "r2", "mse"),
 }
 
