@@ -14,7 +14,7 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from search.columns import ENCODINGS, Preprocessor
 from search.errors import DataError
-from search.sources import read_source, with_given_parts
+from search.sources import Source, read_source, with_given_parts
 from search.space import DataSpec
 
 MAX_CLASSES_INFERRED = 20
@@ -66,18 +66,7 @@ def load_dataset(
     files of their own) and encode its target."""
     source = read_source(spec, base_dir, where)
     target, name = source.target, source.name
-    if source.parts is not None and spec.test_source:
-        raise DataError(
-            f"{name} provides its own test part (x_test, y_test); leave data.test_source out",
-            file=where,
-            key="data.test_source",
-        )
-    given = {"validation.source": validation_source, "data.test_source": spec.test_source}
-    frame, parts = with_given_parts(source.frame, given, base_dir, where, spec.time_column)
-    if source.parts is not None:  # the array file's own test part, then any given rows
-        n = len(source.parts)
-        parts = np.concatenate([source.parts, parts[n:] if parts is not None else []])
-        parts = parts.astype(np.int8)
+    frame, parts = _with_parts(spec, source, base_dir, where, validation_source)
     _check_roles(spec, frame, target, name, where)
     _check_encodings(spec, frame, name, where)
     if spec.time_column and parts is None:
@@ -112,6 +101,27 @@ def load_dataset(
         parts=parts,
         input_shape=source.shape,
     )
+
+
+def _with_parts(
+    spec: DataSpec, source: Source, base_dir: Path, where: str, validation_source: str | None
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The source's rows and the given files' after them, and each row's part (0 source,
+    1 validation, 2 test): an array file's own test part first, then any files given."""
+    if source.parts is not None and spec.test_source:
+        raise DataError(
+            f"{source.name} provides its own test part (x_test, y_test); leave "
+            "data.test_source out",
+            file=where,
+            key="data.test_source",
+        )
+    given = {"validation.source": validation_source, "data.test_source": spec.test_source}
+    frame, parts = with_given_parts(source.frame, given, base_dir, where, spec.time_column)
+    if source.parts is not None:
+        n = len(source.parts)
+        parts = np.concatenate([source.parts, parts[n:] if parts is not None else []])
+        parts = parts.astype(np.int8)
+    return frame, parts
 
 
 def _check_roles(spec: DataSpec, frame: pd.DataFrame, target: str, name: str, where: str) -> None:

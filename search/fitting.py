@@ -159,31 +159,10 @@ def fit_fold(
     target = target_scale(params, arrays.y_train)
     if target is not None:
         y_train, y_val = target.forward(y_train), target.forward(y_val)
-    run = {
-        "epochs": int(params["epochs"]),
-        "callbacks": _callbacks(params, arrays, data, rule, target) + list(callbacks or []),
-        "verbose": verbose,
-    }
+    fitted = _callbacks(params, arrays, data, rule, target, y_val) + list(callbacks or [])
+    run = {"epochs": int(params["epochs"]), "callbacks": fitted, "verbose": verbose}
     fit_started = time.perf_counter()
-    hypermodel = own_fit_hypermodel(params)
-    if hypermodel is not None:  # KerasTuner's way: its fit gets the rows and ours
-        from search.hypermodel import fit_with
-
-        fit = fit_with(
-            hypermodel,
-            params,
-            model,
-            x=arrays.x_train,
-            y=y_train,
-            validation_data=(arrays.x_val, y_val),
-            **run,
-        )
-    else:
-        train = fit_inputs(arrays.x_train, y_train, batch_size=int(params["batch_size"]), seed=seed)
-        weights = class_weights(params, arrays.y_train, data.n_classes)
-        fit = model.fit(
-            **train, **validation_inputs(arrays.x_val, y_val), class_weight=weights, **run
-        )
+    fit = _fit(model, params, arrays, data, (y_train, y_val), seed, run)
     fit_s = time.perf_counter() - fit_started
     if target is not None:
         target.fold_into(model)
@@ -192,12 +171,44 @@ def fit_fold(
     return model, dataclasses.replace(result, fit_s=fit_s, build_s=build_s)
 
 
+def _fit(
+    model: keras.Model,
+    params: dict[str, Any],
+    arrays: FoldArrays,
+    data: Dataset,
+    targets: tuple[np.ndarray, np.ndarray],
+    seed: int,
+    run: dict[str, Any],
+) -> Any:
+    """Keras' `fit` on the fold (with class weights), or a KerasTuner HyperModel's own
+    `fit` given the rows and our validation data and callbacks; its History."""
+    y_train, y_val = targets
+    hypermodel = own_fit_hypermodel(params)
+    if hypermodel is not None:  # KerasTuner's way: its fit gets the rows and ours
+        from search.hypermodel import fit_with
+
+        validation = (arrays.x_val, y_val)
+        return fit_with(
+            hypermodel,
+            params,
+            model,
+            x=arrays.x_train,
+            y=y_train,
+            validation_data=validation,
+            **run,
+        )
+    train = fit_inputs(arrays.x_train, y_train, batch_size=int(params["batch_size"]), seed=seed)
+    weights = class_weights(params, arrays.y_train, data.n_classes)
+    return model.fit(**train, **validation_inputs(arrays.x_val, y_val), class_weight=weights, **run)
+
+
 def _callbacks(
     params: dict[str, Any],
     arrays: FoldArrays,
     data: Dataset,
     rule: StopRule,
     target: TargetScale | None,
+    y_val: np.ndarray,
 ) -> list[keras.callbacks.Callback]:
     """In order: the epoch's values in the target's units and the objective scored (the
     callbacks after them see both), the learning rate's knobs, early stopping on `rule`
@@ -209,10 +220,9 @@ def _callbacks(
         min_delta=float(params.get("min_delta", 0.0)),
         restore_best_weights=True,
     )
-    rows = None
+    rows = None  # `y_val`: the validation targets as the model trains on them
     if params.get("activity_l1") or params.get("activity_l2"):  # a penalty on the outputs
-        y = keras_targets_of(params, data, arrays.y_val)  # as the model trains on them
-        rows = (arrays.x_val, target.forward(y) if target is not None else y)
+        rows = (arrays.x_val, y_val)
     return [
         _ValidationDataLoss(target, loss_power(params), rows),
         *([_EpochScore(rule.scored, data.task, arrays, target)] if rule.scored else []),
@@ -233,16 +243,6 @@ def data_loss(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
         y = y.reshape(-1, 1)
     loss = keras.losses.get(model.loss)
     return float(np.mean(keras.ops.convert_to_numpy(loss(y, out))))
-
-
-def keras_targets_of(params: dict[str, Any], data: Dataset, y: np.ndarray) -> np.ndarray:
-    """The labels as the built-in MLP's loss wants them (one-hot for a categorical loss)."""
-    from search.model import CATEGORICAL
-
-    if data.n_classes and str(params.get("loss", "auto")) in CATEGORICAL:
-        onehot: np.ndarray = np.eye(data.n_classes, dtype="float32")[y.astype(int)]
-        return onehot
-    return y
 
 
 def own_fit_hypermodel(params: dict[str, Any]) -> Any | None:

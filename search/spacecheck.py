@@ -91,29 +91,31 @@ def _check_param(name: str, param: Range | Choice | Scalar | None, fail: Any) ->
         fail(f"`per_layer` is only allowed on {', '.join(f'`{n}`' for n in PER_LAYER)}")
     if isinstance(param, Range) and param.optional and name not in ("l1", "l2", "dropout"):
         fail("`optional` is only allowed on `l1`, `l2` and `dropout`")
-    if name in ("activation", "optimizer"):
-        allowed = ACTIVATIONS if name == "activation" else OPTIMIZERS
-        if isinstance(param, Range):
-            fail(f"{name} must be a name or a choice of names, not a range")
-        for v in values:
-            if v not in allowed:  # Keras' names are lower case: `ReLU` is refused there too
-                near = difflib.get_close_matches(str(v).lower(), allowed, n=1)
-                hint = f"; did you mean `{near[0]}`?" if near else ""
-                fail(f"unknown {name} {v!r}{hint} (allowed: {', '.join(allowed)})")
+    names = {"activation": ACTIVATIONS, "optimizer": OPTIMIZERS, **NAMED}
+    if name in names:  # Keras' names are lower case: `ReLU` is refused there too
+        _check_names(name, param, values, names[name], fail)
         return
     if name in ("batch_norm", "nesterov"):
         if any(not isinstance(v, bool) for v in values):
             fail(f"{name} must be true/false or a choice of them, got {values}")
         return
-    if name in NAMED:
-        if isinstance(param, Range):
-            fail(f"{name} must be a name or a choice of names, not a range")
-        for v in values:
-            if v not in NAMED[name]:
-                near = difflib.get_close_matches(str(v), NAMED[name], n=1)
-                hint = f"; did you mean `{near[0]}`?" if near else ""
-                fail(f"unknown {name} {v!r}{hint} (allowed: {', '.join(NAMED[name])})")
-        return
+    _check_number(name, param, values, fail)
+
+
+def _check_names(
+    name: str, param: Range | Choice | Scalar, values: list[Any], allowed: Any, fail: Any
+) -> None:
+    if isinstance(param, Range):
+        fail(f"{name} must be a name or a choice of names, not a range")
+    for v in values:
+        if v not in allowed:
+            near = difflib.get_close_matches(str(v).lower(), allowed, n=1)
+            hint = f"; did you mean `{near[0]}`?" if near else ""
+            fail(f"unknown {name} {v!r}{hint} (allowed: {', '.join(allowed)})")
+
+
+def _check_number(name: str, param: Range | Choice | Scalar, values: list[Any], fail: Any) -> None:
+    """A numeric parameter: numbers, whole where they count, inside their bounds."""
     if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
         fail(f"{name} must be a number, a range or a choice of numbers, got {values}")
     if name in INT_PARAMS:
