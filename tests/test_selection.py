@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import optuna
 import pandas as pd
@@ -120,11 +121,48 @@ def test_champion_loads_in_a_fresh_process_from_raw_rows(
 def test_alias_moves_only_for_a_better_model(
     selected: tuple[Path, SearchResult, SelectionResult],
 ) -> None:
-    tmp, _, first = selected
-    assert first.promoted and first.version == "1"
+    tmp, result, first = selected
+    client = MlflowClient(result.tracking_uri)
+
+    def champion() -> str:
+        return str(client.get_model_version_by_alias("bc", "champion").version)
+
+    assert first.promoted and first.version == "1" and champion() == "1"
     again = select("bc", home=tmp / "m")  # same data, same seeds: the same score, not better
-    assert again.version == "2" and not again.promoted
+    assert again.version == "2" and not again.promoted and champion() == "1"
     assert "@champion stays on version 1" in again.registry
+    # the champion's recorded score made worse (as a worse model's would be): the next,
+    # same-split model beats it and the alias moves
+    client.set_model_version_tag("bc", "1", "test_log_loss", "99.0")
+    better = select("bc", home=tmp / "m")
+    assert better.version == "3" and better.promoted and champion() == "3"
+    assert "beats version 1" in better.registry
+    # a champion tested on another split cannot be compared: the alias stays, even though
+    # its recorded score is the worst there is
+    client.set_model_version_tag("bc", "3", "test_log_loss", "99.0")
+    client.set_model_version_tag("bc", "3", "test_digest", "another split")
+    other = select("bc", home=tmp / "m")
+    assert other.version == "4" and not other.promoted and champion() == "3"
+    assert "another test split" in other.registry
+
+
+def test_champion_has_a_signature_and_an_input_example(
+    selected: tuple[Path, SearchResult, SelectionResult],
+) -> None:
+    tmp, result, sel = selected
+    mlflow.set_tracking_uri(result.tracking_uri)
+    info = mlflow.models.get_model_info(sel.model_uri)
+    columns = [c for c in pd.read_csv(tmp / "bc.csv").columns if c != "target"]
+    assert info.signature is not None
+    assert info.signature.inputs.input_names() == columns  # the raw columns, in order
+    assert info.signature.outputs.input_names() == ["prediction"]
+    assert info.signature.params is not None  # {"output": "proba"} is a declared parameter
+    assert [(p.name, p.default) for p in info.signature.params.params] == [("output", "labels")]
+    model = mlflow.models.Model.load(sel.model_uri)
+    local = mlflow.artifacts.download_artifacts(sel.model_uri, dst_path=str(tmp / "ex"))
+    example = model.load_input_example(local)
+    assert isinstance(example, pd.DataFrame) and list(example.columns) == columns
+    assert 0 < len(example) and not example.isna().any().any()
 
 
 def test_trial_reproduces_exactly(selected: tuple[Path, SearchResult, SelectionResult]) -> None:
@@ -177,5 +215,7 @@ def test_changed_data_is_refused(selected: tuple[Path, SearchResult, SelectionRe
             reproduce(sel.run_id, home=tmp / "m")
         with pytest.raises(DataError, match="the data changed"):
             select("bc", home=tmp / "m")
+        with pytest.raises(DataError, match="the data changed"):  # resuming the search
+            run_search(tmp / "bc.yaml", n_trials=4, home=tmp / "m", progress=False)
     finally:
         (tmp / "bc.csv").write_bytes(original)
