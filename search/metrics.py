@@ -140,7 +140,7 @@ def probabilities(task: str, output: np.ndarray) -> np.ndarray:
 def _roc_auc(task: str, y_true: np.ndarray, proba: np.ndarray) -> float:
     if len(np.unique(y_true)) < 2:
         return float("nan")
-    if task == "binary":
+    if task == "binary" or proba.shape[1] == 2:  # two classes forced multiclass: the same
         return float(skm.roc_auc_score(y_true, proba[:, 1]))
     present = np.unique(y_true)
     if len(present) < proba.shape[1]:

@@ -162,7 +162,7 @@ def test_champion_has_a_signature_and_an_input_example(
     local = mlflow.artifacts.download_artifacts(sel.model_uri, dst_path=str(tmp / "ex"))
     example = model.load_input_example(local)
     assert isinstance(example, pd.DataFrame) and list(example.columns) == columns
-    assert 0 < len(example) and not example.isna().any().any()
+    assert len(example) > 0 and not example.isna().any().any()
 
 
 def test_trial_reproduces_exactly(selected: tuple[Path, SearchResult, SelectionResult]) -> None:
