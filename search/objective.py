@@ -156,6 +156,8 @@ class TrialRun:
         if value is None or not math.isfinite(value):
             return False
         self.trial.report(float(value), epoch)
+        if epoch + 1 >= int(member.params["epochs"]):  # the last epoch: nothing left to save
+            return False
         return self.trial.should_prune()
 
     def fold_done(self, trained: Trained) -> None:
@@ -228,7 +230,8 @@ class TrialRun:
         raw = self.ctx.space.study.pruner == "wilcoxon"
         mean = float(np.mean([r.scores[metric] for r in self.results]))
         self.trial.report(value if raw else mean, result.index)
-        if self.trial.should_prune():
+        last = len(self.results) == len(self.ctx.folds)  # done: nothing left to save
+        if not last and self.trial.should_prune():
             self._log_trial()
             raise optuna.TrialPruned(
                 f"pruned after fold {result.index + 1} of {len(self.ctx.folds)} "
