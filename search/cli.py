@@ -239,13 +239,13 @@ def _queue(args: argparse.Namespace) -> int:
     else:
         queue = Queue.open(args.storage, args.home, args.tracking_uri)
         recover(queue, queue.storage())  # trials whose process died: failed, retried once
-    if args.command == "serve":
-        _serve(args)
+    interrupted = args.command == "serve" and _serve(args)
     print(status_table(status(queue)))
-    return 0
+    return 130 if interrupted else 0
 
 
-def _serve(args: argparse.Namespace) -> None:
+def _serve(args: argparse.Namespace) -> bool:
+    """Run the worker pool until the queue is done; True when Ctrl-C stopped it."""
     from search.redact import mask_password
     from search.workers import plan_slots, serve
 
@@ -262,7 +262,7 @@ def _serve(args: argparse.Namespace) -> None:
             recycle=args.recycle,
         )
         print(f"Ray actors saw GPUs: {ray_report.devices}", file=sys.stderr)
-        return
+        return False
 
     slots = plan_slots(args.gpus, per_gpu=args.per_gpu, workers=args.workers)
     where = mask_password(args.storage) if args.storage else "the journal file"
@@ -285,6 +285,7 @@ def _serve(args: argparse.Namespace) -> None:
         print(
             "interrupted: running trials ended as failed; `search serve` resumes", file=sys.stderr
         )
+    return report.interrupted
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -309,9 +310,11 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
 
         queue = Queue.open(args.storage, args.home, args.tracking_uri)
         args.study = submit(prep or space, queue, trials=args.trials, study_name=args.study)
-        _serve(args)
+        interrupted = _serve(args)
         args.command = "status"
         _queue(args)
+        if interrupted:  # the budget is not done: no selection yet
+            return 130
         selection = None
         if not args.no_select:
             _quiet_libraries(args.verbose)

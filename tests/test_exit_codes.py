@@ -53,6 +53,10 @@ def test_the_commands_that_read_a_study(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(SPACE.format(rate="0.05"))
     out = run_cli("run", "s.yaml", "--home", "m", "--no-select", cwd=tmp_path)
     assert out.returncode == 0 and "final test" not in out.stdout, out.stderr[-2000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm' / 'mlflow.db'}")
+    roles = {r.data.tags.get("search.role") for r in client.search_runs(["1"])}
+    assert "trial" in roles and "selection" not in roles  # --no-select: no selection run
+    assert client.search_registered_models() == []  # and no model registered
     best = run_cli("best", "codes", "--home", "m", cwd=tmp_path)
     assert best.returncode == 0 and best.stdout.splitlines()[1].startswith("trial"), best.stdout
     empty = run_cli("status", "--home", "m", cwd=tmp_path)  # the queue: nothing submitted
@@ -67,3 +71,26 @@ def test_the_commands_that_read_a_study(tmp_path: Path) -> None:
     assert report.returncode == 0, report.stderr[-2000:]
     marked = run_cli("best", "codes", "--home", "m", cwd=tmp_path)
     assert "selected" in marked.stdout  # the selection is marked where `best` lists it
+
+
+def test_timeout_ends_a_search_before_its_budget(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(SPACE.format(rate="0.05"))
+    out = run_cli(
+        "run",
+        "s.yaml",
+        "--trials",
+        "1000",
+        "--timeout",
+        "5",
+        "--no-select",
+        "--json",
+        "--home",
+        "m",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout)
+    done = summary["counts"]["complete"] + summary["counts"]["pruned"]
+    assert 1 <= done < 1000  # stopped by the clock, with what it finished kept
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm' / 'mlflow.db'}")
+    assert "RUNNING" not in {r.info.status for r in client.search_runs(["1"])}

@@ -157,11 +157,15 @@ def test_interrupted_serve_resumes_to_the_budget(tmp_path: Path) -> None:
     try:
         _wait_for(home, "i", TrialState.COMPLETE)
         pool.send_signal(signal.SIGINT)  # Ctrl-C
-        pool.communicate(timeout=300)
+        _, err = pool.communicate(timeout=300)
     finally:
         pool.kill()
+    assert pool.returncode == 130, err[-3000:]
     trials = _trials(home, "i")
     assert TrialState.RUNNING not in {t.state for t in trials}
+    stopped = [t for t in trials if t.state == TrialState.FAIL]
+    assert stopped  # the trials that were training when Ctrl-C came
+    assert all("interrupted" in t.user_attrs["fail_reason"] for t in stopped)
     assert "RUNNING" not in {r.info.status for r in _runs(home)}
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert done < 5  # it did stop early
