@@ -182,7 +182,8 @@ def _check_flags(args: argparse.Namespace) -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(args)
-    if args.command in ("select", "report", "reproduce", "submit"):  # these load Keras
+    if args.command in ("select", "report", "reproduce"):  # these load Keras
+        _find_first(args)
         _quiet_libraries(args.verbose)
     if args.command == "select":
         from search.progress import Ticker
@@ -231,6 +232,7 @@ def _queue(args: argparse.Namespace) -> int:
         from search.study import prepare
 
         prep = prepare(load_space(args.space))  # before the queue's folder is made
+        _quiet_libraries(args.verbose)
         queue = Queue.open(args.storage, args.home, args.tracking_uri)
         name = submit(
             prep, queue, trials=args.trials, priority=args.priority, study_name=args.study
@@ -449,6 +451,28 @@ def _study_lock(home: str, study: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _find_first(args: argparse.Namespace) -> None:
+    """The study or run a command reads, looked up before Keras loads and before any store
+    is opened: one that is not there is bad input that writes nothing (no store, no cache)."""
+    if args.command != "reproduce":
+        from search.study import load_study
+
+        load_study(args.study, args.storage, Path(args.home))
+        return
+    from search.tracking import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri(Path(args.home))
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise InputError(f"run {args.run_id!r} not found: there is no MLflow store at {uri}")
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(uri).get_run(args.run_id)
+    except MlflowException:
+        raise InputError(f"run {args.run_id!r} not found in {mask_text(uri)}") from None
 
 
 def _quiet_libraries(verbose: bool) -> None:

@@ -20,7 +20,7 @@ from search.columns import describe, encodings
 from search.data import Dataset, TestSplit, load_dataset, split_test
 from search.errors import DataError, InputError, SearchFailed, SpaceError
 from search.folds import Fold, make_folds
-from search.journal import SUFFIXES, open_journal
+from search.journal import SUFFIXES, journal_path, open_journal
 from search.metrics import THRESHOLDED
 from search.redact import mask_password
 from search.sampling import choices, grid_space, upper
@@ -319,6 +319,10 @@ def check_same_data(study: optuna.Study, prep: Prepared) -> None:
 
 
 def load_study(name: str, storage: str | None, home: Path) -> optuna.Study:
+    """The study `name`; InputError, with nothing written, when it is not there."""
+    journal = journal_path(storage, home)
+    if journal is not None and not journal.exists():  # opening it would make an empty one
+        raise InputError(f"study {name!r} not found: there is no storage at {journal}")
     store = open_storage(storage, home)
     names = [s.study_name for s in store.get_all_studies()]
     if name not in names:

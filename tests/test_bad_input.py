@@ -4,6 +4,7 @@ the line, exit code 2, and nothing written (issue 17's list, and each case's nei
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -286,6 +287,20 @@ CLI_CASES = [
 ]
 
 
+def _sandbox(tmp_path: Path) -> dict[str, str]:
+    """The environment of a command whose every default folder (home, caches, Keras' and
+    matplotlib's) lies under `tmp_path`, unmade: any write shows in its listing."""
+    home = str(tmp_path / "home")
+    return {
+        **os.environ,
+        "HOME": home,
+        "XDG_CACHE_HOME": f"{home}/.cache",
+        "KERAS_HOME": f"{home}/.keras",
+        "MPLCONFIGDIR": f"{home}/.matplotlib",
+        "SEARCH_JAX_CACHE": f"{home}/jax",
+    }
+
+
 @pytest.mark.parametrize(("name", "content", "expected"), CLI_CASES)
 def test_cli_refuses_before_tensorflow_loads_and_writes_nothing(
     tmp_path: Path, name: str, content: bytes | None, expected: str
@@ -302,8 +317,9 @@ def test_cli_refuses_before_tensorflow_loads_and_writes_nothing(
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, "-c", code, "run", name, "--home", "store"],
+        [sys.executable, "-c", code, "run", name],  # the default store: ./mlruns
         cwd=tmp_path,
+        env=_sandbox(tmp_path),
         capture_output=True,
         text=True,
         timeout=300,
@@ -313,14 +329,49 @@ def test_cli_refuses_before_tensorflow_loads_and_writes_nothing(
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert out.stdout.split() == ["False", "False"]  # found before TensorFlow and Keras load
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    # nothing written: no ./mlruns, no home folder, no cache; the input alone
+    assert before == [name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_cli_submit_writes_nothing_on_bad_data(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text("data: {source: nope.csv, target: y}\n")
-    out = run_cli("submit", "s.yaml", "--home", "store", cwd=tmp_path)
+    out = run_cli("submit", "s.yaml", cwd=tmp_path, env=_sandbox(tmp_path))
     assert out.returncode == 2 and "s.yaml:1: data.source: no such data file" in out.stderr
-    assert not (tmp_path / "store").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["s.yaml"]  # the input alone
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (
+            ["select", "nope"],
+            "study 'nope' not found: there is no storage at mlruns/optuna.journal",
+        ),
+        (["report", "nope"], "study 'nope' not found"),
+        (["best", "nope"], "study 'nope' not found"),
+        (["reproduce", "0" * 32], f"run '{'0' * 32}' not found: there is no MLflow store"),
+    ],
+)
+@pytest.mark.parametrize("store", ["absent", "present"])
+def test_a_command_reading_a_missing_study_or_run_writes_nothing(
+    tmp_path: Path, args: list[str], match: str, store: str
+) -> None:
+    """Not in an empty folder (no store made), not beside a store that lacks it (no Keras
+    or matplotlib cache made in the home folder)."""
+    if store == "present":
+        made = run_cli("submit", _space(tmp_path, "data: {source: iris}\n").name, cwd=tmp_path)
+        assert made.returncode == 0, made.stderr[-2000:]
+        match = match.split(":", 1)[0].removesuffix(" not found") + " not found"
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    # files unchanged (a folder's time moves with a reader's lock file, made and removed)
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    out = run_cli(*args, cwd=tmp_path, env=_sandbox(tmp_path), timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"error: {match}"), line
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps
 
 
 @pytest.mark.parametrize(
@@ -341,12 +392,12 @@ def test_cli_submit_writes_nothing_on_bad_data(tmp_path: Path) -> None:
 )
 def test_bad_numbers_on_the_command_line(tmp_path: Path, args: list[str], match: str) -> None:
     space = _space(tmp_path, "data: {source: iris}\n")
-    args = [str(space) if a == "SPACE" else a for a in args]
-    out = run_cli(*args, "--home", str(tmp_path / "store"), timeout=120)
+    args = [space.name if a == "SPACE" else a for a in args]
+    out = run_cli(*args, cwd=tmp_path, env=_sandbox(tmp_path), timeout=120)
     assert out.returncode == 2, out.stderr[-2000:]
     (line,) = out.stderr.strip().splitlines()
     assert line == f"error: {match}" or line.startswith(f"error: {match}"), line
-    assert not (tmp_path / "store").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [space.name]  # the input alone
 
 
 @pytest.mark.parametrize(
