@@ -142,6 +142,18 @@ def test_output(prep: Prepared, final: Final) -> tuple[np.ndarray, np.ndarray]:
     return network_output(final.nets, x, final.weights), prep.data.y[test]
 
 
+def gap_warning(validation: float, test: Interval, higher_is_better: bool) -> str:
+    """A warning when the validation score is better than the whole test interval (the
+    search overfitted its validation rows), else ""."""
+    outside = validation > test.high if higher_is_better else validation < test.low
+    if not outside:
+        return ""
+    return (
+        f"the validation score {validation:.4f} lies outside the test interval "
+        f"{test}: the search overfitted its validation data"
+    )
+
+
 def evaluate(
     prep: Prepared, final: Final, chosen: Candidate, candidates: list[Candidate], trial: FrozenTrial
 ) -> SelectionResult:
@@ -160,14 +172,9 @@ def evaluate(
     d = diff_iv[metric]
     beats = d.low > 0 if better_high else d.high < 0
     gap = test_iv[metric].value - float(trial.value or 0.0)
-    warnings = []
-    cv = float(trial.value or 0.0)
-    worse = cv > test_iv[metric].high if better_high else cv < test_iv[metric].low
-    if worse:
-        warnings.append(
-            f"the validation score {cv:.4f} lies outside the test interval "
-            f"{test_iv[metric]}: the search overfitted its validation data"
-        )
+    warnings = [
+        w for w in [gap_warning(float(trial.value or 0.0), test_iv[metric], better_high)] if w
+    ]
     if not beats:
         warnings.append("the model does not beat the baseline by more than the interval")
     result = SelectionResult(
