@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
 from search.errors import SpaceError
+from search.runner import run_search
+from search.selection import select
 from search.space import load_space, parse_space
 from tests.conftest import ROOT
 
@@ -115,6 +118,29 @@ def test_shipped_spaces_are_valid(path: Path) -> None:
     space = load_space(path)
     assert space.name
     assert space.study.trials is not None and space.study.trials >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", sorted((ROOT / "spaces").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_spaces_run_end_to_end(path: Path, tmp_path: Path) -> None:
+    """Each shipped space as written (its data, model, validation), for one trial of 2
+    epochs and a small selection: a search, a champion, a test table."""
+    space = load_space(path)
+    short = space.model_copy(
+        update={
+            "params": space.params.model_copy(update={"epochs": 2, "patience": 1}),
+            "study": space.study.model_copy(update={"trials": 1, "timeout": None}),
+            "selection": space.selection.model_copy(
+                update={"top_k": 1, "recheck_folds": 2, "bootstrap": 100, "ensemble": False}
+            ),
+        }
+    )
+    result = run_search(short, home=tmp_path / "m", progress=False)
+    assert result.counts["complete"] == 1, result
+    assert result.best_params["epochs"] == 2
+    final = select(result.study_name, home=tmp_path / "m")
+    assert final.promoted and final.model_uri
+    assert all(np.isfinite(iv.value) for iv in final.test.values())
 
 
 def _trial(space_text: str, seed: int = 0) -> tuple[dict[str, object], optuna.trial.FrozenTrial]:
