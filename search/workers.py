@@ -382,14 +382,26 @@ def _run_trials(got: Claim, extra: list[optuna.Trial], ctx: SearchContext) -> No
     from search.study import Budget
 
     study = got.study
+    rss = resident_mb()
     for trial in [got.trial, *extra]:
         trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
         trial.set_user_attr("slot", os.environ.get("SEARCH_SLOT", ""))
+        if rss is not None:  # the worker's memory as the trial starts: flat across recycling
+            trial.set_user_attr("worker_rss_mb", rss)
     if extra:
         run_pack(study, ctx, Budget(trials=None, timeout=None), [got.trial, *extra])
     else:
         _run_trial(study, got.trial, ctx)
     _maybe_finish(study, ctx)
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory now (Linux's /proc), in MiB; None where unknown."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
 def _run_trial(study: optuna.Study, trial: optuna.Trial, ctx: SearchContext) -> None:

@@ -232,3 +232,43 @@ def test_run_with_workers_prints_json_alone(tmp_path: Path) -> None:
     assert summary["study_name"] == "pooljson" and summary["budget"] == 2
     assert summary["counts"]["complete"] + summary["counts"]["pruned"] == 2
     assert summary["counts"]["running"] == 0
+
+
+def test_a_higher_priority_is_served_first_and_equals_share(tmp_path: Path) -> None:
+    """The real claim on a real journal: every trial of the urgent study first, then the
+    two equal studies in turn (the one with fewer trials taken next)."""
+    from search.queue import claim
+
+    home = tmp_path / "m"
+    queue = Queue.open(None, home)
+    submit(_space(tmp_path, "low_a", 3), queue)
+    submit(_space(tmp_path, "low_b", 3), queue)
+    submit(_space(tmp_path, "urgent", 2), queue, priority=5)
+    storage = queue.storage()
+    order = []
+    while (got := claim(queue, storage)) is not None:
+        order.append(got.study.study_name)
+        got.study.tell(got.trial, 0.5)
+    assert order[:2] == ["urgent", "urgent"]
+    rest = order[2:]
+    assert sorted(rest) == ["low_a"] * 3 + ["low_b"] * 3  # every budget, never more
+    for k in range(0, len(rest), 2):  # fair: neither runs two ahead of the other
+        assert set(rest[k : k + 2]) == {"low_a", "low_b"}, rest
+
+
+def test_recycled_workers_start_again_from_a_fresh_process(tmp_path: Path) -> None:
+    home = tmp_path / "m"
+    path = _space(tmp_path, "r", 4)
+    path.write_text(path.read_text() + "training: {engine: sequential}\n")  # a trial a claim
+    submit(path, Queue.open(None, home))
+    report = serve(
+        plan_slots(None, workers=1), storage=None, home=home, tracking_uri=None, recycle=2
+    )
+    assert report.recycled >= 1
+    trials = sorted(_trials(home, "r"), key=lambda t: t.datetime_start)
+    owners = [t.user_attrs["worker"] for t in trials]
+    assert owners[0] == owners[1] != owners[2] == owners[3]  # two trials a process
+    rss = [t.user_attrs["worker_rss_mb"] for t in trials]
+    # memory stays flat: the fresh process starts its first trial smaller than the one it
+    # replaced started its last (which held what its first trial left behind)
+    assert rss[2] < rss[1], rss
