@@ -31,3 +31,16 @@ def test_readme_python_example_runs(tmp_path: Path) -> None:
     assert "best: trial" in done.stdout
     assert "proba_1" in done.stdout  # the champion took raw rows
     assert (tmp_path / "mlruns" / "mlflow.db").exists()
+
+
+def test_every_test_the_promise_map_names_exists() -> None:
+    """tests/README.md maps the README's promises onto tests: each one it names is there,
+    and every test module appears in it."""
+    text = (ROOT / "tests" / "README.md").read_text()
+    named = re.findall(r"`(test_\w+)::(\w+|\*)`", text)
+    assert len(named) > 50
+    for module, test in named:
+        source = (ROOT / "tests" / f"{module}.py").read_text()
+        assert test == "*" or re.search(rf"^def {test}\(", source, re.M), f"{module}::{test}"
+    modules = {p.stem for p in (ROOT / "tests").glob("test_*.py")}
+    assert modules <= {m for m, _ in named} | {"test_readme"}, modules - {m for m, _ in named}
