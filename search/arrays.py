@@ -41,6 +41,32 @@ def read_npz(
         )
     xs = [np.asarray(arrays[x]) for x, _ in pairs]
     ys = [np.asarray(arrays[y]).reshape(-1) for _, y in pairs]
+    codes = [2 if x == "x_test" else 0 for x, _ in pairs]
+    return _rows(path, xs, ys, codes, target, where)
+
+
+def read_npy_pair(
+    x_path: Path, y_path: Path, target_key: str, where: str
+) -> tuple[pd.DataFrame, str, tuple[int, ...], None]:
+    """Samples in one `.npy` file, their labels in another (`data.target`)."""
+    arrays = []
+    for path, key in ((x_path, "data.source"), (y_path, target_key)):
+        try:
+            arrays.append(np.load(path, allow_pickle=False))
+        except Exception as exc:
+            raise DataError(f"cannot read {path}: {exc}", file=where, key=key) from None
+    frame, name, shape, _ = _rows(x_path, [arrays[0]], [arrays[1].reshape(-1)], [0], None, where)
+    return frame, name, shape, None
+
+
+def _rows(
+    path: Path,
+    xs: list[np.ndarray],
+    ys: list[np.ndarray],
+    codes: list[int],
+    target: str | None,
+    where: str,
+) -> tuple[pd.DataFrame, str, tuple[int, ...], np.ndarray | None]:
     shape = tuple(int(d) for d in xs[0].shape[1:])
     for x, y in zip(xs, ys, strict=True):
         if len(x) != len(y) or tuple(x.shape[1:]) != shape:
@@ -56,7 +82,8 @@ def read_npz(
     for frame, y in zip(frames, ys, strict=True):
         frame[name] = y
     parts = None
-    if any(x == "x_test" for x, _ in pairs):
-        parts = np.concatenate([np.full(len(f), 2 if x == "x_test" else 0, np.int8)
-                                for f, (x, _) in zip(frames, pairs, strict=True)])  # fmt: skip
+    if 2 in codes:
+        parts = np.concatenate(
+            [np.full(len(f), code, np.int8) for f, code in zip(frames, codes, strict=True)]
+        )
     return pd.concat(frames, ignore_index=True), name, shape, parts

@@ -1,6 +1,6 @@
 """What each feature column is, and how it becomes numbers, fitted on training rows only.
 
-A text column is not always a category. Five encodings, chosen per column from the rows
+A text column is not always a category. Seven encodings, chosen per column from the rows
 the preprocessing is fitted on (a fold's training rows; all training rows at refit), or
 named in the space file (`data.columns: {name: encoding}`):
 
@@ -10,7 +10,13 @@ named in the space file (`data.columns: {name: encoding}`):
   pooled into one column (text with many levels: names, codes, free text);
 - `date`: year, month, day, weekday and days since 1970, as numbers (text that parses
   as dates);
+- `text`: multi-hot of the `max_tokens` words most frequent in the rows fitted on, as
+  the Keras course encodes reviews and newswires (text of several words a row);
+- `tfidf`: TF-IDF weights of those words instead (named in the space file);
 - `drop`: left out (text where nearly every row has its own value: an identifier).
+
+A word the fitted rows never saw has no column: no test or validation row shapes the
+vocabulary.
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-ENCODINGS = ("number", "onehot", "frequent", "date", "drop")
+ENCODINGS = ("number", "onehot", "frequent", "date", "text", "tfidf", "drop")
+MAX_TOKENS = 10_000  # words in a text column's vocabulary (the course's 10,000)
+TEXT_WORDS = 4  # words a value on average: text to read, not a category or a name
+WORD = r"(?u)\b\w+\b"  # a word: letters or digits (a word index reads as one too)
 FEW_LEVELS = 20  # up to this many levels, every level gets its column
 IDENTIFIER_SHARE = 0.95  # this share of rows with a value of their own: an identifier
 MIN_FREQUENCY = 5  # rows a level needs for a column of its own under `frequent`
@@ -47,6 +57,8 @@ def _detect(values: pd.Series) -> str:
     levels = present.nunique()
     if len(present) and _dates(present):
         return "date"
+    if levels > FEW_LEVELS and present.str.split().str.len().mean() >= TEXT_WORDS:
+        return "text"
     if levels > FEW_LEVELS and levels >= IDENTIFIER_SHARE * len(present):
         return "drop"
     return "frequent" if levels > FEW_LEVELS else "onehot"
@@ -87,6 +99,9 @@ def describe(kinds: Mapping[str, str], X: pd.DataFrame) -> str:
             )
         elif kind == "date":
             notes.append(f"{col!r} read as dates (year, month, day, weekday, days)")
+        elif kind in ("text", "tfidf"):
+            how = "multi-hot" if kind == "text" else "TF-IDF"
+            notes.append(f"{col!r} read as text ({how} of the training rows' frequent words)")
     if not notes:
         return ""
     return "columns: " + "; ".join(notes) + " (set others with data.columns)"
@@ -96,12 +111,15 @@ class Preprocessor(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Impute, standardize and encode each column by its encoding, decided at `fit` from
     the rows it is fitted on (or given in `chosen`); transforms any rows after."""
 
-    def __init__(self, chosen: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, chosen: Mapping[str, str] | None = None, max_tokens: int = MAX_TOKENS
+    ) -> None:
         self.chosen = chosen
+        self.max_tokens = max_tokens
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Preprocessor:
         self.encodings_ = encodings(X, self.chosen)
-        self.transformer_ = _transformer(self.encodings_).fit(X)
+        self.transformer_ = _transformer(self.encodings_, self.max_tokens).fit(X)
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
@@ -109,7 +127,24 @@ class Preprocessor(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return out
 
 
-def _transformer(kinds: Mapping[str, str]) -> ColumnTransformer:
+def as_text(values: Any) -> np.ndarray:
+    """A text column as strings, a missing value as no words."""
+    out: np.ndarray = pd.Series(values).fillna("").astype(str).to_numpy()
+    return out
+
+
+def _vectorizer(kind: str, max_tokens: int) -> Pipeline:
+    """Words -> multi-hot (`text`) or TF-IDF (`tfidf`) over the fitted rows' vocabulary."""
+    options: dict[str, Any] = {"max_features": max_tokens, "token_pattern": WORD}
+    words = (
+        CountVectorizer(binary=True, dtype=np.float32, **options)
+        if kind == "text"
+        else TfidfVectorizer(dtype=np.float32, **options)
+    )
+    return Pipeline([("text", FunctionTransformer(as_text)), ("words", words)])
+
+
+def _transformer(kinds: Mapping[str, str], max_tokens: int = MAX_TOKENS) -> ColumnTransformer:
     def of(kind: str) -> list[str]:
         return [c for c, k in kinds.items() if k == kind]
 
@@ -132,6 +167,12 @@ def _transformer(kinds: Mapping[str, str]) -> ColumnTransformer:
                 Pipeline([("parts", FunctionTransformer(date_parts)), *imputed_scaled()]),
                 of("date"),
             ),
+            # one vectorizer a text column: each learns its own words (a 1-D column)
+            *[
+                (f"words_{i}", _vectorizer(kind, max_tokens), col)
+                for i, (col, kind) in enumerate(kinds.items())
+                if kind in ("text", "tfidf")
+            ],
         ],
         sparse_threshold=0.0,
     )

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
-from search.columns import ENCODINGS, Preprocessor
+from search.columns import ENCODINGS, MAX_TOKENS, Preprocessor
 from search.errors import DataError
 from search.sources import Source, read_source, with_given_parts
 from search.space import DataSpec
@@ -36,6 +36,7 @@ class Dataset:
     encodings: Mapping[str, str] = field(default_factory=dict)  # `data.columns` of the space
     parts: np.ndarray | None = None  # rows from files given: 0 source, 1 validation, 2 test
     input_shape: tuple[int, ...] | None = None  # an array source's sample shape (28, 28)
+    max_tokens: int = MAX_TOKENS  # words a text column's vocabulary keeps (`data.max_tokens`)
 
     @property
     def is_classifier(self) -> bool:
@@ -100,6 +101,7 @@ def load_dataset(
         encodings=dict(spec.columns),
         parts=parts,
         input_shape=source.shape,
+        max_tokens=spec.max_tokens,
     )
 
 
@@ -304,10 +306,12 @@ def shaped(data: Dataset, x: np.ndarray) -> np.ndarray:
     return x.reshape((-1, *data.input_shape))
 
 
-def make_preprocessor(chosen: Mapping[str, str] | None = None) -> Preprocessor:
+def make_preprocessor(
+    chosen: Mapping[str, str] | None = None, max_tokens: int = MAX_TOKENS
+) -> Preprocessor:
     """Impute, standardize and encode each column (search.columns); fit it on training rows
     only. `chosen`: the space file's `data.columns`, the encodings it names."""
-    return Preprocessor(dict(chosen or {}))
+    return Preprocessor(dict(chosen or {}), max_tokens)
 
 
 def categorical_as_object(X: pd.DataFrame) -> pd.DataFrame:

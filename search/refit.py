@@ -78,7 +78,7 @@ def refit_params(
     say: Ticker | None = None,
 ) -> Final:
     data, rows = prep.data, prep.split.train
-    pre = make_preprocessor(data.encodings).fit(data.X.iloc[rows])
+    pre = make_preprocessor(data.encodings, data.max_tokens).fit(data.X.iloc[rows])
     x = shaped(data, pre.transform(data.X.iloc[rows]).astype(np.float32))
     spe = steps_per_execution(prep.space)
     if prep.space.selection.refit == "ensemble":

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn import datasets as skdatasets
 
-from search.arrays import read_npz
+from search.arrays import read_npy_pair, read_npz
 from search.errors import DataError
 from search.kerasdata import read_keras
 from search.space import DataSpec
@@ -41,6 +41,17 @@ def read_source(spec: DataSpec, base_dir: Path, where: str) -> Source:
         path = _existing(spec.source, base_dir, where, "data.source")
         frame, target, shape, parts = read_npz(path, spec.target, where)
         return Source(frame, target, spec.source, shape, parts)
+    if Path(spec.source).suffix.lower() == ".npy":  # samples; their labels: data.target
+        if spec.target is None or Path(spec.target).suffix.lower() != ".npy":
+            raise DataError(
+                "a .npy source needs its labels in another .npy file, named by data.target",
+                file=where,
+                key="data.target",
+            )
+        path = _existing(spec.source, base_dir, where, "data.source")
+        labels = _existing(spec.target, base_dir, where, "data.target")
+        frame, target, shape, _ = read_npy_pair(path, labels, "data.target", where)
+        return Source(frame, target, spec.source, shape)
     if spec.target is None:
         raise DataError(
             "a file source needs the name of its target column", file=where, key="data.target"
@@ -64,7 +75,7 @@ def _read_file(source: str, base_dir: Path, where: str, key: str) -> pd.DataFram
     if Path(source).suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
         raise DataError(
             f"{source!r} is neither a built-in data set "
-            f"({', '.join(BUILTIN)}), nor keras:NAME, nor a .csv/.tsv/.parquet/.npz file",
+            f"({', '.join(BUILTIN)}), nor keras:NAME, nor a .csv/.tsv/.parquet/.npz/.npy file",
             file=where,
             key=key,
         )

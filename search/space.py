@@ -251,8 +251,11 @@ class DataSpec(_Strict):
     drop_columns: list[str] = Field(default_factory=list)
     # rows whose target is missing: refused (error) or left out before the test split (drop)
     missing_target: Literal["error", "drop"] = "error"
-    # encodings of feature columns (search.columns): number, onehot, frequent, date, drop
+    # encodings of feature columns (search.columns): number, onehot, frequent, date, text,
+    # tfidf, drop
     columns: dict[str, str] = Field(default_factory=dict)
+    # words a text column keeps: the most frequent on the rows the preprocessing is fitted on
+    max_tokens: int = Field(default=10_000, ge=1)
     # a file with the source's columns used as the test split, as given (its rows only)
     test_source: str | None = None
 

@@ -161,7 +161,8 @@ def _prepare(space: Space) -> Prepared:
 
         hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir, where=where)
         rows = data.X.iloc[split.train]
-        x = shaped(data, make_preprocessor(data.encodings).fit(rows).transform(rows.iloc[:2]))
+        pre = make_preprocessor(data.encodings, data.max_tokens).fit(rows)
+        x = shaped(data, pre.transform(rows.iloc[:2]))
         check_head(hypermodel, x, data.task, data.n_classes, where)
     folds = _folds(space, data, split, where)
     columns = encodings(data.X.iloc[split.train], data.encodings)

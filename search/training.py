@@ -54,7 +54,7 @@ def fold_arrays(data: Dataset, rows: np.ndarray, fold: Fold) -> FoldArrays:
     """Fit the preprocessing on the fold's training rows only, then transform both parts."""
     X, y = data.X, data.y
     tr, va = rows[fold.train], rows[fold.val]
-    pre = make_preprocessor(data.encodings).fit(X.iloc[tr])
+    pre = make_preprocessor(data.encodings, data.max_tokens).fit(X.iloc[tr])
     return FoldArrays(
         shaped(data, pre.transform(X.iloc[tr]).astype(np.float32)),
         y[tr],

@@ -197,7 +197,8 @@ def test_keras_datasets_are_read_from_keras_cache(
     ("source", "message"),
     [
         ("keras:mnist", "keras:mnist reads"),
-        ("keras:imdb", "keras:imdb is not one this service reads"),
+        ("keras:imdb", "imdb.npz, which is not there"),
+        ("keras:cifar100", "keras:cifar100 is not one this service reads"),
     ],
 )
 def test_a_keras_dataset_not_in_the_cache_is_one_line(
