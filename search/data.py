@@ -88,6 +88,7 @@ def load_dataset(
             f"{name} has no feature columns besides the target", file=where, key="data.source"
         )
     groups = frame[spec.group_column].to_numpy() if spec.group_column else None
+    shape = _sample_shape(spec, X, source.shape, where)
     return Dataset(
         name=name,
         X=X,
@@ -100,9 +101,28 @@ def load_dataset(
         labels=target_labels(y_raw, task),
         encodings=dict(spec.columns),
         parts=parts,
-        input_shape=source.shape,
+        input_shape=shape,
         max_tokens=spec.max_tokens,
     )
+
+
+def _sample_shape(
+    spec: DataSpec, X: pd.DataFrame, given: tuple[int, ...] | None, where: str
+) -> tuple[int, ...] | None:
+    """Each sample's shape: the array source's, or `data.shape` over a table's numeric
+    columns (its pixels, in C order)."""
+    if spec.shape is None:
+        return given
+    shape = tuple(spec.shape)
+    numeric = all(pd.api.types.is_numeric_dtype(X[c]) for c in X.columns)
+    if not numeric or int(np.prod(shape)) != X.shape[1]:
+        raise DataError(
+            f"{list(shape)} holds {int(np.prod(shape))} values a sample, and the "
+            f"features are {X.shape[1]} columns{'' if numeric else ', not all numbers'}",
+            file=where,
+            key="data.shape",
+        )
+    return shape
 
 
 def _with_parts(

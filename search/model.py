@@ -28,7 +28,13 @@ class HostGlorotUniform(keras.initializers.Initializer):  # type: ignore[misc]
     """
 
     def __call__(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
-        fan_in, fan_out = (shape[-2], shape[-1]) if len(shape) >= 2 else (shape[0], shape[0])
+        # Keras' fans: a convolution's kernel counts its receptive field
+        receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+        fan_in, fan_out = (
+            (shape[-2] * receptive, shape[-1] * receptive)
+            if len(shape) >= 2
+            else (shape[0], shape[0])
+        )
         limit = float(np.sqrt(6.0 / max(1, fan_in + fan_out)))
         values = np.random.uniform(-limit, limit, size=shape).astype("float32")
         return keras.ops.cast(values, dtype or "float32")
@@ -48,7 +54,8 @@ def build_model(
     metrics: list[str] | None = None,
 ) -> keras.Model:
     """An MLP: [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> task head; a
-    sample shape of several axes (an image) is flattened first."""
+    sample shape of several axes (an image) is flattened first, after `conv_blocks`
+    convolution blocks when the trial has them (a CNN)."""
     depth = len(params["widths"])
     l1s, l2s = layer_values(params, "l1", depth), layer_values(params, "l2", depth)
     dropouts = layer_values(params, "dropout", depth)
@@ -56,7 +63,9 @@ def build_model(
     activity = _regularizer(params.get("activity_l1", 0.0), params.get("activity_l2", 0.0))
     shape = _shape(n_features)
     inputs = keras.Input(shape=shape, name="features")
-    x = keras.layers.Flatten(name="flatten")(inputs) if len(shape) > 1 else inputs
+    blocks = int(params.get("conv_blocks", 0))
+    x = _convolutions(inputs, shape, params, blocks) if blocks else inputs
+    x = keras.layers.Flatten(name="flatten")(x) if len(shape) > 1 else x
     for i, width in enumerate(params["widths"]):
         x = keras.layers.Dense(
             int(width),
@@ -147,6 +156,34 @@ def keras_targets(model: keras.Model, y: np.ndarray, n_classes: int) -> np.ndarr
         onehot: np.ndarray = np.eye(n_classes, dtype="float32")[y.astype(int)]
         return onehot
     return y
+
+
+def _convolutions(
+    inputs: keras.KerasTensor, shape: tuple[int, ...], params: dict[str, Any], blocks: int
+) -> keras.KerasTensor:
+    """[Conv2D -> pooling] x blocks, as the course's convnets: `filters` in the first block,
+    twice as many in each next one, `kernel_size` square kernels ("same" padding), 2 x 2
+    max or average pooling while the image is larger than one pixel."""
+    x = keras.layers.Reshape((*shape, 1), name="channels")(inputs) if len(shape) == 2 else inputs
+    pool = (
+        keras.layers.MaxPooling2D
+        if params.get("pooling", "max") == "max"
+        else (keras.layers.AveragePooling2D)
+    )
+    size = min(shape[:2])
+    for b in range(blocks):
+        x = keras.layers.Conv2D(
+            int(params.get("filters", 32)) * 2**b,
+            int(params.get("kernel_size", 3)),
+            padding="same",
+            activation=params["activation"],
+            kernel_initializer=_kernel_initializer(),
+            name=f"conv_{b}",
+        )(x)
+        if size > 1:
+            x = pool(2, padding="same", name=f"pool_{b}")(x)
+            size = (size + 1) // 2
+    return x
 
 
 def _shape(n_features: int | tuple[int, ...]) -> tuple[int, ...]:

@@ -60,6 +60,8 @@ def unpackable(params: dict[str, Any]) -> str | None:
         return f"the {params['activation']} activation"
     if params.get("precision", "float32") != "float32":
         return "mixed precision"
+    if params.get("conv_blocks"):
+        return "convolution blocks"
     unpacked = {  # knobs the pack's program does not carry: trained one model at a time
         "beta_1": "Adam's beta_1",
         "beta_2": "Adam's beta_2",

@@ -66,6 +66,9 @@ def _applied(params: Params, out: dict[str, Any]) -> dict[str, Any]:
         "epsilon": optimizer not in ("sgd", "ftrl", "lion"),
         "lr_decay": out.get("schedule") == "exponential",
         "reduce_lr_patience": bool(out.get("reduce_lr")),
+        "filters": bool(out.get("conv_blocks")),
+        "kernel_size": bool(out.get("conv_blocks")),
+        "pooling": bool(out.get("conv_blocks")),
     }
     for name, default in _KNOB_DEFAULTS.items():
         if getattr(params, name) == default:
@@ -84,6 +87,7 @@ _KNOB_DEFAULTS = {
     "bias_l2": 0.0,
     "activity_l1": 0.0,
     "activity_l2": 0.0,
+    "conv_blocks": 0,
 }
 
 

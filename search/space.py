@@ -47,6 +47,7 @@ ADAM_LIKE = ("adam", "adamw", "nadam", "adamax", "amsgrad")  # beta_1, beta_2 ap
 # named values of the training knobs (search.model, search.fitting)
 NAMED = {
     "class_weight": ("none", "balanced"),
+    "pooling": ("max", "average"),
     "schedule": ("constant", "cosine", "exponential"),
     "loss": (
         "auto",
@@ -116,7 +117,17 @@ CLASSIFICATION_METRICS = (
     "pr_auc",
 )
 REGRESSION_METRICS = ("loss", "mse", "rmse", "mae", "r2")
-INT_PARAMS = ("depth", "width", "batch_size", "epochs", "patience", "reduce_lr_patience")
+INT_PARAMS = (
+    "depth",
+    "width",
+    "batch_size",
+    "epochs",
+    "patience",
+    "reduce_lr_patience",
+    "conv_blocks",
+    "filters",
+    "kernel_size",
+)
 # Bounds that catch typos (a width of 1e308, a depth of 1000) before a trial runs out of
 # memory; each with the reason a user reads.
 LIMITS = {
@@ -126,6 +137,9 @@ LIMITS = {
     "epochs": (100_000, "early stopping ends a trial long before 100,000 epochs"),
     "patience": (100_000, "patience counts epochs, and no search runs over 100,000"),
     "reduce_lr_patience": (100_000, "it counts epochs, and no search runs over 100,000"),
+    "conv_blocks": (16, "each block halves the image: 16 blocks take 65536 pixels to one"),
+    "filters": (4096, "doubled in each block, 4096 filters already make GiB-sized kernels"),
+    "kernel_size": (64, "a kernel over 64 pixels wide is larger than the course's images"),
 }
 
 
@@ -227,6 +241,10 @@ class Params(_Strict):
     bias_l2: Param = 0.0
     activity_l1: Param = 0.0  # L1/L2 on the hidden layers' outputs
     activity_l2: Param = 0.0
+    conv_blocks: Param = 0  # convolution blocks before the Dense layers (images): a CNN
+    filters: Param = 32  # the first block's; twice as many in each next block
+    kernel_size: Param = 3
+    pooling: Param = "max"  # or average: 2 x 2 after each block
 
 
 class StudySpec(_Strict):
@@ -256,6 +274,8 @@ class DataSpec(_Strict):
     columns: dict[str, str] = Field(default_factory=dict)
     # words a text column keeps: the most frequent on the rows the preprocessing is fitted on
     max_tokens: int = Field(default=10_000, ge=1)
+    # each sample's shape when a table's columns are an image's pixels (digits: [8, 8])
+    shape: list[Annotated[int, Field(ge=1)]] | None = None
     # a file with the source's columns used as the test split, as given (its rows only)
     test_source: str | None = None
 

@@ -123,8 +123,9 @@ def _check_number(name: str, param: Range | Choice | Scalar, values: list[Any], 
             isinstance(param, Range) and param.step is not None and param.step != int(param.step)
         ):
             fail(f"{name} takes whole numbers, got {values}")
-        if any(v < (0 if name == "patience" else 1) for v in values):
-            fail(f"{name} must be >= {0 if name == 'patience' else 1}, got {values}")
+        least = 0 if name in ("patience", "conv_blocks") else 1  # 0 blocks: the MLP alone
+        if any(v < least for v in values):
+            fail(f"{name} must be >= {least}, got {values}")
         bound, why = LIMITS[name]
         if any(v > bound for v in values):
             fail(f"{name} must be <= {bound:,}, got {max(values):g}: {why}")

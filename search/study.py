@@ -145,6 +145,21 @@ def prepare(space: Space) -> Prepared:
         raise exc.at_line(space.line_of(exc.key) if exc.key else None) from None
 
 
+def _check_images(space: Space, data: Dataset, where: str) -> None:
+    """Convolution blocks need samples that are images (height, width[, channels])."""
+    if upper(space.params.conv_blocks) <= 0:
+        return
+    shape = data.input_shape
+    if shape is None or len(shape) not in (2, 3):
+        raise SpaceError(
+            f"conv_blocks needs images, and {data.name}'s samples are "
+            f"{'rows of features' if not shape or len(shape) < 2 else f'of shape {shape}'}; "
+            "use an array source or give a table's pixel layout in data.shape",
+            file=where,
+            key="params.conv_blocks",
+        )
+
+
 def _prepare(space: Space) -> Prepared:
     where = space.path or "<space>"
     data = load_dataset(
@@ -154,6 +169,7 @@ def _prepare(space: Space) -> Prepared:
         validation_source=space.validation.source,
     )
     _check_task(space, data.task, where)
+    _check_images(space, data, where)
     split = split_test(data, space.data, where=where)
     if space.model.hypermodel:
         from search.data import make_preprocessor, shaped

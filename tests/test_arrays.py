@@ -16,28 +16,12 @@ from search import run_search, select
 from search.data import load_dataset, split_test
 from search.space import DataSpec
 from tests.conftest import run_cli
+from tests.course import idx, images
 from tests.test_hypermodel import GUIDE, GUIDE_FIT, GUIDE_LAYERS
 
 
-def _images(path: Path, shape: tuple[int, ...], n: int, n_test: int, seed: int = 0) -> None:
-    """keras.datasets' layout: uint8 images, uint8 labels, 10 classes with a visible signal
-    (the class sets the brightness of one band of rows)."""
-    rng = np.random.default_rng(seed)
-
-    def part(count: int) -> tuple[np.ndarray, np.ndarray]:
-        y = np.arange(count) % 10
-        x = rng.integers(0, 60, size=(count, *shape))
-        for i, label in enumerate(y):
-            x[i, label * 2 : label * 2 + 3] += 180
-        return x.astype(np.uint8), y.astype(np.uint8)
-
-    x_train, y_train = part(n)
-    x_test, y_test = part(n_test)
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-
-
 def test_the_mnist_layout_loads_with_its_shape_and_its_test_part(tmp_path: Path) -> None:
-    _images(tmp_path / "mnist.npz", (28, 28), 120, 40)
+    images(tmp_path / "mnist.npz", (28, 28), 120, 40)
     spec = DataSpec(source="mnist.npz")
     data = load_dataset(spec, base_dir=tmp_path)
     assert data.input_shape == (28, 28) and data.X.shape == (160, 784)
@@ -120,7 +104,7 @@ def _search(tmp_path: Path, source: str, hypermodel: str, scheme: str, data: str
 def test_the_conditional_scope_example_runs_on_cifar_shaped_images(
     tmp_path: Path, scheme: str
 ) -> None:
-    _images(tmp_path / "cifar.npz", (32, 32, 3), 200, 60)
+    images(tmp_path / "cifar.npz", (32, 32, 3), 200, 60)
     _search(tmp_path, CONDITIONAL, "hm.py:MyHyperModel", scheme, "cifar.npz")
 
 
@@ -137,12 +121,12 @@ def test_the_conditional_scope_example_runs_on_cifar_shaped_images(
 def test_the_getting_started_guide_runs_on_mnist_shaped_images(
     tmp_path: Path, source: str, hypermodel: str, scheme: str
 ) -> None:
-    _images(tmp_path / "mnist.npz", (28, 28), 200, 60)
+    images(tmp_path / "mnist.npz", (28, 28), 200, 60)
     _search(tmp_path, source, hypermodel, scheme, "mnist.npz")
 
 
 def test_the_built_in_mlp_flattens_images(tmp_path: Path) -> None:
-    _images(tmp_path / "mnist.npz", (28, 28), 200, 60)
+    images(tmp_path / "mnist.npz", (28, 28), 200, 60)
     (tmp_path / "s.yaml").write_text(
         "study: {name: mlp, trials: 2, sampler: random, pruner: none}\n"
         "data: {source: mnist.npz}\nvalidation: {scheme: kfold, folds: 2}\n"
@@ -157,16 +141,6 @@ def test_the_built_in_mlp_flattens_images(tmp_path: Path) -> None:
     assert len(mlflow.pyfunc.load_model(final.model_uri).predict(pixels)) == 2
 
 
-def _idx(path: Path, array: np.ndarray, magic: int) -> None:
-    """An IDX file as Fashion-MNIST ships it (big-endian header, then the bytes), gzipped."""
-    import gzip
-
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 def test_keras_datasets_are_read_from_keras_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,18 +149,18 @@ def test_keras_datasets_are_read_from_keras_cache(
     cache = tmp_path / "keras" / "datasets"
     cache.mkdir(parents=True)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    _images(cache / "mnist.npz", (28, 28), 60, 20)
+    images(cache / "mnist.npz", (28, 28), 60, 20)
     mnist = load_dataset(DataSpec(source="keras:mnist"), base_dir=tmp_path)
     assert mnist.input_shape == (28, 28) and mnist.parts is not None
     assert int((mnist.parts == 2).sum()) == 20 and mnist.task == "multiclass"
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 50), ("t10k", 10)):
-        _idx(cache / "fashion-mnist" / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
-        images = rng.integers(0, 255, size=(n, 28, 28))
-        _idx(cache / "fashion-mnist" / f"{prefix}-images-idx3-ubyte.gz", images, 2051)
+        idx(cache / "fashion-mnist" / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
+        pictures = rng.integers(0, 255, size=(n, 28, 28))
+        idx(cache / "fashion-mnist" / f"{prefix}-images-idx3-ubyte.gz", pictures, 2051)
     fashion = load_dataset(DataSpec(source="keras:fashion_mnist"), base_dir=tmp_path)
     assert fashion.X.shape == (60, 784) and list(fashion.y[:3]) == [0, 1, 2]
-    assert fashion.X.iloc[59].to_numpy() == pytest.approx(images[-1].reshape(-1))
+    assert fashion.X.iloc[59].to_numpy() == pytest.approx(pictures[-1].reshape(-1))
     np.savez(cache / "boston_housing.npz", x=rng.normal(size=(100, 13)), y=rng.normal(20, 5, 100))
     boston = load_dataset(DataSpec(source="keras:boston_housing"), base_dir=tmp_path)
     assert boston.task == "regression" and boston.X.shape == (100, 13)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from search.errors import SpaceError
 from search.runner import run_search
 from search.selection import select
 from search.space import load_space, parse_space
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
+from tests.course import write_course_cache
 
 BASE = "data:\n  source: iris\n"
 
@@ -122,9 +124,14 @@ def test_shipped_spaces_are_valid(path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", sorted((ROOT / "spaces").glob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_spaces_run_end_to_end(path: Path, tmp_path: Path) -> None:
+def test_shipped_spaces_run_end_to_end(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each shipped space as written (its data, model, validation), for one trial of 2
-    epochs and a small selection: a search, a champion, a test table."""
+    epochs and a small selection: a search, a champion, a test table. The course's sets
+    come from small files in Keras' layouts in a temporary Keras cache."""
+    write_course_cache(tmp_path / "keras" / "datasets")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     space = load_space(path)
     short = space.model_copy(
         update={
@@ -217,3 +224,24 @@ def test_a_new_study_starts_at_the_center_once(tmp_path: Path) -> None:
 
     prep = prepare(parse_space(CENTER.replace("data:", "study: {start: random}\ndata:")))
     assert open_study(prep, optuna.storages.InMemoryStorage(), "r").ask().user_attrs == {}
+
+
+COURSE = sorted(p for p in (ROOT / "spaces").glob("*.yaml") if "keras:" in p.read_text())
+
+
+@pytest.mark.parametrize("path", COURSE, ids=lambda p: p.name)
+def test_course_spaces_say_where_their_data_goes_when_it_is_missing(
+    path: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "empty")}
+    out = run_cli("run", str(path), "--home", str(tmp_path / "m"), env=env)
+    assert out.returncode == 2, out.stderr[-2000:]
+    (line,) = out.stderr.strip().splitlines()
+    assert str(tmp_path / "empty" / "datasets") in line and "load_data()" in line, line
+    assert not (tmp_path / "m").exists()
+
+
+def test_every_course_data_set_has_a_shipped_space() -> None:
+    sources = {load_space(p).data.source for p in COURSE}
+    assert {f"keras:{n}" for n in ("mnist", "fashion_mnist", "imdb", "reuters")} <= sources
+    assert "keras:boston_housing" in sources
