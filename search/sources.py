@@ -37,6 +37,15 @@ def read_source(spec: DataSpec, base_dir: Path, where: str) -> Source:
     if spec.source.startswith("keras:"):  # the course's data sets, from Keras' cache
         frame, target, shape, parts = read_keras(spec.source[6:], spec.target, where)
         return Source(frame, target, spec.source, shape, parts)
+    folder = _folder(spec.source, base_dir)
+    if folder is not None:  # one subfolder per class of images
+        from search.images import read_image_folder
+
+        size = (spec.image_size[0], spec.image_size[1])
+        frame, target, shape, _ = read_image_folder(
+            folder, size, spec.color_mode, spec.target, where
+        )
+        return Source(frame, target, spec.source, shape)
     if Path(spec.source).suffix.lower() == ".npz":
         path = _existing(spec.source, base_dir, where, "data.source")
         frame, target, shape, parts = read_npz(path, spec.target, where)
@@ -60,6 +69,15 @@ def read_source(spec: DataSpec, base_dir: Path, where: str) -> Source:
     return Source(frame, spec.target, spec.source)
 
 
+def _folder(source: str, base_dir: Path) -> Path | None:
+    """The folder a source names (in the working folder, or beside the space file)."""
+    path = Path(source)
+    for place in [path] if path.is_absolute() else [Path.cwd() / path, base_dir / path]:
+        if place.is_dir():
+            return place
+    return None
+
+
 def _existing(source: str, base_dir: Path, where: str, key: str) -> Path:
     """The file a source names: in the working folder, or beside the space file."""
     path = Path(source)
@@ -75,7 +93,8 @@ def _read_file(source: str, base_dir: Path, where: str, key: str) -> pd.DataFram
     if Path(source).suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
         raise DataError(
             f"{source!r} is neither a built-in data set "
-            f"({', '.join(BUILTIN)}), nor keras:NAME, nor a .csv/.tsv/.parquet/.npz/.npy file",
+            f"({', '.join(BUILTIN)}), nor keras:NAME, nor a .csv/.tsv/.parquet/.npz/.npy "
+            "file, nor a folder of class folders",
             file=where,
             key=key,
         )

@@ -276,6 +276,11 @@ class DataSpec(_Strict):
     max_tokens: int = Field(default=10_000, ge=1)
     # each sample's shape when a table's columns are an image's pixels (digits: [8, 8])
     shape: list[Annotated[int, Field(ge=1)]] | None = None
+    # an image folder's images: resized to [height, width], in rgb or grayscale
+    image_size: Annotated[
+        list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=2, max_length=2)
+    ] = Field(default_factory=lambda: [64, 64])
+    color_mode: Literal["rgb", "grayscale"] = "rgb"
     # a file with the source's columns used as the test split, as given (its rows only)
     test_source: str | None = None
 
