@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,14 @@ class TestSplit:
     train: np.ndarray
     test: np.ndarray
     seed: int
+    # every training row, when the search samples `train` from them (`data.subsample`)
+    everything: np.ndarray | None = None
+
+    @property
+    def refit_rows(self) -> np.ndarray:
+        """The rows the final model is refitted on and its baseline learned from: every
+        training row, the search's subsample or not."""
+        return self.train if self.everything is None else self.everything
 
     def digest(self) -> str:
         return hashlib.sha256(np.sort(self.test).astype(np.int64).tobytes()).hexdigest()[:16]
@@ -282,7 +290,39 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 
 def split_test(data: Dataset, spec: DataSpec, *, where: str = "<space>") -> TestSplit:
-    """Hold out the test rows once: seeded, stratified, group- and time-aware."""
+    """Hold out the test rows once: seeded, stratified, group- and time-aware; then, with
+    `data.subsample`, the share of the training rows the search itself uses."""
+    split = _held_out(data, spec, where)
+    if spec.subsample >= 1.0:
+        return split
+    return replace(split, train=_subsample(data, spec, split.train, where), everything=split.train)
+
+
+def _subsample(data: Dataset, spec: DataSpec, rows: np.ndarray, where: str) -> np.ndarray:
+    """A share of `rows`, as the test split is drawn: stratified by class, whole groups,
+    or the latest rows of a time series."""
+    n = int(np.ceil(len(rows) * spec.subsample))
+    if n < 8:
+        raise DataError(
+            f"a subsample of {spec.subsample:g} keeps {n} of {len(rows)} training rows; "
+            "a search needs 8 or more",
+            file=where,
+            key="data.subsample",
+        )
+    if spec.time_column:
+        return rows[-n:]
+    seed = spec.seed + 1
+    if data.groups is not None:
+        gss = GroupShuffleSplit(n_splits=1, train_size=spec.subsample, random_state=seed)
+        kept, _ = next(gss.split(rows, groups=data.groups[rows]))
+        return np.sort(rows[kept])
+    y = data.y[rows]
+    stratify = y if data.is_classifier and np.bincount(y).min() >= 2 else None
+    kept = train_test_split(rows, train_size=n, random_state=seed, stratify=stratify)[0]
+    return np.sort(kept)
+
+
+def _held_out(data: Dataset, spec: DataSpec, where: str) -> TestSplit:
     rows = np.arange(len(data.y))
     if data.parts is not None and (data.parts == 2).any():  # the test rows given, as given
         train, test = np.flatnonzero(data.parts != 2), np.flatnonzero(data.parts == 2)

@@ -159,7 +159,7 @@ def evaluate(
 ) -> SelectionResult:
     """The one look at the test rows: model and baseline, with paired bootstrap intervals."""
     data, space = prep.data, prep.space
-    test, train = prep.split.test, prep.split.train
+    test, train = prep.split.test, prep.split.refit_rows
     model_out, y = test_output(prep, final)
     base_out = baseline_output(data, data.y[train], len(test))
     names = list(dict.fromkeys([*REPORT[data.task], _named(space.objective.metric, data.task)]))

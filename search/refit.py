@@ -17,7 +17,7 @@ from search.folds import Fold
 from search.knobs import class_weights, lr_callbacks
 from search.model import build_state, keras_targets, make_model
 from search.progress import Ticker
-from search.study import Prepared
+from search.study import Prepared, refit_folds
 from search.target import target_scale
 from search.training import FoldArrays, steps_per_execution, stop_rule, trial_seed
 
@@ -60,7 +60,7 @@ def refit(prep: Prepared, trial: FrozenTrial, say: Ticker | None = None) -> Fina
     seed = trial_seed(prep.space.study.seed, trial.number)
     say = say or Ticker(None)
     say(
-        f"refit: trial {trial.number} on all {len(prep.split.train)} training rows, "
+        f"refit: trial {trial.number} on all {len(prep.split.refit_rows)} training rows, "
         f"{epochs} epochs",
         force=True,
     )
@@ -77,12 +77,12 @@ def refit_params(
     seed: int,
     say: Ticker | None = None,
 ) -> Final:
-    data, rows = prep.data, prep.split.train
+    data, rows = prep.data, prep.split.refit_rows
     pre = make_preprocessor(data.encodings, data.max_tokens).fit(data.X.iloc[rows])
     x = shaped(data, pre.transform(data.X.iloc[rows]).astype(np.float32))
     spe = steps_per_execution(prep.space)
     if prep.space.selection.refit == "ensemble":
-        nets = [_fold_net(prep, x, f, params, seed + f.index, spe) for f in prep.folds]
+        nets = [_fold_net(prep, x, f, params, seed + f.index, spe) for f in refit_folds(prep)]
         return Final(pre, nets, epochs)
     keras.utils.set_random_seed(seed)
     net = make_model(
@@ -125,7 +125,7 @@ def refit_params(
 def _fold_net(
     prep: Prepared, x: np.ndarray, fold: Fold, params: dict[str, Any], seed: int, spe: int
 ) -> Any:
-    y = prep.data.y[prep.split.train]
+    y = prep.data.y[prep.split.refit_rows]
     arrays = FoldArrays(x[fold.train], y[fold.train], x[fold.val], y[fold.val])
     net, _ = fit_fold(
         params, arrays, data=prep.data, seed=seed, spe=spe, rule=stop_rule(prep.space)

@@ -281,6 +281,9 @@ class DataSpec(_Strict):
         list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=2, max_length=2)
     ] = Field(default_factory=lambda: [64, 64])
     color_mode: Literal["rgb", "grayscale"] = "rgb"
+    # the share of the training rows the search and its recheck use (MNIST-sized data);
+    # the champion is refitted on every training row
+    subsample: float = Field(default=1.0, gt=0, le=1)
     # a file with the source's columns used as the test split, as given (its rows only)
     test_source: str | None = None
 

@@ -193,6 +193,11 @@ def _prepare(space: Space) -> Prepared:
     notes = [
         n for n in (_target_note(space, data), describe(columns, data.X.iloc[split.train])) if n
     ]
+    if split.everything is not None:
+        notes.append(
+            f"searching on {len(split.train)} of the {len(split.everything)} training rows "
+            f"(data.subsample {space.data.subsample:g}); the final model is refitted on all"
+        )
     return Prepared(space, data, split, folds, make_sampler(space), pruner, columns, notes)
 
 
@@ -216,6 +221,15 @@ def _check_task(space: Space, task: str, where: str) -> None:
             file=where,
             key="objective.threshold",
         )
+
+
+def refit_folds(prep: Prepared) -> list[Fold]:
+    """The validation folds over every training row (`refit: ensemble`): the search's own
+    folds, or the same scheme's over all rows when the search used a subsample."""
+    if prep.split.everything is None:
+        return prep.folds
+    every = TestSplit(train=prep.split.everything, test=prep.split.test, seed=prep.split.seed)
+    return _folds(prep.space, prep.data, every, prep.space.path or "<space>")
 
 
 def _folds(space: Space, data: Dataset, split: TestSplit, where: str) -> list[Fold]:
