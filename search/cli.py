@@ -466,13 +466,9 @@ def _find_first(args: argparse.Namespace) -> None:
     uri = args.tracking_uri or default_tracking_uri(Path(args.home))
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise InputError(f"run {args.run_id!r} not found: there is no MLflow store at {uri}")
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+    from search.tracking.records import RunReader
 
-    try:
-        MlflowClient(uri).get_run(args.run_id)
-    except MlflowException:
-        raise InputError(f"run {args.run_id!r} not found in {mask_text(uri)}") from None
+    RunReader(uri).run(args.run_id)
 
 
 def _quiet_libraries(verbose: bool) -> None:

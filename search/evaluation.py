@@ -9,9 +9,9 @@ import numpy as np
 from optuna.trial import FrozenTrial
 
 from search.bootstrap import bootstrap_scores, resample_counts
-from search.champion import network_output
 from search.data import Dataset, shaped
 from search.metrics import scores
+from search.outputs import network_output
 from search.refit import Final
 from search.space import METRICS
 from search.study import Prepared

@@ -126,12 +126,10 @@ def _end_runs(
     study: optuna.Study, stale: list[tuple[FrozenTrial, str]], tracking_uri: str, home: Path
 ) -> None:
     """The MLflow runs of dead trials end FAILED; the study run too, when nothing runs now."""
-    from search.tracking import Tracker
+    from search.tracking.runs import Tracker
 
     tracker = Tracker(tracking_uri, study.study_name, artifact_root=home / "artifacts")
-    running = tracker.client.search_runs(
-        [tracker.experiment_id], filter_string="attributes.status = 'RUNNING'"
-    )
+    running = tracker.reader.running(tracker.experiment_id)
     reasons = {str(t.number): reason for t, reason in stale}
     for run in running:
         tags = run.data.tags

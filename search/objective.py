@@ -28,7 +28,7 @@ from search.model import summary_text
 from search.records import flat_params, history_csv
 from search.space import Space
 from search.tracking import RunWriter
-from search.trackproc import pending
+from search.tracking.process import pending
 from search.training import (
     Engine,
     FoldArrays,

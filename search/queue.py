@@ -101,7 +101,7 @@ def submit(
     tracker = Tracker(queue.tracking_uri, name, artifact_root=queue.home / "artifacts")
     parent = parent_run(tracker, study, prep)
     tracker.flush()
-    tracker.client.update_run(parent, status="SCHEDULED")
+    tracker.set_status(parent, "SCHEDULED")
     study.set_user_attr("budget", int(budget))
     study.set_user_attr("priority", int(priority))
     study.set_user_attr("queued_at", time.time())
@@ -251,9 +251,7 @@ def _sweep(tracker: Tracker, study: optuna.Study) -> None:
     running = {
         str(t.number) for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING
     }
-    stale = tracker.client.search_runs(
-        [tracker.experiment_id], filter_string="attributes.status = 'RUNNING'"
-    )
+    stale = tracker.reader.running(tracker.experiment_id)
     for run in stale:
         tags = run.data.tags
         if tags.get("search.role") in ("trial", "fold") and tags.get("search.trial") not in running:
@@ -273,7 +271,7 @@ def close_parents(queue: Queue) -> None:
             continue
         tracker = Tracker(queue.tracking_uri, st.name, artifact_root=queue.home / "artifacts")
         _sweep(tracker, study)
-        if tracker.client.get_run(run_id).info.status in ("RUNNING", "SCHEDULED"):
+        if tracker.reader.status(run_id) in ("RUNNING", "SCHEDULED"):
             final = "FINISHED" if st.state == "finished" else "KILLED"
             if st.state == "queued":
                 continue  # nobody worked on it: it stays SCHEDULED

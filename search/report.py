@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.best import best_table
+from search.errors import InputError
 from search.metrics import DATA_LOSS
 from search.study import DEFAULT_HOME, best_first, load_study
 from search.tracking import Tracker, default_tracking_uri
@@ -92,7 +93,7 @@ def study_report(
     parent = study.user_attrs.get("mlflow_run_id")
     if parent:
         for key, data in report.figures.items():
-            tracker.client.log_image(parent, _image(data), f"report/{key}.png")
+            tracker.log_image(parent, _image(data), f"report/{key}.png")
         tracker.log_text(parent, report.html, "report/report.html")
         tracker.flush()
     return report
@@ -149,15 +150,16 @@ def _curves(study: optuna.Study, tracker: Tracker) -> Any:
     trials = study.get_trials(deepcopy=False)
     done = best_first(study)[:5]
     pruned = [t for t in trials if t.state == TrialState.PRUNED][:5]
+    reader = tracker.reader
     fig, ax = plt.subplots()
     for t, style in [*((t, "-") for t in done), *((t, ":") for t in pruned)]:
         run = t.user_attrs.get("mlflow_run_id")
         if not run:
             continue
         # the loss early stopping followed; studies from before it was logged: Keras' own
-        history = tracker.client.get_metric_history(
-            run, f"fold_0/{DATA_LOSS}"
-        ) or tracker.client.get_metric_history(run, "fold_0/val_loss")
+        history = reader.history(run, f"fold_0/{DATA_LOSS}") or reader.history(
+            run, "fold_0/val_loss"
+        )
         if history:
             label = f"trial {t.number}" + (" (pruned)" if style == ":" else "")
             ax.plot([m.step + 1 for m in history], [m.value for m in history], style, label=label)
@@ -170,9 +172,9 @@ def _curves(study: optuna.Study, tracker: Tracker) -> Any:
 
 def fold_curves(tracker: Tracker, run: str, key: str) -> list[list[float]]:
     """A trial's per-epoch `key` for each of its folds, in fold order."""
-    curves = []
+    curves, reader = [], tracker.reader
     for fold in range(1000):
-        history = tracker.client.get_metric_history(run, f"fold_{fold}/{key}")
+        history = reader.history(run, f"fold_{fold}/{key}")
         if not history:
             break
         curves.append([m.value for m in sorted(history, key=lambda m: m.step)])
@@ -242,22 +244,14 @@ def _folds(study: optuna.Study) -> Any:
 
 
 def _final_table(study: optuna.Study, tracker: Tracker) -> str:
-    runs = tracker.client.search_runs(
-        [tracker.experiment_id],
-        filter_string="tags.`search.role` = 'selection'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not runs:
+    reader = tracker.reader
+    latest = reader.latest(tracker.experiment_id, "selection")
+    if latest is None:
         return "no final model yet: run `search select STUDY`"
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = tracker.client.download_artifacts(runs[0].info.run_id, "final_test.txt", tmp)
-        except Exception:
-            return "the selection run has no final test table"
-        return Path(path).read_text()
+    try:
+        return reader.text(latest.info.run_id, "final_test.txt")
+    except InputError:
+        return "the selection run has no final test table"
 
 
 FEW_FOR_IMPORTANCES = 20  # fANOVA on fewer complete trials ranks parameters by chance

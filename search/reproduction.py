@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from search.backend import deterministic
 from search.data import Dataset
@@ -24,6 +20,7 @@ from search.refit import Final, refit_params
 from search.space import parse_space
 from search.study import DEFAULT_HOME, Prepared, prepare
 from search.tracking import ROLE, default_tracking_uri
+from search.tracking.records import RunReader
 from search.training import FoldResult, fold_arrays, steps_per_execution, stop_rule
 
 
@@ -55,8 +52,8 @@ def reproduce(
     run_id: str, *, tracking_uri: str | None = None, home: str | Path = DEFAULT_HOME
 ) -> Reproduction:
     """Retrain what a run recorded, with its parameters and seeds, and compare its metrics."""
-    client = MlflowClient(tracking_uri or default_tracking_uri(Path(home)))
-    run = _get_run(client, run_id)
+    runs = RunReader(tracking_uri or default_tracking_uri(Path(home)))
+    run = runs.run(run_id)
     role = run.data.tags.get(ROLE)
     if role not in ("trial", "fold", "selection"):
         what = "a study run" if role == "study" else "not a run made by this service"
@@ -71,9 +68,9 @@ def reproduce(
             f"run {run_id} ended {run.info.status} ({run.data.tags.get('search.state', '')}"
             "); only finished runs can be reproduced in full"
         )
-    source = _get_run(client, run.data.tags["mlflow.parentRunId"]) if role == "fold" else run
-    space_text = _artifact(client, source.info.run_id, "space.yaml")
-    params = json.loads(_artifact(client, source.info.run_id, "params.json"))
+    source = runs.run(run.data.tags["mlflow.parentRunId"]) if role == "fold" else run
+    space_text = runs.text(source.info.run_id, "space.yaml")
+    params = json.loads(runs.text(source.info.run_id, "params.json"))
     space = parse_space(
         space_text,
         file=f"run {source.info.run_id}: space.yaml",
@@ -92,12 +89,12 @@ def reproduce(
     keras.utils.set_random_seed(seed)
     out = Reproduction(run_id, role)
     if role == "selection":
-        _selection(out, client, run, prep, params, seed)
+        _selection(out, runs, run, prep, params, seed)
         return out
-    fold_runs = [run] if role == "fold" else _children(client, run.info.run_id)
+    fold_runs = [run] if role == "fold" else runs.folds(run.info.run_id)
     indices = sorted(int(r.data.tags["search.fold"]) for r in fold_runs)
     if source.data.tags.get("search.engine") == "pack":
-        record = json.loads(_artifact(client, source.info.run_id, "pack.json"))
+        record = json.loads(runs.text(source.info.run_id, "pack.json"))
         trained = _replay(record, prep, int(source.data.tags["search.trial"]))
     else:
         trained = _sequential(prep, params, seed, indices)
@@ -152,8 +149,8 @@ def _replay(record: dict[str, Any], prep: Prepared, trial: int) -> dict[int, Fol
 
 def _selection(
     out: Reproduction,
-    client: MlflowClient,
-    run: Run,
+    runs: RunReader,
+    run: Any,
     prep: Prepared,
     params: dict[str, Any],
     seed: int,
@@ -161,7 +158,7 @@ def _selection(
     """Refit the selection's model (one trial, or each trial of its ensemble) and compare
     its test scores."""
     if run.data.params.get("ensemble"):  # an ensemble of trials: each refitted again
-        members = json.loads(_artifact(client, run.info.run_id, "ensemble.json"))
+        members = json.loads(runs.text(run.info.run_id, "ensemble.json"))
         final = Final(None, [], 0)
         for m in members:
             part = refit_params(prep, m["params"], epochs=int(m["epochs"]), seed=int(m["seed"]))
@@ -179,31 +176,3 @@ def _selection(
         key = f"test_{name}"
         if key in run.data.metrics:
             out.rows.append((key, run.data.metrics[key], value))
-
-
-def _get_run(client: MlflowClient, run_id: str) -> Run:
-    try:
-        return client.get_run(run_id)
-    except MlflowException:
-        raise InputError(f"run {run_id!r} not found in {client.tracking_uri}") from None
-
-
-def _children(client: MlflowClient, run_id: str) -> list[Run]:
-    run = client.get_run(run_id)
-    found = client.search_runs(
-        [run.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
-        max_results=1000,
-    )
-    return [r for r in found if r.data.tags.get(ROLE) == "fold"]
-
-
-def _artifact(client: MlflowClient, run_id: str, path: str) -> str:
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = client.download_artifacts(run_id, path, tmp)
-        except (MlflowException, OSError):
-            raise InputError(
-                f"run {run_id} has no {path} artifact; it cannot be reproduced"
-            ) from None
-        return Path(local).read_text()

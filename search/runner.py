@@ -44,7 +44,7 @@ from search.study import (
     prepare,
 )
 from search.tracking import STUDY, RunWriter, default_tracking_uri, environment_tags
-from search.trackproc import TrackingProcess
+from search.tracking.process import TrackingProcess
 from search.training import Engine, make_engine
 
 

@@ -12,7 +12,6 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from search.backend import deterministic
-from search.champion import network_output, output_frame, save_parts
 from search.data import shaped
 from search.ensemble import greedy, out_of_fold
 from search.errors import InputError, SearchFailed
@@ -21,6 +20,7 @@ from search.folds import Fold, make_folds
 from search.liveness import recover_stale
 from search.metrics import tune_threshold
 from search.model import predict
+from search.outputs import network_output, output_frame
 from search.progress import Ticker
 from search.refit import Final, refit, refit_ensemble
 from search.space import METRICS, ONE_FOLD, Space, ValidationSpec, parse_space
@@ -40,6 +40,7 @@ from search.tracking import (
     log_champion,
     register_champion,
 )
+from search.tracking.champion import save_parts
 from search.training import (
     Member,
     collect_garbage,

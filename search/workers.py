@@ -428,7 +428,7 @@ def _context(queue: Queue, study: optuna.Study) -> SearchContext:
     from search.runner import make_context
     from search.selection import study_space
     from search.study import check_same_data, make_pruner, make_sampler, prepare
-    from search.tracking import Tracker
+    from search.tracking.runs import Tracker
     from search.training import make_engine
 
     space = study_space(study)
@@ -439,8 +439,8 @@ def _context(queue: Queue, study: optuna.Study) -> SearchContext:
     study.pruner = make_pruner(space, len(prep.folds))
     tracker = Tracker(queue.tracking_uri, study.study_name, artifact_root=queue.home / "artifacts")
     parent = study.user_attrs["mlflow_run_id"]
-    if tracker.client.get_run(parent).info.status != "RUNNING":
-        tracker.client.update_run(parent, status="RUNNING")
+    if tracker.reader.status(parent) != "RUNNING":
+        tracker.set_status(parent, "RUNNING")
     ctx = make_context(prep, tracker, parent, study.study_name)
     ctx.engine = make_engine(space)
     ctx.tags["search.worker_slot"] = os.environ.get("SEARCH_SLOT", "")

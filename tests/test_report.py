@@ -11,7 +11,7 @@ from search.report import SECTIONS, fold_curves, mean_curve, study_report
 from search.runner import run_search
 from search.selection import select
 from search.study import best_first, load_study
-from search.tracking import Tracker
+from search.tracking.runs import Tracker
 from tests.conftest import tiny_space
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -14,9 +14,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from search.errors import SearchFailed
-from search.mlflowdb import seed_store
-from search.tracking import Tracker
-from search.trackproc import TrackingProcess, pending
+from search.tracking.process import TrackingProcess, pending
+from search.tracking.runs import Tracker
+from search.tracking.store import seed_store
 from tests.conftest import ROOT, tiny_space
 
 
@@ -210,3 +210,18 @@ def test_an_experiment_made_by_another_run_in_the_meantime_is_used(tmp_path: Pat
     # the loser's state: it looked before the winner created the experiment
     assert second._create_experiment("together", tmp_path / "a") == first.experiment_id
     assert [e.name for e in MlflowClient(uri).search_experiments()].count("together") == 1
+
+
+def test_only_the_tracking_package_reaches_mlflow() -> None:
+    """MLflow is imported, and its client called, in search/tracking/ alone."""
+    import re
+
+    package = ROOT / "search"
+    outside = []
+    for path in sorted(package.rglob("*.py")):
+        if path.parent.name == "tracking":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"^\s*(import mlflow|from mlflow)|MlflowClient|\.client\.", line):
+                outside.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert outside == []

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from search.backend import name as backend_name
-from search.mlflowdb import seed_store
+from search.tracking.store import seed_store
 
 ROLE = "search.role"  # study | trial | fold | selection
 STUDY = "search.study"
@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
+
+    from search.tracking.records import RunReader
 
 
 class RunWriter(Protocol):
@@ -214,6 +216,20 @@ class Tracker:
 
     # ------------------------------------------------------------ the writer thread
 
+    @property
+    def reader(self) -> RunReader:
+        """What the store's runs recorded (statuses, histories, texts)."""
+        from search.tracking.records import RunReader
+
+        return RunReader(self.tracking_uri)
+
+    def set_status(self, run_id: str, status: str) -> None:
+        """Mark a run RUNNING, SCHEDULED, ... at once (not through the writer)."""
+        self.client.update_run(run_id, status=status)
+
+    def log_image(self, run_id: str, image: Any, path: str) -> None:
+        self.client.log_image(run_id, image, path)
+
     def resolve(self, run_id: str) -> str | None:
         """The run's id: this tracker creates runs at once, so it is `run_id` itself."""
         return run_id
@@ -331,7 +347,7 @@ def log_champion(
     """Log preprocessing + network(s) as one pyfunc model on `run_id`; returns its URI."""
     import mlflow
 
-    from search.champion import ChampionModel, champion_signature
+    from search.tracking.champion import ChampionModel, champion_signature
 
     mlflow.set_tracking_uri(tracker.tracking_uri)
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # the CloudPickle notice
@@ -340,7 +356,7 @@ def log_champion(
     predicting = [p for p in PACKAGES if p != "optuna"]
     packages = (*predicting, "joblib", *(("jax",) if backend_name() == "jax" else ()))
     requirements = [f"{p}=={_version(p)}" for p in packages if _version(p) != "absent"]
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the search package, for the pyfunc
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",

@@ -61,8 +61,10 @@ class TrackingProcess:
         self._counter = itertools.count()
         # This very package, whatever the working directory holds: `-m` and `-c` would put
         # the working directory first on the child's path, where another `search` may be.
-        root = str(Path(__file__).resolve().parents[1])
-        code = f"import sys; sys.path[0] = {root!r}; from search.trackproc import main; main()"
+        root = str(Path(__file__).resolve().parents[2])
+        code = (
+            f"import sys; sys.path[0] = {root!r}; from search.tracking.process import main; main()"
+        )
         self._child = subprocess.Popen(
             [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
@@ -231,7 +233,7 @@ class TrackingProcess:
 
 def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     """Carry out the parent's calls in order until its end of the pipe closes."""
-    from search.tracking import Tracker
+    from search.tracking.runs import Tracker
 
     tracker: Tracker | None = None
     ids: dict[str, str | None] = {}
