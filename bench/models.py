@@ -89,9 +89,9 @@ def bench(name: str, trials: int | None) -> dict[str, Any]:
     from search import run_search
     from search.data import make_preprocessor
     from search.metrics import scores
+    from search.prepare import prepare
     from search.selection import select
-    from search.space import load_space
-    from search.study import prepare
+    from search.spacefile import load_space
 
     folder = Path(tempfile.mkdtemp(prefix=f"models-{name}-"))
     space_path = _space(name, trials, folder)

@@ -31,7 +31,7 @@ def one(space_file: str, seed: int, engine: str) -> dict[str, Any]:
     """One search and its selection, in this process."""
     from search.runner import run_search
     from search.selection import select
-    from search.space import load_space
+    from search.spacefile import load_space
 
     text = Path(space_file).read_text()
     text = f"training: {{engine: {engine}}}\n" + text.replace(
@@ -60,8 +60,8 @@ def limit() -> dict[str, float]:
     import numpy as np
 
     from search.pack import PackEngine
-    from search.space import load_space
-    from search.study import prepare
+    from search.prepare import prepare
+    from search.spacefile import load_space
     from search.training import Member, fold_arrays
 
     prep = prepare(load_space(ROOT / "spaces/default.yaml"))
@@ -159,7 +159,7 @@ def memory(n: int) -> dict[str, float]:
     import optuna
 
     from search.runner import run_search
-    from search.space import parse_space
+    from search.spacefile import parse_space
     from search.study import open_storage
 
     samples: list[tuple[float, float]] = []

@@ -374,7 +374,7 @@ def _service(
 
     from search.runner import run_search
     from search.selection import select as select_model
-    from search.space import parse_space
+    from search.spacefile import parse_space
     from search.study import open_storage
 
     home = Path(tempfile.mkdtemp())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
 import traceback
@@ -13,121 +12,24 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from search import interrupt
+from search.cliargs import check_flags, parser
+from search.clipool import pool_json, queue_command, serve_pool
 from search.errors import InputError, SearchError
+from search.quiet import quiet_libraries
 from search.redact import mask_text
 
 # MLflow 3's UI opens on its GenAI view unless the address asks for the training one
 UI_URL = "http://127.0.0.1:5000/#/experiments/{id}/runs?workflowType=machine_learning"
 
 
-def _stores(parser: argparse.ArgumentParser, *, storage: bool = True) -> None:
-    if storage:
-        parser.add_argument(
-            "--storage", help="Optuna storage URL or journal file (default: mlruns/optuna.journal)"
-        )
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: mlruns/mlflow.db)")
-    parser.add_argument("--home", default="mlruns", help="folder of the default stores")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="show TensorFlow's own log lines"
-    )
-
-
-def _pool_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gpus", help="'all' or GPU ids like 0,1: one worker per GPU slot")
-    parser.add_argument("--per-gpu", type=int, default=1, help="workers sharing each GPU")
-    parser.add_argument(
-        "--workers", type=int, help="number of workers (CPU workers without --gpus)"
-    )
-    parser.add_argument(
-        "--ray",
-        metavar="ADDRESS",
-        help="place the workers as Ray actors on this Ray cluster ('auto' for the local one)",
-    )
-    parser.add_argument(
-        "--gpus-per-worker",
-        type=float,
-        default=0.0,
-        help="with --ray: GPUs each worker requests (0.5 packs two per GPU)",
-    )
-    parser.add_argument("--gpu-memory-mb", type=int, help="memory budget of a shared GPU slot")
-    parser.add_argument(
-        "--recycle",
-        type=int,
-        default=50,
-        help="start a fresh worker process after N trials (flat memory)",
-    )
-    parser.add_argument("--heartbeat", type=float, default=5.0, help="seconds between beats")
-    parser.add_argument(
-        "--grace",
-        type=float,
-        default=30.0,
-        help="a trial without a heartbeat for this long is failed and retried",
-    )
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="search", description="Hyperparameter search and model selection for Keras models."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser(
-        "run",
-        help="run or resume the study a space file describes, then "
-        "select, test and register its final model",
-    )
-    run.add_argument("space", help="a space file, e.g. spaces/default.yaml")
-    run.add_argument(
-        "--trials",
-        type=int,
-        help="the study's budget: complete or pruned trials in all, whichever run made them "
-        "(default: the file's study.trials); running again finishes it",
-    )
-    run.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
-    run.add_argument("--study", help="study name (default: the file's study.name or its stem)")
-    run.add_argument("--no-select", action="store_true", help="skip the final model selection")
-    run.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    _pool_args(run)
-    _stores(run)
-    select = sub.add_parser(
-        "select",
-        help="recheck the top trials, refit the best, test it "
-        "once against a baseline and register it",
-    )
-    select.add_argument("study")
-    _stores(select)
-    rep_ = sub.add_parser("report", help="draw the study's figures and HTML page into MLflow")
-    rep_.add_argument("study")
-    _stores(rep_)
-    best = sub.add_parser("best", help="print the best trials of a study")
-    best.add_argument("study")
-    best.add_argument("-n", type=int, default=10, help="how many trials (default 10)")
-    _stores(best)
-    submit = sub.add_parser("submit", help="queue a study on the shared storage")
-    submit.add_argument("space")
-    submit.add_argument("--trials", type=int, help="budget: complete or pruned trials")
-    submit.add_argument("--priority", type=int, default=0, help="higher runs first")
-    submit.add_argument("--study", help="study name (default: the file's)")
-    _stores(submit)
-    stat = sub.add_parser("status", help="list queued, running and finished studies")
-    _stores(stat)
-    serve = sub.add_parser("serve", help="run workers until every queued study is done")
-    _pool_args(serve)
-    _stores(serve)
-    rep = sub.add_parser("reproduce", help="retrain a trial, fold or selection run and compare")
-    rep.add_argument("run_id")
-    _stores(rep, storage=False)
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     interrupt.install()
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         from search.journal import check_journal, journal_path
         from search.stores import check_stores
 
-        _check_flags(args)
+        check_flags(args)
         check_stores(getattr(args, "storage", None), args.tracking_uri)
         if hasattr(args, "storage"):  # a torn or damaged journal: before anything else
             check_journal(journal_path(args.storage, Path(args.home)))
@@ -147,44 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # flag -> (smallest value, whether the smallest is allowed); every number finite
-_BOUNDS = {
-    "trials": (1, True),
-    "timeout": (0, False),
-    "n": (1, True),
-    "workers": (1, True),
-    "per_gpu": (1, True),
-    "recycle": (1, True),
-    "heartbeat": (0, False),
-    "grace": (0, False),
-    "gpu_memory_mb": (1, True),
-    "gpus_per_worker": (0, True),
-}
-
-
-def _check_flags(args: argparse.Namespace) -> None:
-    """Numbers on the command line: one line naming the flag, exit 2, nothing written."""
-    for name, (low, inclusive) in _BOUNDS.items():
-        value = getattr(args, name, None)
-        if value is None:
-            continue
-        flag = "-n" if name == "n" else "--" + name.replace("_", "-")
-        ok = value >= low if inclusive else value > low
-        if not (math.isfinite(value) and ok):
-            raise InputError(f"{flag} must be {'>=' if inclusive else '>'} {low}, got {value}")
-    heartbeat, grace = getattr(args, "heartbeat", None), getattr(args, "grace", None)
-    if heartbeat is not None and grace is not None and grace <= heartbeat:
-        raise InputError(
-            f"--grace ({grace:g} s) must be longer than --heartbeat ({heartbeat:g} s), or "
-            "every running trial would look dead"
-        )
-
-
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(args)
     if args.command in ("select", "report", "reproduce"):  # these load Keras
         _find_first(args)
-        _quiet_libraries(args.verbose)
+        quiet_libraries(args.verbose)
     if args.command == "select":
         from search.progress import Ticker
         from search.selection import select
@@ -200,7 +70,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command in ("submit", "status", "serve"):
-        return _queue(args)
+        return queue_command(args)
     if args.command == "report":
         from search.report import study_report
 
@@ -224,72 +94,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     return 0 if result.equal else 1
 
 
-def _queue(args: argparse.Namespace) -> int:
-    from search.queue import Queue, recover, status, status_table, submit
-
-    if args.command == "submit":
-        from search.space import load_space
-        from search.study import prepare
-
-        prep = prepare(load_space(args.space))  # before the queue's folder is made
-        _quiet_libraries(args.verbose)
-        queue = Queue.open(args.storage, args.home, args.tracking_uri)
-        name = submit(
-            prep, queue, trials=args.trials, priority=args.priority, study_name=args.study
-        )
-        print(f"queued study {name!r}; start workers with: search serve")
-    else:
-        queue = Queue.open(args.storage, args.home, args.tracking_uri)
-        recover(queue, queue.storage())  # trials whose process died: failed, retried once
-    interrupted = args.command == "serve" and _serve(args)
-    print(status_table(status(queue)))
-    return 130 if interrupted else 0
-
-
-def _serve(args: argparse.Namespace) -> bool:
-    """Run the worker pool until the queue is done; True when Ctrl-C stopped it."""
-    from search.redact import mask_password
-    from search.workers import plan_slots, serve
-
-    if args.ray:
-        from search.cluster import serve_ray
-
-        ray_report = serve_ray(
-            args.ray,
-            workers=args.workers or 1,
-            gpus_per_worker=args.gpus_per_worker,
-            storage=args.storage,
-            home=args.home,
-            tracking_uri=args.tracking_uri,
-            recycle=args.recycle,
-        )
-        print(f"Ray actors saw GPUs: {ray_report.devices}", file=sys.stderr)
-        return False
-
-    slots = plan_slots(args.gpus, per_gpu=args.per_gpu, workers=args.workers)
-    where = mask_password(args.storage) if args.storage else "the journal file"
-    print(
-        f"{len(slots)} workers on {where}: "
-        + ", ".join(f"GPU {s.gpu}" if s.gpu is not None else "CPU" for s in slots),
-        file=sys.stderr,
-    )
-    report = serve(
-        slots,
-        storage=args.storage,
-        home=args.home,
-        tracking_uri=args.tracking_uri,
-        recycle=args.recycle,
-        heartbeat_s=args.heartbeat,
-        grace_s=args.grace,
-        gpu_memory_mb=args.gpu_memory_mb,
-    )
-    if report.interrupted:
-        print(
-            "interrupted: running trials ended as failed; `search serve` resumes", file=sys.stderr
-        )
-    return report.interrupted
-
-
 def _run(args: argparse.Namespace) -> int:
     if not args.json:
         return _search(args, None)
@@ -300,8 +104,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
-    from search.space import load_space
-    from search.study import prepare
+    from search.prepare import prepare
+    from search.spacefile import load_space
 
     space = load_space(args.space)
     # Data errors are found before TensorFlow loads (a hypermodel's file needs Keras to load).
@@ -312,23 +116,24 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
 
         queue = Queue.open(args.storage, args.home, args.tracking_uri)
         args.study = submit(prep or space, queue, trials=args.trials, study_name=args.study)
-        interrupted = _serve(args)
+        interrupted = serve_pool(args)
         args.command = "status"
-        _queue(args)
+        queue_command(args)
         if interrupted:  # the budget is not done: no selection yet
             return 130
         selection = None
         if not args.no_select:
-            _quiet_libraries(args.verbose)
+            quiet_libraries(args.verbose)
             selection = _select_and_report(args, args.study, args.trials or space.study.trials)
         if json_out is not None:
-            print(_pool_json(queue, args.study, selection), file=json_out)
+            print(pool_json(queue, args.study, selection), file=json_out)
         return 0
     from search.progress import Waiting
 
     with Waiting(_first_line(space, prep), enabled=not quiet):  # seconds count as they load
-        _quiet_libraries(args.verbose)
-        from search.runner import result_json, run_search
+        quiet_libraries(args.verbose)
+        from search.runner import run_search
+        from search.summary import result_json
 
     interrupt.check()  # a Ctrl-C while the libraries loaded
 
@@ -367,32 +172,6 @@ def _first_line(space: Any, prep: Any) -> str:
         f"({len(prep.split.test)} held out for the final test), {data.X.shape[1]} columns, "
         f"{data.task}, {scheme}; loading TensorFlow and Keras ..."
     )
-
-
-def _pool_json(queue: Any, study: str, selection: Any) -> str:
-    """`search run --workers N --json`: the study's counts and best, and its selection."""
-    import dataclasses
-    import json
-
-    from search.queue import status
-
-    row = next(r for r in status(queue) if r.name == study)
-    out = {
-        "study_name": study,
-        "budget": row.budget,
-        "counts": {
-            "complete": row.complete,
-            "pruned": row.pruned,
-            "fail": row.failed,
-            "running": row.running,
-        },
-        "best_value": row.best,
-        "storage": mask_text(queue.storage_url or "journal file (default)"),
-        "tracking_uri": mask_text(queue.tracking_uri),
-    }
-    if selection is not None:
-        out["selection"] = dataclasses.asdict(selection)
-    return json.dumps(out, indent=2, default=str)
 
 
 def _select_and_report(args: argparse.Namespace, study: str, budget: int | None) -> Any:
@@ -469,25 +248,6 @@ def _find_first(args: argparse.Namespace) -> None:
     from search.tracking.records import RunReader
 
     RunReader(uri).run(args.run_id)
-
-
-def _quiet_libraries(verbose: bool) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
-    # MLflow sets its loggers' level from this when it is first imported, here or in a
-    # search's tracking process: importing it now only to quiet it would cost 1 s
-    # before the first trial.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("MPLBACKEND", "Agg")  # the report's figures: files, not windows
-    import logging
-
-    import optuna
-
-    from search import backend
-
-    backend.start(verbose)
-    interrupt.check()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def run() -> None:

@@ -28,7 +28,7 @@ def _ray() -> Any:
 
 
 class _Slot:
-    """Body of the Ray actor: runs `python -m search.workers` with Ray's GPU placement."""
+    """Body of the Ray actor: runs `python -m search.worker` with Ray's GPU placement."""
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -46,7 +46,7 @@ class _Slot:
         if not env.get("CUDA_VISIBLE_DEVICES"):
             env["SEARCH_CPU_THREADS"] = str(threads)
         return subprocess.run(
-            [sys.executable, "-m", "search.workers", *args], env=env, check=False
+            [sys.executable, "-m", "search.worker", *args], env=env, check=False
         ).returncode
 
 

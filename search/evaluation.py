@@ -11,10 +11,10 @@ from optuna.trial import FrozenTrial
 from search.bootstrap import bootstrap_scores, resample_counts
 from search.data import Dataset, shaped
 from search.metrics import scores
+from search.names import METRICS
 from search.outputs import network_output
+from search.prepare import Prepared
 from search.refit import Final
-from search.space import METRICS
-from search.study import Prepared
 
 _CLASSES = (
     "accuracy",

@@ -14,9 +14,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import SearchFailed
 from search.jaxdevice import accelerator_memory
+from search.names import ONE_FOLD
 from search.objective import SearchContext, TrialRun
 from search.sampling import upper
-from search.space import ONE_FOLD, Space
+from search.space import Space
 from search.study import Budget, failure_reasons
 from search.training import Member, Trained, collect_garbage, freeze_libraries
 

@@ -23,8 +23,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import InputError
 from search.liveness import GRACE_S, HEARTBEAT_S, mark_started, recover_stale
-from search.space import Space, load_space
-from search.study import DEFAULT_HOME, Prepared, open_storage, open_study, prepare
+from search.prepare import Prepared, prepare
+from search.space import Space
+from search.spacefile import load_space
+from search.study import DEFAULT_HOME, open_storage, open_study
 from search.tracking import Tracker, default_tracking_uri
 
 _LAST_RECOVERY: dict[int, float] = {}
@@ -86,7 +88,7 @@ def submit(
     study_name: str | None = None,
 ) -> str:
     """Queue a study: validate everything, create it, record its budget and priority."""
-    from search.runner import parent_run
+    from search.tracking.parent import parent_run
 
     if isinstance(space, Prepared):
         prep, space = space, space.space
@@ -261,7 +263,7 @@ def _sweep(tracker: Tracker, study: optuna.Study) -> None:
 
 def close_parents(queue: Queue) -> None:
     """After the pool stops: no study run is left RUNNING."""
-    from search.runner import close_parent
+    from search.tracking.parent import close_parent
 
     storage = queue.storage()
     for st in status(queue):

@@ -16,8 +16,8 @@ from search.fitting import fit_fold, own_fit_hypermodel
 from search.folds import Fold
 from search.knobs import class_weights, lr_callbacks
 from search.model import build_state, keras_targets, make_model
+from search.prepare import Prepared, refit_folds
 from search.progress import Ticker
-from search.study import Prepared, refit_folds
 from search.target import target_scale
 from search.training import FoldArrays, steps_per_execution, stop_rule, trial_seed
 

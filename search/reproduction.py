@@ -16,9 +16,10 @@ from search.errors import DataError, InputError
 from search.evaluation import test_output
 from search.fitting import fit_fold
 from search.metrics import scores
+from search.prepare import Prepared, prepare
 from search.refit import Final, refit_params
-from search.space import parse_space
-from search.study import DEFAULT_HOME, Prepared, prepare
+from search.spacefile import parse_space
+from search.study import DEFAULT_HOME
 from search.tracking import ROLE, default_tracking_uri
 from search.tracking.records import RunReader
 from search.training import FoldResult, fold_arrays, steps_per_execution, stop_rule

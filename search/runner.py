@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import logging
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from search import interrupt
 from search.backend import deterministic
@@ -28,78 +24,17 @@ from search.liveness import (
 )
 from search.objective import Objective, SearchContext
 from search.packs import optimize_packs, pack_size
+from search.prepare import Prepared, prepare
 from search.progress import Progress
-from search.records import shown_params
-from search.redact import mask_password
-from search.space import Space, load_space
+from search.space import Space
+from search.spacefile import load_space
 from search.stores import check_stores
-from search.study import (
-    DEFAULT_HOME,
-    Budget,
-    Prepared,
-    counts,
-    open_storage,
-    open_study,
-    optimize,
-    prepare,
-)
+from search.study import DEFAULT_HOME, Budget, counts, open_storage, open_study, optimize
+from search.summary import SearchResult, search_result
 from search.tracking import STUDY, RunWriter, default_tracking_uri, environment_tags
+from search.tracking.parent import close_parent, parent_run, remember_parent
 from search.tracking.process import TrackingProcess
 from search.training import Engine, make_engine
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """What a search leaves behind; `str()` gives the summary table."""
-
-    study_name: str
-    metric: str
-    direction: str
-    best_value: float | None
-    best_std: float | None
-    best_trial: int | None
-    best_params: dict[str, Any]
-    best_scores: dict[str, float]
-    counts: dict[str, int]
-    new_trials: int
-    experiment_id: str
-    parent_run_id: str
-    tracking_uri: str
-    storage: str
-    elapsed_s: float
-    extra: dict[str, Any] = field(default_factory=dict)
-    folds: int = 1  # validation folds per trial; 1 for a holdout
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-    def __str__(self) -> str:
-        c = self.counts
-        lines = [
-            f"study {self.study_name!r}: {self.new_trials} new trials in "
-            f"{self.elapsed_s:.0f}s; {c['complete']} complete, {c['pruned']} pruned, "
-            f"{c['fail']} failed in all"
-        ]
-        if self.best_value is not None:
-            spread = f" ± {self.best_std or 0:.4f}" if self.folds > 1 else ""  # holdout: none
-            lines.append(
-                f"best: trial {self.best_trial}, {self.metric} = {self.best_value:.4f}"
-                f"{spread} ({self.direction})"
-            )
-            cv = {
-                k.removeprefix("cv_"): v
-                for k, v in self.best_scores.items()
-                if not k.endswith("_std") and k not in ("cv_loss", f"cv_{self.metric}")
-            }
-            where = "cross-validated" if spread else "on the validation rows"
-            lines.append(f"  {where}: " + ", ".join(f"{k} {v:.4f}" for k, v in cv.items()))
-            width = max(len(k) for k in self.best_params)
-            lines += [f"  {k:<{width}}  {_fmt(v)}" for k, v in self.best_params.items()]
-        return "\n".join(lines)
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def run_search(
@@ -272,7 +207,7 @@ def _search(
         reporter.close()
         close_parent(tracker, parent, study, status)
         remember_parent(tracker, parent)(study, None)  # also when stopped in trial 0
-    return _result(study, new, prep, tracker, parent, storage, time.perf_counter() - started)
+    return search_result(study, new, prep, tracker, parent, storage, time.perf_counter() - started)
 
 
 def make_context(prep: Prepared, tracker: RunWriter, parent: str, name: str) -> SearchContext:
@@ -298,135 +233,3 @@ def make_context(prep: Prepared, tracker: RunWriter, parent: str, name: str) -> 
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def parent_run(
-    tracker: RunWriter, study: optuna.Study, prep: Prepared, *, remember: bool = True
-) -> str:
-    """Reopen the study's MLflow parent run, or create it with the study's settings.
-
-    `remember` stores its id (and the experiment's) in the study now; a `TrackingProcess`
-    creates the run in the background, so `run_search` stores them after the first trial
-    (`remember_parent`) instead of waiting for MLflow's start.
-    """
-    space, data, split = prep.space, prep.data, prep.split
-    parent = tracker.study_run(
-        study.study_name,
-        run_id=study.user_attrs.get("mlflow_run_id"),
-        tags={"search.data_fingerprint": data.fingerprint, **environment_tags()},
-        params={
-            "data.source": space.data.source,
-            "data.task": data.task,
-            "data.rows": len(data.y),
-            "data.dropped_rows": data.dropped_rows,
-            "data.features": data.X.shape[1],
-            **{
-                f"data.columns.{col}": kind
-                for col, kind in prep.columns.items()
-                if kind not in ("number", "onehot")
-            },
-            "test.rows": len(split.test),
-            "test.seed": split.seed,
-            "test.source": space.data.test_source or "held out of data.source",
-            "test.digest": split.digest(),
-            "validation.scheme": space.validation.scheme,
-            "validation.folds": len(prep.folds),
-            "sampler": space.study.sampler,
-            "pruner": type(prep.pruner).__name__,
-            "metric": space.objective.metric,
-            "direction": space.direction,
-        },
-        files={
-            "space.yaml": space.ran_text,
-            "test_split.json": json.dumps(
-                {"seed": split.seed, "test": split.test.tolist(), "fingerprint": data.fingerprint},
-                indent=2,
-            ),
-        },
-    )
-    if remember:
-        remember_parent(tracker, parent)(study, None)
-    return parent
-
-
-def remember_parent(
-    tracker: RunWriter, parent: str
-) -> Callable[[optuna.Study, FrozenTrial | None], None]:
-    """A study callback that stores the parent run's and the experiment's ids, once: after
-    that it neither waits nor reads the storage again."""
-    done = False
-
-    def callback(study: optuna.Study, trial: FrozenTrial | None) -> None:
-        nonlocal done
-        if done:
-            return
-        run_id = tracker.resolve(parent)
-        if run_id and study.user_attrs.get("mlflow_run_id") != run_id:
-            study.set_user_attr("mlflow_run_id", run_id)
-            study.set_user_attr("experiment_id", tracker.experiment_id)
-        done = True
-
-    return callback
-
-
-def close_parent(tracker: RunWriter, parent: str, study: optuna.Study, status: str) -> None:
-    c = counts(study)
-    metrics = {f"trials_{k}": float(v) for k, v in c.items()}
-    try:
-        best = study.best_trial
-        metrics["best_score"] = float(best.value or 0.0)
-        metrics["best_trial"] = float(best.number)
-    except ValueError:
-        best = None
-    tracker.log(parent, metrics=metrics)
-    if best is not None:
-        tracker.log_json(
-            parent,
-            {
-                "number": best.number,
-                "value": best.value,
-                "params": best.user_attrs.get("params", best.params),
-            },
-            "best_trial.json",
-        )
-    tracker.end(parent, status)
-    tracker.flush()
-
-
-def _result(
-    study: optuna.Study,
-    new: list[FrozenTrial],
-    prep: Prepared,
-    tracker: RunWriter,
-    parent: str,
-    storage: str | None,
-    elapsed: float,
-) -> SearchResult:
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    best = study.best_trial if complete else None
-    params = shown_params(best.user_attrs["params"]) if best and "params" in best.user_attrs else {}
-    return SearchResult(
-        study_name=study.study_name,
-        metric=prep.space.objective.metric,
-        direction=prep.space.direction,
-        best_value=None if best is None else best.value,
-        best_std=None if best is None else best.user_attrs.get("score_std"),
-        best_trial=None if best is None else best.number,
-        best_params=params,
-        best_scores={} if best is None else best.user_attrs.get("cv_scores", {}),
-        counts=counts(study),
-        new_trials=len(new),
-        experiment_id=tracker.experiment_id,
-        parent_run_id=tracker.resolve(parent) or "",
-        tracking_uri=mask_password(tracker.tracking_uri),
-        storage=mask_password(storage) if storage else "journal file (default)",
-        elapsed_s=elapsed,
-        folds=len(prep.folds),
-    )
-
-
-def result_json(result: SearchResult, selection: Any = None) -> str:
-    out = result.as_dict()
-    if selection is not None:
-        out["selection"] = dataclasses.asdict(selection)
-    return json.dumps(out, indent=2, default=str)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from search.space import ADAM_LIKE, INT_PARAMS, PER_LAYER, Choice, Params, Range, Scalar
+from search.names import ADAM_LIKE, INT_PARAMS, PER_LAYER
+from search.space import Choice, Params, Range, Scalar
 
 if TYPE_CHECKING:
     import optuna

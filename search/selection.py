@@ -20,18 +20,14 @@ from search.folds import Fold, make_folds
 from search.liveness import recover_stale
 from search.metrics import tune_threshold
 from search.model import predict
+from search.names import METRICS, ONE_FOLD
 from search.outputs import network_output, output_frame
+from search.prepare import Prepared, prepare
 from search.progress import Ticker
 from search.refit import Final, refit, refit_ensemble
-from search.space import METRICS, ONE_FOLD, Space, ValidationSpec, parse_space
-from search.study import (
-    DEFAULT_HOME,
-    Prepared,
-    best_first,
-    check_same_data,
-    load_study,
-    prepare,
-)
+from search.space import Space, ValidationSpec
+from search.spacefile import parse_space
+from search.study import DEFAULT_HOME, best_first, check_same_data, load_study
 from search.tracking import (
     STUDY,
     Tracker,

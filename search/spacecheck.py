@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from search.errors import SpaceError
-from search.space import (
+from search.names import (
     ACTIVATIONS,
     INT_PARAMS,
     LIMITS,
@@ -21,13 +21,9 @@ from search.space import (
     SAMPLERS,
     SCHEMES,
     TASKS,
-    Choice,
-    Params,
-    Range,
-    Scalar,
-    Space,
-    _line_of,
 )
+from search.space import Choice, Params, Range, Scalar, Space
+from search.spacefile import _line_of
 
 
 def check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:

@@ -26,7 +26,8 @@ from search.data import Dataset, make_preprocessor, shaped
 from search.errors import SpaceError
 from search.folds import Fold
 from search.metrics import DATA_LOSS, EPOCH_KEYS, SCORED_EACH_EPOCH
-from search.space import METRICS, ONE_FOLD, Space
+from search.names import METRICS, ONE_FOLD
+from search.space import Space
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from search.errors import DataError, SpaceError
-from search.space import load_space, parse_space
-from search.study import prepare
+from search.prepare import prepare
+from search.spacefile import load_space, parse_space
 from tests.conftest import run_cli
 
 BASE = "data:\n  source: iris\n"

@@ -16,12 +16,13 @@ from sklearn.datasets import load_digits
 from search.errors import InputError
 from search.model import build_model
 from search.pack import unpackable
+from search.prepare import prepare
 from search.reproduction import reproduce
 from search.runner import run_search
 from search.sampling import suggest
 from search.selection import select
-from search.space import parse_space
-from search.study import open_storage, prepare
+from search.spacefile import parse_space
+from search.study import open_storage
 from tests.conftest import run_cli
 
 PARAMS = {

@@ -26,9 +26,10 @@ from search.knobs import class_weights
 from search.model import build_model, keras_targets, make_optimizer
 from search.pack import PackEngine, unpackable
 from search.packshape import Limits
+from search.prepare import prepare
 from search.sampling import suggest
-from search.space import DataSpec, Params, ValidationSpec, load_space
-from search.study import prepare
+from search.space import DataSpec, Params, ValidationSpec
+from search.spacefile import load_space
 from search.training import FoldArrays, Member, fold_arrays
 from tests.conftest import ROOT, run_cli
 

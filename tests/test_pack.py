@@ -194,7 +194,7 @@ def test_a_search_with_the_pack_engine_keeps_each_trials_runs(tmp_path: Path) ->
 
 def test_the_pack_engine_refuses_a_hypermodel(tmp_path: Path) -> None:
     from search.errors import SpaceError
-    from search.space import load_space
+    from search.spacefile import load_space
     from search.training import make_engine
 
     (tmp_path / "hm.py").write_text("def build_model(hp):\n    return None\n")

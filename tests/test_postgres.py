@@ -94,7 +94,7 @@ def test_pool_on_postgresql_reaches_exact_budgets(pg: str, tmp_path: Path) -> No
 
 
 def _command_lines(exclude: int) -> Iterator[tuple[int, str]]:
-    """(pid, command line) of every `search.workers` process running now."""
+    """(pid, command line) of every `search.worker` process running now."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == exclude:
             continue
@@ -102,7 +102,7 @@ def _command_lines(exclude: int) -> Iterator[tuple[int, str]]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "search.workers" in cmdline:
+        if "search.worker" in cmdline:
             yield int(entry.name), cmdline
 
 

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from search.errors import SpaceError
 from search.runner import run_search
-from search.space import parse_space
+from search.spacefile import parse_space
 from search.study import make_pruner, make_sampler, open_storage
 
 SPACE = """

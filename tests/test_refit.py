@@ -15,9 +15,10 @@ from mlflow.tracking import MlflowClient
 
 from search.evaluation import Interval, gap_warning
 from search.reproduction import reproduce
-from search.runner import SearchResult, run_search
+from search.runner import run_search
 from search.selection import SelectionResult, select
 from search.study import open_storage
+from search.summary import SearchResult
 
 SPACE = """
 study: {{name: {name}, trials: 2, sampler: random, pruner: none, seed: 8}}

@@ -10,9 +10,11 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.runner import SearchResult, run_search
-from search.space import load_space, parse_space
-from search.study import open_storage, prepare
+from search.prepare import prepare
+from search.runner import run_search
+from search.spacefile import load_space, parse_space
+from search.study import open_storage
+from search.summary import SearchResult
 from search.tracking import ROLE
 from tests.conftest import run_cli, tiny_space
 

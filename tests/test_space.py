@@ -12,7 +12,7 @@ import pytest
 from search.errors import SpaceError
 from search.runner import run_search
 from search.selection import select
-from search.space import load_space, parse_space
+from search.spacefile import load_space, parse_space
 from tests.conftest import ROOT, run_cli
 from tests.course import write_course_cache
 
@@ -210,7 +210,8 @@ def test_center_is_the_middle_of_every_searched_parameter() -> None:
 
 
 def test_a_new_study_starts_at_the_center_once(tmp_path: Path) -> None:
-    from search.study import open_study, prepare
+    from search.prepare import prepare
+    from search.study import open_study
 
     storage = optuna.storages.InMemoryStorage()
     prep = prepare(parse_space(CENTER))

@@ -15,7 +15,8 @@ from search.data import load_dataset, split_test
 from search.fitting import fit_fold
 from search.folds import make_folds
 from search.metrics import DATA_LOSS
-from search.space import DataSpec, ValidationSpec, load_space
+from search.space import DataSpec, ValidationSpec
+from search.spacefile import load_space
 from search.training import StopRule, fold_arrays, make_engine, stop_rule
 from tests.conftest import ROOT, run_cli
 

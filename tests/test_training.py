@@ -65,7 +65,7 @@ def test_the_sequential_engine_trains_nothing_the_consumer_no_longer_wants() -> 
 
 def test_make_engine_follows_the_space_file(tmp_path: Any) -> None:
     from search.jaxdevice import accelerator_memory
-    from search.space import parse_space
+    from search.spacefile import parse_space
 
     def space(training: str, scheme: str = "kfold") -> Any:
         text = f"data: {{source: iris}}\nvalidation: {{scheme: {scheme}}}\n"

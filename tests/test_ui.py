@@ -22,8 +22,9 @@ from mlflow import MlflowClient
 
 from search.cli import UI_URL
 from search.report import study_report
-from search.runner import SearchResult, run_search
+from search.runner import run_search
 from search.selection import select
+from search.summary import SearchResult
 from tests.conftest import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,0 +1,188 @@
+"""Everything a search needs checked before anything is written: the space against its
+data (task, knobs, images), the test split, the folds, the sampler and the pruner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import optuna
+
+from search.columns import describe, encodings
+from search.data import Dataset, TestSplit, load_dataset, split_test
+from search.errors import DataError, SpaceError
+from search.folds import Fold, make_folds
+from search.metrics import THRESHOLDED
+from search.names import CLASSIFICATION_METRICS, REGRESSION_METRICS, TASK_LOSSES
+from search.sampling import choices, upper
+from search.space import Space
+from search.study import make_pruner, make_sampler
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything checked before anything is written: data, test split, folds."""
+
+    space: Space
+    data: Dataset
+    split: TestSplit
+    folds: list[Fold]
+    sampler: optuna.samplers.BaseSampler
+    pruner: optuna.pruners.BasePruner
+    columns: dict[str, str] = field(default_factory=dict)  # encodings on the training rows
+    notes: list[str] = field(default_factory=list)  # what inference decided, one line each
+
+
+def prepare(space: Space) -> Prepared:
+    """Validate the whole search against its data; raises InputError, writes nothing.
+
+    Every error names the space file, the key and the key's line (or its section's).
+    """
+    try:
+        return _prepare(space)
+    except (DataError, SpaceError) as exc:
+        raise exc.at_line(space.line_of(exc.key) if exc.key else None) from None
+
+
+def _check_images(space: Space, data: Dataset, where: str) -> None:
+    """Convolution blocks need samples that are images (height, width[, channels])."""
+    if upper(space.params.conv_blocks) <= 0:
+        return
+    shape = data.input_shape
+    if shape is None or len(shape) not in (2, 3):
+        raise SpaceError(
+            f"conv_blocks needs images, and {data.name}'s samples are "
+            f"{'rows of features' if not shape or len(shape) < 2 else f'of shape {shape}'}; "
+            "use an array source or give a table's pixel layout in data.shape",
+            file=where,
+            key="params.conv_blocks",
+        )
+
+
+def _prepare(space: Space) -> Prepared:
+    where = space.path or "<space>"
+    data = load_dataset(
+        space.data,
+        base_dir=space.base_dir,
+        where=where,
+        validation_source=space.validation.source,
+    )
+    _check_task(space, data.task, where)
+    _check_images(space, data, where)
+    split = split_test(data, space.data, where=where)
+    if space.model.hypermodel:
+        from search.data import make_preprocessor, shaped
+        from search.hypermodel import check_head, load_hypermodel
+
+        hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir, where=where)
+        rows = data.X.iloc[split.train]
+        pre = make_preprocessor(data.encodings, data.max_tokens).fit(rows)
+        x = shaped(data, pre.transform(rows.iloc[:2]))
+        check_head(hypermodel, x, data.task, data.n_classes, where)
+    folds = _folds(space, data, split, where)
+    columns = encodings(data.X.iloc[split.train], data.encodings)
+    if all(kind == "drop" for kind in columns.values()):
+        raise DataError(
+            f"every feature column of {data.name} looks like an identifier (a value per row) "
+            "and would be dropped; name an encoding for one in data.columns",
+            file=where,
+            key="data.columns",
+        )
+    pruner = make_pruner(space, len(folds))
+    notes = [
+        n for n in (_target_note(space, data), describe(columns, data.X.iloc[split.train])) if n
+    ]
+    if split.everything is not None:
+        notes.append(
+            f"searching on {len(split.train)} of the {len(split.everything)} training rows "
+            f"(data.subsample {space.data.subsample:g}); the final model is refitted on all"
+        )
+    return Prepared(space, data, split, folds, make_sampler(space), pruner, columns, notes)
+
+
+def _check_task(space: Space, task: str, where: str) -> None:
+    """The objective and the training knobs fit the task the data turned out to be."""
+    allowed = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    if space.objective.metric not in allowed:
+        raise SpaceError(
+            f"metric {space.objective.metric!r} does not fit a {task} task "
+            f"(allowed: {', '.join(allowed)})",
+            file=where,
+            key="objective.metric",
+        )
+    _check_knobs(space, task, where)
+    if space.objective.threshold == "tuned" and (
+        task != "binary" or space.objective.metric not in THRESHOLDED
+    ):
+        raise SpaceError(
+            "a tuned threshold needs a binary task and a metric that depends on it "
+            f"({', '.join(THRESHOLDED)}); this is {task} with {space.objective.metric}",
+            file=where,
+            key="objective.threshold",
+        )
+
+
+def refit_folds(prep: Prepared) -> list[Fold]:
+    """The validation folds over every training row (`refit: ensemble`): the search's own
+    folds, or the same scheme's over all rows when the search used a subsample."""
+    if prep.split.everything is None:
+        return prep.folds
+    every = TestSplit(train=prep.split.everything, test=prep.split.test, seed=prep.split.seed)
+    return _folds(prep.space, prep.data, every, prep.space.path or "<space>")
+
+
+def _folds(space: Space, data: Dataset, split: TestSplit, where: str) -> list[Fold]:
+    """The validation scheme's folds of the training rows (`given`: the one part given)."""
+    if space.validation.scheme == "given":  # the rows of validation.source, as given
+        part = data.parts[split.train] if data.parts is not None else np.zeros(0)
+        return [Fold(0, np.flatnonzero(part != 1), np.flatnonzero(part == 1))]
+    groups = data.groups[split.train] if data.groups is not None else None
+    return make_folds(
+        space.validation,
+        data.y[split.train],
+        classification=data.is_classifier,
+        seed=space.data.seed,
+        groups=groups,
+        where=where,
+    )
+
+
+def _check_knobs(space: Space, task: str, where: str) -> None:
+    """Training knobs that fit the task, and one way to change the learning rate."""
+    params = space.params
+    losses = [str(v) for v in choices(params.loss)]
+    wrong = [v for v in losses if v not in TASK_LOSSES[task]]
+    if wrong:
+        raise SpaceError(
+            f"loss {wrong[0]!r} does not fit a {task} task "
+            f"(allowed: {', '.join(TASK_LOSSES[task])})",
+            file=where,
+            key="params.loss",
+        )
+    if task == "regression" and "balanced" in choices(params.class_weight):
+        raise SpaceError(
+            "class_weight weighs classes; a regression has none",
+            file=where,
+            key="params.class_weight",
+        )
+    scheduled = any(v != "constant" for v in choices(params.schedule))
+    if scheduled and upper(params.reduce_lr) > 0:
+        raise SpaceError(
+            "a schedule sets the learning rate each epoch and would undo ReduceLROnPlateau's "
+            "cuts; use one of schedule and reduce_lr",
+            file=where,
+            key="params.reduce_lr",
+        )
+
+
+def _target_note(space: Space, data: Dataset) -> str:
+    """A whole-number target taken for a regression by inference: said, with the fix."""
+    if space.data.task != "auto" or data.task != "regression":
+        return ""
+    if not np.all(np.mod(data.y, 1) == 0):
+        return ""
+    target = space.data.target or "target"
+    return (
+        f"target {target!r}: {len(np.unique(data.y))} distinct whole numbers, taken as a "
+        "regression; if they are classes, set data.task: multiclass"
+    )
