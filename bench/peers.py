@@ -60,9 +60,10 @@ def arrays(data: str, seed: int) -> dict[str, np.ndarray]:
     """The service's own test split and holdout, scaled on the training rows."""
     from sklearn.preprocessing import StandardScaler
 
-    from search.data import load_dataset, split_test
+    from search.data import load_dataset
     from search.folds import make_folds
     from search.space import DataSpec, ValidationSpec
+    from search.split import split_test
 
     spec = DataSpec(source=data, seed=seed)
     ds = load_dataset(spec, base_dir=Path.cwd())
@@ -196,7 +197,7 @@ class EpochCounter:
 def _callbacks(size: dict[str, int], counter: EpochCounter) -> list[Any]:
     import keras
 
-    from search.model import penalty
+    from search.forward import penalty
 
     class Count(keras.callbacks.Callback):  # type: ignore[misc]
         def on_train_begin(self, logs: Any = None) -> None:

@@ -3,7 +3,7 @@ class weights, the learning rate over the epochs and on plateaus.
 
 Each applies to the built-in MLP in the sequential engine, at the refit as in the folds
 (a plateau needs validation rows: not at the refit); the pack engine trains trials that
-leave them at their defaults (`search.pack.unpackable`).
+leave them at their defaults (`search.packshape.unpackable`).
 """
 
 from __future__ import annotations

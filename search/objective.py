@@ -10,73 +10,28 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 import optuna
 
-from search.data import Dataset, TestSplit
+from search.context import SearchContext, origin
 from search.errors import TrialFailed
-from search.fitting import sequential_engine
-from search.folds import Fold
+from search.forward import summary_text
 from search.hypermodel import hypermodel_values
 from search.knobs import own_loss
 from search.metrics import DATA_LOSS, EPOCH_KEYS
-from search.model import summary_text
 from search.records import flat_params, history_csv
-from search.space import Space
-from search.tracking import RunWriter
 from search.tracking.process import pending
 from search.training import (
-    Engine,
-    FoldArrays,
     FoldResult,
     Member,
     Trained,
     collect_garbage,
-    fold_arrays,
     freeze_libraries,
     precision,
     trial_seed,
 )
-
-
-@dataclass
-class SearchContext:
-    """What every trial of a study shares; the test rows are not in it."""
-
-    space: Space
-    data: Dataset
-    split: TestSplit
-    folds: list[Fold]
-    tracker: RunWriter
-    parent_run_id: str
-    tags: dict[str, str]
-    on_fold: Callable[[int, int], None] | None = None  # (fold index, folds) -> progress line
-    on_pack: Callable[[list[int]], None] | None = None  # trial numbers -> progress line
-    on_start: Callable[[optuna.Trial], None] | None = None  # a trial starts: its owner
-    on_tick: Callable[[int], None] | None = None  # an epoch ended: the live line
-    engine: Engine | None = None  # None: the sequential engine
-    _arrays: dict[int, FoldArrays] = field(default_factory=dict)
-
-    def arrays(self, fold: Fold) -> FoldArrays:
-        """Preprocess a fold once per search and reuse it in every trial."""
-        if fold.index not in self._arrays:
-            self._arrays[fold.index] = fold_arrays(self.data, self.split.train, fold)
-        return self._arrays[fold.index]
-
-    def trial_engine(self) -> Engine:
-        if self.engine is None:
-            self.engine = sequential_engine(self.space)
-        return self.engine
-
-
-def origin(trial: optuna.Trial, sampler: str) -> str:
-    """Where a trial's parameters came from: the space's center, a retry, or the sampler."""
-    attrs = trial.user_attrs
-    return "retry" if "retry_of" in attrs else str(attrs.get("start", sampler))
 
 
 class Objective:

@@ -32,7 +32,7 @@ from search.packmodel import (
     packed_rows,
     unpad,
 )
-from search.packshape import Limits, group_shape, width_class
+from search.packshape import Limits, group_shape, unpackable, width_class
 from search.sampling import choices, upper
 from search.space import Space
 from search.target import target_scale
@@ -46,43 +46,6 @@ from search.training import (
 )
 
 LOG_KEYS = ("loss", "{q}", "val_loss", "val_{q}", DATA_LOSS)
-
-
-def unpackable(params: dict[str, Any]) -> str | None:
-    """Why a member cannot be packed, or None when it can."""
-    from search.packnet import ACTIVATIONS, OPTIMIZERS
-
-    if params.get("hypermodel"):
-        return "a KerasTuner hypermodel"
-    if str(params["optimizer"]).lower() not in OPTIMIZERS:
-        return f"the {params['optimizer']} optimizer"
-    if params["activation"] not in ACTIVATIONS:
-        return f"the {params['activation']} activation"
-    if params.get("precision", "float32") != "float32":
-        return "mixed precision"
-    if params.get("conv_blocks"):
-        return "convolution blocks"
-    unpacked = {  # knobs the pack's program does not carry: trained one model at a time
-        "beta_1": "Adam's beta_1",
-        "beta_2": "Adam's beta_2",
-        "epsilon": "an optimizer's epsilon",
-        "loss": "a loss other than the task's",
-        "class_weight": "class weights",
-        "schedule": "a learning-rate schedule",
-        "reduce_lr": "ReduceLROnPlateau",
-        "min_delta": "early stopping's min_delta",
-        "bias_l1": "a bias regularizer",
-        "bias_l2": "a bias regularizer",
-        "activity_l1": "an activity regularizer",
-        "activity_l2": "an activity regularizer",
-    }
-    for key in ("dropouts", "l1s", "l2s"):
-        if key in params:
-            return f"per-layer {key[:-1]}"
-    for key, what in unpacked.items():
-        if key in params and params[key] not in ("auto", "none", "constant", 0.0):
-            return what
-    return None
 
 
 def space_limits(space: Space) -> Limits:

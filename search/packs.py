@@ -12,10 +12,11 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.context import SearchContext
 from search.errors import SearchFailed
 from search.jaxdevice import accelerator_memory
 from search.names import ONE_FOLD
-from search.objective import SearchContext, TrialRun
+from search.objective import TrialRun
 from search.sampling import upper
 from search.space import Space
 from search.study import Budget, failure_reasons

@@ -82,3 +82,40 @@ def group_shape(
 
 def _names(allowed: tuple[str, ...], used: list[Any]) -> tuple[str, ...]:
     return tuple(sorted({*allowed, *(str(u).lower() for u in used)}))
+
+
+def unpackable(params: dict[str, Any]) -> str | None:
+    """Why a member cannot be packed, or None when it can."""
+    from search.packnet import ACTIVATIONS, OPTIMIZERS
+
+    if params.get("hypermodel"):
+        return "a KerasTuner hypermodel"
+    if str(params["optimizer"]).lower() not in OPTIMIZERS:
+        return f"the {params['optimizer']} optimizer"
+    if params["activation"] not in ACTIVATIONS:
+        return f"the {params['activation']} activation"
+    if params.get("precision", "float32") != "float32":
+        return "mixed precision"
+    if params.get("conv_blocks"):
+        return "convolution blocks"
+    unpacked = {  # knobs the pack's program does not carry: trained one model at a time
+        "beta_1": "Adam's beta_1",
+        "beta_2": "Adam's beta_2",
+        "epsilon": "an optimizer's epsilon",
+        "loss": "a loss other than the task's",
+        "class_weight": "class weights",
+        "schedule": "a learning-rate schedule",
+        "reduce_lr": "ReduceLROnPlateau",
+        "min_delta": "early stopping's min_delta",
+        "bias_l1": "a bias regularizer",
+        "bias_l2": "a bias regularizer",
+        "activity_l1": "an activity regularizer",
+        "activity_l2": "an activity regularizer",
+    }
+    for key in ("dropouts", "l1s", "l2s"):
+        if key in params:
+            return f"per-layer {key[:-1]}"
+    for key, what in unpacked.items():
+        if key in params and params[key] not in ("auto", "none", "constant", 0.0):
+            return what
+    return None

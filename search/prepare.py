@@ -9,13 +9,14 @@ import numpy as np
 import optuna
 
 from search.columns import describe, encodings
-from search.data import Dataset, TestSplit, load_dataset, split_test
+from search.data import Dataset, load_dataset
 from search.errors import DataError, SpaceError
 from search.folds import Fold, make_folds
 from search.metrics import THRESHOLDED
 from search.names import CLASSIFICATION_METRICS, REGRESSION_METRICS, TASK_LOSSES
 from search.sampling import choices, upper
 from search.space import Space
+from search.split import TestSplit, split_test
 from search.study import make_pruner, make_sampler
 
 

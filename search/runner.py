@@ -15,6 +15,7 @@ import optuna
 
 from search import interrupt
 from search.backend import deterministic
+from search.context import SearchContext
 from search.liveness import (
     Heartbeat,
     fail_own_running,
@@ -22,7 +23,7 @@ from search.liveness import (
     recover_stale,
     retry_interrupted,
 )
-from search.objective import Objective, SearchContext
+from search.objective import Objective
 from search.packs import optimize_packs, pack_size
 from search.prepare import Prepared, prepare
 from search.progress import Progress

@@ -6,7 +6,6 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import keras
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
@@ -14,18 +13,17 @@ from optuna.trial import FrozenTrial
 from search.backend import deterministic
 from search.data import shaped
 from search.ensemble import greedy, out_of_fold
-from search.errors import InputError, SearchFailed
-from search.evaluation import Candidate, SelectionResult, evaluate
-from search.folds import Fold, make_folds
+from search.errors import InputError
+from search.evaluation import SelectionResult, evaluate
 from search.liveness import recover_stale
 from search.metrics import tune_threshold
-from search.model import predict
-from search.names import METRICS, ONE_FOLD
+from search.names import METRICS
 from search.outputs import network_output, output_frame
 from search.prepare import Prepared, prepare
 from search.progress import Ticker
+from search.recheck import Outputs, recheck
 from search.refit import Final, refit, refit_ensemble
-from search.space import Space, ValidationSpec
+from search.space import Space
 from search.spacefile import parse_space
 from search.study import DEFAULT_HOME, best_first, check_same_data, load_study
 from search.tracking import (
@@ -38,19 +36,8 @@ from search.tracking import (
 )
 from search.tracking.champion import save_parts
 from search.training import (
-    Member,
-    collect_garbage,
-    fold_arrays,
-    make_engine,
     trial_seed,
 )
-
-RECHECK_SEED = 10_007  # model seeds of the recheck differ from the search's
-# per trial: the recheck folds' validation rows (positions among the training rows) and
-# the fold model's outputs there
-Outputs = dict[
-    int, list[tuple[np.ndarray, np.ndarray]]
-]  # model seeds of the recheck differ from the search's
 
 
 def study_space(study: optuna.Study) -> Space:
@@ -157,74 +144,6 @@ def _threshold(prep: Prepared, final: Final, outputs: Outputs) -> float:
 
 def _sign(space: Space) -> float:
     return 1.0 if space.direction == "minimize" else -1.0
-
-
-def recheck_folds(prep: Prepared) -> list[Fold]:
-    """New folds (another seed, holdout becomes k-fold) on the same training rows."""
-    space, data = prep.space, prep.data
-    spec = space.validation
-    scheme = "kfold" if spec.scheme in ONE_FOLD else spec.scheme
-    check = ValidationSpec(
-        scheme=scheme, folds=space.selection.recheck_folds, repeats=1, stratify=spec.stratify
-    )
-    groups = data.groups[prep.split.train] if data.groups is not None else None
-    return make_folds(
-        check,
-        data.y[prep.split.train],
-        classification=data.is_classifier,
-        seed=space.data.seed + 1,
-        groups=groups,
-        where=space.path or "<space>",
-    )
-
-
-def recheck(
-    prep: Prepared,
-    trials: list[FrozenTrial],
-    say: Ticker | None = None,
-    outputs: Outputs | None = None,
-) -> list[Candidate]:
-    """Guard against the winner's curse: score the top trials again on fresh folds (all of
-    them in one call of the space's engine: one pack, or one model at a time). With
-    `outputs`, each fold model's validation rows and outputs are kept there by trial."""
-    folds = recheck_folds(prep)
-    by_index = {f.index: f for f in folds}
-    arrays = {f.index: fold_arrays(prep.data, prep.split.train, f) for f in folds}
-    metric = prep.space.objective.metric
-    members = [
-        Member(t.number, f.index, t.user_attrs["params"], seed + f.index, arrays[f.index])
-        for t in trials
-        for seed in [trial_seed(prep.space.study.seed, t.number) + RECHECK_SEED]
-        for f in folds
-    ]
-    values: dict[int, list[float]] = {t.number: [] for t in trials}
-    say = say or Ticker(None)
-    what = f"recheck: {len(trials)} candidates x {len(folds)} new folds"
-    say(f"{what} (trials {', '.join(str(t.number) for t in trials)})", force=True)
-
-    def tick(member: Member, epoch: int, logs: dict[str, float]) -> bool:
-        say(f"{what}: trial {member.trial}, fold {member.fold + 1}, epoch {epoch + 1}")
-        return False
-
-    for i, done in enumerate(make_engine(prep.space).train(members, prep.data, tick), 1):
-        if done.result is None:
-            raise done.error or SearchFailed(f"recheck of trial {done.member.trial} failed")
-        values[done.member.trial].append(done.result.scores[metric])
-        if outputs is not None and done.build is not None:
-            out = predict(done.build(), done.member.arrays.x_val)
-            outputs.setdefault(done.member.trial, []).append((by_index[done.member.fold].val, out))
-        say(f"{what}: {i} of {len(members)} fold models done")
-    keras.backend.clear_session(free_memory=False)
-    collect_garbage()
-    return [
-        Candidate(
-            t.number,
-            float(t.value or 0.0),
-            float(np.mean(values[t.number])),
-            float(np.std(values[t.number])),
-        )
-        for t in trials
-    ]
 
 
 def _log(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.storages import BaseStorage
 
-    from search.objective import SearchContext
+    from search.context import SearchContext
     from search.queue import Claim, Queue
 
 

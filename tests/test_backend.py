@@ -123,8 +123,9 @@ def test_a_search_runs_on_the_jax_backend(tmp_path: Path) -> None:
     assert len(champion.predict(rows)) == 5
     # its values: on the test rows, the accuracy the selection reported (JAX-trained
     # weights, TensorFlow forward pass), and probabilities that sum to one
-    from search.data import load_dataset, split_test
+    from search.data import load_dataset
     from search.space import DataSpec
+    from search.split import split_test
 
     spec = DataSpec(source="iris", test_size=0.25)
     data = load_dataset(spec, base_dir=tmp_path)
@@ -154,10 +155,11 @@ def test_a_search_runs_on_the_jax_backend(tmp_path: Path) -> None:
 
 
 def test_a_reused_model_trains_each_fold_exactly_as_a_fresh_one() -> None:
-    from search.data import load_dataset, split_test
+    from search.data import load_dataset
     from search.fitting import ModelReuse, fit_fold
     from search.folds import make_folds
     from search.space import DataSpec, ValidationSpec
+    from search.split import split_test
     from search.training import fold_arrays
 
     spec = DataSpec(source="iris")
@@ -215,7 +217,8 @@ def test_state_built_before_fit_saves_a_trace_and_trains_the_same() -> None:
 PROBE = """
 import json, sys
 import keras, numpy as np
-from search.model import build_model, penalty, predict
+from search.model import build_model
+from search.forward import penalty, predict
 
 class Half(keras.regularizers.Regularizer):  # not one of Keras' L1/L2: called as Keras does
     def __call__(self, x):

@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 
 from search.errors import InputError
 from search.model import build_model
-from search.pack import unpackable
+from search.packshape import unpackable
 from search.prepare import prepare
 from search.reproduction import reproduce
 from search.runner import run_search

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.data import load_dataset, make_preprocessor, split_test
+from search.data import load_dataset, make_preprocessor
 from search.errors import DataError
 from search.space import DataSpec
+from search.split import split_test
 
 
 def _csv(tmp_path: Path, frame: pd.DataFrame, name: str = "d.csv") -> Path:

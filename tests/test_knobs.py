@@ -19,17 +19,18 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from search import run_search
-from search.data import Dataset, load_dataset, split_test
+from search.data import Dataset, load_dataset
 from search.fitting import fit_fold
 from search.folds import make_folds
 from search.knobs import class_weights
 from search.model import build_model, keras_targets, make_optimizer
-from search.pack import PackEngine, unpackable
-from search.packshape import Limits
+from search.pack import PackEngine
+from search.packshape import Limits, unpackable
 from search.prepare import prepare
 from search.sampling import suggest
 from search.space import DataSpec, Params, ValidationSpec
 from search.spacefile import load_space
+from search.split import split_test
 from search.training import FoldArrays, Member, fold_arrays
 from tests.conftest import ROOT, run_cli
 
@@ -280,7 +281,7 @@ def test_per_layer_dropout_and_regularization_and_bias_penalties() -> None:
         dense = model.get_layer(f"dense_{i}")
         assert float(dense.kernel_regularizer.l2) == pytest.approx(params["l2s"][i])
         assert float(dense.bias_regularizer.l2) == pytest.approx(0.01)
-    from search.model import penalty
+    from search.forward import penalty
     from search.records import flat_params
 
     for i in range(3):

@@ -15,9 +15,10 @@ from sklearn.datasets import load_breast_cancer
 
 from search import run_search, select
 from search import selection as selection_module
-from search.data import load_dataset, split_test
+from search.data import load_dataset
 from search.metrics import scores, tune_threshold
 from search.space import DataSpec
+from search.split import split_test
 from tests.conftest import run_cli
 
 

@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search.data import Dataset, load_dataset, split_test
+from search.data import Dataset, load_dataset
 from search.folds import make_folds
 from search.metrics import scores
 from search.pack import PackEngine
 from search.packshape import Limits
 from search.space import DataSpec, ValidationSpec
+from search.split import split_test
 from search.training import FoldArrays, Member, Trained, fold_arrays
 from tests.conftest import ROOT
 

@@ -187,10 +187,11 @@ def test_early_stopping_restores_the_epoch_whose_predictions_score_best(tmp_path
     """Keras' val_loss adds the L1/L2 penalty, which keeps falling while the weights shrink:
     restoring its minimum hands back a model with a worse validation log loss than an
     earlier epoch had. Early stopping follows the loss of the predictions alone."""
-    from search.data import load_dataset, split_test
+    from search.data import load_dataset
     from search.fitting import fit_fold
     from search.folds import make_folds
     from search.space import DataSpec, ValidationSpec
+    from search.split import split_test
     from search.training import fold_arrays
 
     spec = DataSpec(source="breast_cancer")

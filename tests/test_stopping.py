@@ -11,12 +11,13 @@ import optuna
 import pytest
 
 from search import reproduce, run_search
-from search.data import load_dataset, split_test
+from search.data import load_dataset
 from search.fitting import fit_fold
 from search.folds import make_folds
 from search.metrics import DATA_LOSS
 from search.space import DataSpec, ValidationSpec
 from search.spacefile import load_space
+from search.split import split_test
 from search.training import StopRule, fold_arrays, make_engine, stop_rule
 from tests.conftest import ROOT, run_cli
 

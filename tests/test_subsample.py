@@ -9,14 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search import objective as objective_module
+from search import context as context_module
 from search import refit as refit_module
-from search.data import load_dataset, split_test
+from search.data import load_dataset
 from search.errors import DataError
 from search.reproduction import reproduce
 from search.runner import run_search
 from search.selection import select
 from search.space import DataSpec
+from search.split import split_test
 from search.training import FoldArrays
 
 SPACE = """
@@ -49,7 +50,7 @@ def test_the_search_sees_the_subsample_and_the_refit_every_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refit: str
 ) -> None:
     seen: dict[str, list[int]] = {"search": [], "refit": []}
-    fold_arrays = objective_module.fold_arrays
+    fold_arrays = context_module.fold_arrays
 
     def spy_folds(data: Any, rows: np.ndarray, fold: Any) -> FoldArrays:
         seen["search"].append(len(rows))
@@ -65,7 +66,7 @@ def test_the_search_sees_the_subsample_and_the_refit_every_row(
         seen["refit"].append(len(arrays.x_train) + len(arrays.x_val))
         return fit_fold(params, arrays, **kwargs)
 
-    monkeypatch.setattr(objective_module, "fold_arrays", spy_folds)
+    monkeypatch.setattr(context_module, "fold_arrays", spy_folds)
     monkeypatch.setattr(refit_module, "fit_inputs", spy_inputs)
     monkeypatch.setattr(refit_module, "fit_fold", spy_fold)
     (tmp_path / "sub.yaml").write_text(SPACE.format(refit=refit))

@@ -13,14 +13,15 @@ import pytest
 
 from search import run_search, select
 from search import target as target_module
-from search.data import Dataset, load_dataset, split_test
+from search.data import Dataset, load_dataset
 from search.fitting import SequentialEngine
 from search.folds import make_folds
+from search.forward import predict
 from search.metrics import DATA_LOSS
-from search.model import predict
 from search.pack import PackEngine
 from search.packshape import Limits
 from search.space import DataSpec, ValidationSpec
+from search.split import split_test
 from search.target import TargetScale
 from search.training import Engine, Member, fold_arrays
 from tests.conftest import ROOT, run_cli

@@ -4,16 +4,9 @@ the champion's pyfunc (`champion`). Nothing outside this package imports MLflow;
 training process imports none of it (every MLflow import here is inside a function, or in
 `champion`, which only selection and serving load)."""
 
-from search.tracking.runs import (
-    ROLE,
-    STUDY,
-    RunWriter,
-    Tracker,
-    default_tracking_uri,
-    environment_tags,
-    log_champion,
-    register_champion,
-)
+from search.tracking.environment import environment_tags
+from search.tracking.registry import log_champion, register_champion
+from search.tracking.runs import ROLE, STUDY, RunWriter, Tracker, default_tracking_uri
 
 __all__ = [
     "ROLE",

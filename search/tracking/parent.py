@@ -12,7 +12,8 @@ from optuna.trial import FrozenTrial
 
 from search.prepare import Prepared
 from search.study import counts
-from search.tracking.runs import RunWriter, environment_tags
+from search.tracking.environment import environment_tags
+from search.tracking.runs import RunWriter
 
 
 def parent_run(

@@ -1,30 +1,23 @@
 """MLflow: the study as a parent run, trials as children, folds as grandchildren.
 
-Only this module talks to MLflow. It uses `MlflowClient` with explicit run ids (no
-active-run stack), so it works the same from threads and from worker processes.
+`Tracker` uses `MlflowClient` with explicit run ids (no active-run stack), so it works the
+same from threads and from worker processes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import io
 import json
 import logging
 import os
-import platform
-import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from search.backend import name as backend_name
-from search.tracking.store import seed_store
+from search.tracking.store import seed_store, store_lock
 
 ROLE = "search.role"  # study | trial | fold | selection
 STUDY = "search.study"
@@ -32,20 +25,6 @@ STUDY = "search.study"
 KIND, TRAINING = "mlflow.experimentKind", "custom_model_development"
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 PACKAGES = ("tensorflow", "keras", "optuna", "mlflow", "scikit-learn", "pandas", "numpy")
-
-
-@contextlib.contextmanager
-def _store_lock(tracking_uri: str) -> Iterator[None]:
-    """A lock beside a SQLite tracking store, for the processes of one machine."""
-    if not tracking_uri.startswith("sqlite:///"):
-        yield
-        return
-    with open(tracking_uri.removeprefix("sqlite:///") + ".lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def default_tracking_uri(home: Path) -> str:
@@ -181,7 +160,7 @@ class Tracker:
                 return run_id
             except Exception:  # the run is not in this tracking store: start a new parent
                 pass
-        with _store_lock(self.tracking_uri):  # two processes starting one study: one parent
+        with store_lock(self.tracking_uri):  # two processes starting one study: one parent
             found = self.client.search_runs(
                 [self.experiment_id],
                 filter_string=f"tags.`{ROLE}` = 'study' and tags.`{STUDY}` = '{study}'",
@@ -311,103 +290,3 @@ def _reported(future: Future[None]) -> bool:
 
 def _short(value: Any) -> str:
     return str(value)[:6000]
-
-
-def environment_tags() -> dict[str, str]:
-    """Package versions, Python and the git commit, for reproducing a run later."""
-    tags = {f"search.version.{p}": _version(p) for p in PACKAGES}
-    tags["search.version.python"] = platform.python_version()
-    tags["search.keras_backend"] = backend_name()
-    commit = git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    return tags
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "absent"
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def log_champion(
-    tracker: Tracker, run_id: str, *, artifacts: dict[str, str], example: Any, output: Any
-) -> str:
-    """Log preprocessing + network(s) as one pyfunc model on `run_id`; returns its URI."""
-    import mlflow
-
-    from search.tracking.champion import ChampionModel, champion_signature
-
-    mlflow.set_tracking_uri(tracker.tracking_uri)
-    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # the CloudPickle notice
-    logging.getLogger("mlflow.models").setLevel(logging.ERROR)
-    # what predicting needs: not Optuna, not the search's own tools
-    predicting = [p for p in PACKAGES if p != "optuna"]
-    packages = (*predicting, "joblib", *(("jax",) if backend_name() == "jax" else ()))
-    requirements = [f"{p}=={_version(p)}" for p in packages if _version(p) != "absent"]
-    package = Path(__file__).resolve().parents[1]  # the search package, for the pyfunc
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=ChampionModel(),
-            artifacts=artifacts,
-            signature=champion_signature(example, output),
-            input_example=example,
-            pip_requirements=requirements,
-            code_paths=[str(package)],
-        )
-    tracker.client.update_run(run_id, status="RUNNING")
-    return str(info.model_uri)
-
-
-def register_champion(
-    tracker: Tracker, model_uri: str, name: str, *, tags: dict[str, str], is_better: Any
-) -> tuple[str, bool, str]:
-    """Register a new version; move the `champion` alias only if `is_better(current_tags)`."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    mlflow.set_tracking_uri(tracker.tracking_uri)
-    logging.getLogger("mlflow.tracking._model_registry").setLevel(logging.WARNING)
-    client = tracker.client
-    with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered"
-        version = mlflow.register_model(model_uri, name).version
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
-    try:
-        current = client.get_model_version_by_alias(name, "champion")
-    except MlflowException:
-        current = None
-    if current is None:
-        client.set_registered_model_alias(name, "champion", version)
-        return str(version), True, f"registered {name} version {version} as @champion"
-    verdict, why = is_better(current.tags)
-    if verdict:
-        client.set_registered_model_alias(name, "champion", version)
-        return (
-            str(version),
-            True,
-            (
-                f"registered {name} version {version}; it beats version "
-                f"{current.version} ({why}) and is now @champion"
-            ),
-        )
-    return (
-        str(version),
-        False,
-        (
-            f"registered {name} version {version}; @champion stays on "
-            f"version {current.version} ({why})"
-        ),
-    )

@@ -13,10 +13,12 @@ MLflow's own creation.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -73,3 +75,17 @@ def build_empty_store(path: Path) -> None:
     MlflowClient(PREFIX + str(path)).search_experiments()
     with contextlib.closing(sqlite3.connect(path)) as con, con:
         con.execute("DELETE FROM experiments WHERE experiment_id = 0")
+
+
+@contextlib.contextmanager
+def store_lock(tracking_uri: str) -> Iterator[None]:
+    """A lock beside a SQLite tracking store, for the processes of one machine."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    with open(tracking_uri.removeprefix("sqlite:///") + ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

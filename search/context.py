@@ -1,0 +1,53 @@
+"""What every trial of a study shares (the space, the data without its test rows, the folds
+and their preprocessed rows, the run writer, the progress hooks, the engine)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import optuna
+
+from search.data import Dataset
+from search.fitting import sequential_engine
+from search.folds import Fold
+from search.space import Space
+from search.split import TestSplit
+from search.tracking import RunWriter
+from search.training import Engine, FoldArrays, fold_arrays
+
+
+@dataclass
+class SearchContext:
+    """What every trial of a study shares; the test rows are not in it."""
+
+    space: Space
+    data: Dataset
+    split: TestSplit
+    folds: list[Fold]
+    tracker: RunWriter
+    parent_run_id: str
+    tags: dict[str, str]
+    on_fold: Callable[[int, int], None] | None = None  # (fold index, folds) -> progress line
+    on_pack: Callable[[list[int]], None] | None = None  # trial numbers -> progress line
+    on_start: Callable[[optuna.Trial], None] | None = None  # a trial starts: its owner
+    on_tick: Callable[[int], None] | None = None  # an epoch ended: the live line
+    engine: Engine | None = None  # None: the sequential engine
+    _arrays: dict[int, FoldArrays] = field(default_factory=dict)
+
+    def arrays(self, fold: Fold) -> FoldArrays:
+        """Preprocess a fold once per search and reuse it in every trial."""
+        if fold.index not in self._arrays:
+            self._arrays[fold.index] = fold_arrays(self.data, self.split.train, fold)
+        return self._arrays[fold.index]
+
+    def trial_engine(self) -> Engine:
+        if self.engine is None:
+            self.engine = sequential_engine(self.space)
+        return self.engine
+
+
+def origin(trial: optuna.Trial, sampler: str) -> str:
+    """Where a trial's parameters came from: the space's center, a retry, or the sampler."""
+    attrs = trial.user_attrs
+    return "retry" if "retry_of" in attrs else str(attrs.get("start", sampler))
