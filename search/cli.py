@@ -112,22 +112,7 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
     prep = None if space.model.hypermodel else prepare(space)
     quiet = args.quiet or args.json
     if args.gpus or args.workers:  # the one-study shortcut of submit + serve
-        from search.queue import Queue, submit
-
-        queue = Queue.open(args.storage, args.home, args.tracking_uri)
-        args.study = submit(prep or space, queue, trials=args.trials, study_name=args.study)
-        interrupted = serve_pool(args)
-        args.command = "status"
-        queue_command(args)
-        if interrupted:  # the budget is not done: no selection yet
-            return 130
-        selection = None
-        if not args.no_select:
-            quiet_libraries(args.verbose)
-            selection = _select_and_report(args, args.study, args.trials or space.study.trials)
-        if json_out is not None:
-            print(pool_json(queue, args.study, selection), file=json_out)
-        return 0
+        return _pooled(args, space, prep, json_out)
     from search.progress import Waiting
 
     with Waiting(_first_line(space, prep), enabled=not quiet):  # seconds count as they load
@@ -157,6 +142,26 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
         return 0
     print(f"MLflow: experiment {result.experiment_id}, study run {result.parent_run_id}")
     print(f"open the UI: make ui, then {UI_URL.format(id=result.experiment_id)}")
+    return 0
+
+
+def _pooled(args: argparse.Namespace, space: Any, prep: Any, json_out: TextIO | None) -> int:
+    """`run --workers N` / `--gpus`: submit the study, serve it, then select."""
+    from search.queue import Queue, submit
+
+    queue = Queue.open(args.storage, args.home, args.tracking_uri)
+    args.study = submit(prep or space, queue, trials=args.trials, study_name=args.study)
+    interrupted = serve_pool(args)
+    args.command = "status"
+    queue_command(args)
+    if interrupted:  # the budget is not done: no selection yet
+        return 130
+    selection = None
+    if not args.no_select:
+        quiet_libraries(args.verbose)
+        selection = _select_and_report(args, args.study, args.trials or space.study.trials)
+    if json_out is not None:
+        print(pool_json(queue, args.study, selection), file=json_out)
     return 0
 
 

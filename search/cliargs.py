@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 from search.errors import InputError
 
@@ -59,6 +60,35 @@ def parser() -> argparse.ArgumentParser:
         prog="search", description="Hyperparameter search and model selection for Keras models."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _run(sub)
+    for name, text in (
+        ("select", "recheck the top trials, refit the best, test it once against a "
+                   "baseline and register it"),
+        ("report", "draw the study's figures and HTML page into MLflow"),
+        ("best", "print the best trials of a study"),
+    ):  # fmt: skip
+        command = sub.add_parser(name, help=text)
+        command.add_argument("study")
+        if name == "best":
+            command.add_argument("-n", type=int, default=10, help="how many trials (default 10)")
+        _stores(command)
+    submit = sub.add_parser("submit", help="queue a study on the shared storage")
+    submit.add_argument("space")
+    submit.add_argument("--trials", type=int, help="budget: complete or pruned trials")
+    submit.add_argument("--priority", type=int, default=0, help="higher runs first")
+    submit.add_argument("--study", help="study name (default: the file's)")
+    _stores(submit)
+    _stores(sub.add_parser("status", help="list queued, running and finished studies"))
+    serve = sub.add_parser("serve", help="run workers until every queued study is done")
+    _pool_args(serve)
+    _stores(serve)
+    rep = sub.add_parser("reproduce", help="retrain a trial, fold or selection run and compare")
+    rep.add_argument("run_id")
+    _stores(rep, storage=False)
+    return parser
+
+
+def _run(sub: Any) -> None:
     run = sub.add_parser(
         "run",
         help="run or resume the study a space file describes, then "
@@ -78,35 +108,6 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _pool_args(run)
     _stores(run)
-    select = sub.add_parser(
-        "select",
-        help="recheck the top trials, refit the best, test it "
-        "once against a baseline and register it",
-    )
-    select.add_argument("study")
-    _stores(select)
-    rep_ = sub.add_parser("report", help="draw the study's figures and HTML page into MLflow")
-    rep_.add_argument("study")
-    _stores(rep_)
-    best = sub.add_parser("best", help="print the best trials of a study")
-    best.add_argument("study")
-    best.add_argument("-n", type=int, default=10, help="how many trials (default 10)")
-    _stores(best)
-    submit = sub.add_parser("submit", help="queue a study on the shared storage")
-    submit.add_argument("space")
-    submit.add_argument("--trials", type=int, help="budget: complete or pruned trials")
-    submit.add_argument("--priority", type=int, default=0, help="higher runs first")
-    submit.add_argument("--study", help="study name (default: the file's)")
-    _stores(submit)
-    stat = sub.add_parser("status", help="list queued, running and finished studies")
-    _stores(stat)
-    serve = sub.add_parser("serve", help="run workers until every queued study is done")
-    _pool_args(serve)
-    _stores(serve)
-    rep = sub.add_parser("reproduce", help="retrain a trial, fold or selection run and compare")
-    rep.add_argument("run_id")
-    _stores(rep, storage=False)
-    return parser
 
 
 _BOUNDS = {

@@ -55,31 +55,12 @@ def build_model(
     """An MLP: [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> task head; a
     sample shape of several axes (an image) is flattened first, after `conv_blocks`
     convolution blocks when the trial has them (a CNN)."""
-    depth = len(params["widths"])
-    l1s, l2s = layer_values(params, "l1", depth), layer_values(params, "l2", depth)
-    dropouts = layer_values(params, "dropout", depth)
-    bias = _regularizer(params.get("bias_l1", 0.0), params.get("bias_l2", 0.0))
-    activity = _regularizer(params.get("activity_l1", 0.0), params.get("activity_l2", 0.0))
     shape = _shape(n_features)
     inputs = keras.Input(shape=shape, name="features")
     blocks = int(params.get("conv_blocks", 0))
     x = _convolutions(inputs, shape, params, blocks) if blocks else inputs
     x = keras.layers.Flatten(name="flatten")(x) if len(shape) > 1 else x
-    for i, width in enumerate(params["widths"]):
-        x = keras.layers.Dense(
-            int(width),
-            kernel_initializer=_kernel_initializer(),
-            kernel_regularizer=_regularizer(l1s[i], l2s[i]),
-            bias_regularizer=None if params["batch_norm"] else bias,
-            activity_regularizer=activity,
-            use_bias=not params["batch_norm"],
-            name=f"dense_{i}",
-        )(x)
-        if params["batch_norm"]:
-            x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
-        x = keras.layers.Activation(params["activation"], name=f"act_{i}")(x)
-        if dropouts[i] > 0:
-            x = keras.layers.Dropout(dropouts[i], name=f"dropout_{i}")(x)
+    x = _dense_layers(x, params)
     activation, loss = HEADS[task]
     units = n_classes if task == "multiclass" else 1
     outputs = keras.layers.Dense(
@@ -155,6 +136,32 @@ def keras_targets(model: keras.Model, y: np.ndarray, n_classes: int) -> np.ndarr
         onehot: np.ndarray = np.eye(n_classes, dtype="float32")[y.astype(int)]
         return onehot
     return y
+
+
+def _dense_layers(x: keras.KerasTensor, params: dict[str, Any]) -> keras.KerasTensor:
+    """[Dense -> (BatchNorm) -> activation -> (Dropout)] for each hidden layer, each with
+    its own width and (per layer or shared) dropout and L1/L2."""
+    depth = len(params["widths"])
+    l1s, l2s = layer_values(params, "l1", depth), layer_values(params, "l2", depth)
+    dropouts = layer_values(params, "dropout", depth)
+    bias = _regularizer(params.get("bias_l1", 0.0), params.get("bias_l2", 0.0))
+    activity = _regularizer(params.get("activity_l1", 0.0), params.get("activity_l2", 0.0))
+    for i, width in enumerate(params["widths"]):
+        x = keras.layers.Dense(
+            int(width),
+            kernel_initializer=_kernel_initializer(),
+            kernel_regularizer=_regularizer(l1s[i], l2s[i]),
+            bias_regularizer=None if params["batch_norm"] else bias,
+            activity_regularizer=activity,
+            use_bias=not params["batch_norm"],
+            name=f"dense_{i}",
+        )(x)
+        if params["batch_norm"]:
+            x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
+        x = keras.layers.Activation(params["activation"], name=f"act_{i}")(x)
+        if dropouts[i] > 0:
+            x = keras.layers.Dropout(dropouts[i], name=f"dropout_{i}")(x)
+    return x
 
 
 def _convolutions(

@@ -54,14 +54,8 @@ def recheck(
     `outputs`, each fold model's validation rows and outputs are kept there by trial."""
     folds = recheck_folds(prep)
     by_index = {f.index: f for f in folds}
-    arrays = {f.index: fold_arrays(prep.data, prep.split.train, f) for f in folds}
     metric = prep.space.objective.metric
-    members = [
-        Member(t.number, f.index, t.user_attrs["params"], seed + f.index, arrays[f.index])
-        for t in trials
-        for seed in [trial_seed(prep.space.study.seed, t.number) + RECHECK_SEED]
-        for f in folds
-    ]
+    members = _members(prep, trials, folds)
     values: dict[int, list[float]] = {t.number: [] for t in trials}
     say = say or Ticker(None)
     what = f"recheck: {len(trials)} candidates x {len(folds)} new folds"
@@ -89,4 +83,15 @@ def recheck(
             float(np.std(values[t.number])),
         )
         for t in trials
+    ]
+
+
+def _members(prep: Prepared, trials: list[FrozenTrial], folds: list[Fold]) -> list[Member]:
+    """Each candidate on each new fold, with the recheck's own model seeds."""
+    arrays = {f.index: fold_arrays(prep.data, prep.split.train, f) for f in folds}
+    return [
+        Member(t.number, f.index, t.user_attrs["params"], seed + f.index, arrays[f.index])
+        for t in trials
+        for seed in [trial_seed(prep.space.study.seed, t.number) + RECHECK_SEED]
+        for f in folds
     ]

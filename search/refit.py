@@ -97,13 +97,32 @@ def refit_params(
     target = target_scale(params, y)
     if target is not None:  # standardized on all training rows (search.target)
         y = target.forward(y)
-    tick = say or Ticker(None)
+    _fit_all(net, params, x, y, data.y[rows], n_classes=data.n_classes, epochs=epochs,
+             seed=seed, say=say or Ticker(None))  # fmt: skip
+    if target is not None:
+        target.fold_into(net)
+    return Final(pre, [net], epochs)
+
+
+def _fit_all(
+    net: Any,
+    params: dict[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    epochs: int,
+    seed: int,
+    say: Ticker,
+) -> None:
+    """Train for exactly `epochs` on every row (no validation rows are left to stop on)."""
     run = {
         "epochs": epochs,
         "verbose": 0,
         "callbacks": [
             keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda e, logs: tick(f"refit: epoch {e + 1} of {epochs}")
+                on_epoch_end=lambda e, logs: say(f"refit: epoch {e + 1} of {epochs}")
             ),
             *lr_callbacks(params),  # the schedule; a plateau needs validation rows
         ],
@@ -113,13 +132,10 @@ def refit_params(
         from search.hypermodel import fit_with
 
         fit_with(hypermodel, params, net, x=x, y=y, **run)
-    else:
-        weights = class_weights(params, data.y[rows], data.n_classes)
-        train = fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed)
-        net.fit(**train, class_weight=weights, **run)
-    if target is not None:
-        target.fold_into(net)
-    return Final(pre, [net], epochs)
+        return
+    weights = class_weights(params, labels, n_classes)
+    train = fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed)
+    net.fit(**train, class_weight=weights, **run)
 
 
 def _fold_net(

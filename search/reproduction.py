@@ -55,36 +55,10 @@ def reproduce(
     """Retrain what a run recorded, with its parameters and seeds, and compare its metrics."""
     runs = RunReader(tracking_uri or default_tracking_uri(Path(home)))
     run = runs.run(run_id)
-    role = run.data.tags.get(ROLE)
-    if role not in ("trial", "fold", "selection"):
-        what = "a study run" if role == "study" else "not a run made by this service"
-        raise InputError(f"run {run_id}: {what}; reproduce a trial, fold or selection run")
-    if run.data.tags.get("search.state") == "PRUNED":
-        raise InputError(
-            f"run {run_id} is a pruned trial or fold (stopped early on purpose, so it has "
-            "no final scores); reproduce a complete trial or one of its finished folds"
-        )
-    if run.info.status != "FINISHED":
-        raise InputError(
-            f"run {run_id} ended {run.info.status} ({run.data.tags.get('search.state', '')}"
-            "); only finished runs can be reproduced in full"
-        )
+    role = _reproducible(run)
     source = runs.run(run.data.tags["mlflow.parentRunId"]) if role == "fold" else run
-    space_text = runs.text(source.info.run_id, "space.yaml")
     params = json.loads(runs.text(source.info.run_id, "params.json"))
-    space = parse_space(
-        space_text,
-        file=f"run {source.info.run_id}: space.yaml",
-        origin=source.data.tags.get("search.space_dir"),
-    )
-    prep = prepare(space)
-    recorded_fp = run.data.tags.get("search.data_fingerprint")
-    if recorded_fp != prep.data.fingerprint:
-        raise DataError(
-            f"run {run_id}: the data no longer matches the run's (fingerprint "
-            f"{recorded_fp} recorded, {prep.data.fingerprint} now); refusing to "
-            "reproduce on other data"
-        )
+    prep = _prepared(runs, run, source)
     seed = int(source.data.tags["search.seed"])
     deterministic()
     keras.utils.set_random_seed(seed)
@@ -99,7 +73,56 @@ def reproduce(
         trained = _replay(record, prep, int(source.data.tags["search.trial"]))
     else:
         trained = _sequential(prep, params, seed, indices)
-    metric, fold_scores = space.objective.metric, []
+    _compare_folds(out, fold_runs, trained, prep.space.objective.metric, run)
+    return out
+
+
+def _reproducible(run: Any) -> str:
+    """The run's role, when it is a finished trial, fold or selection run."""
+    run_id, role = run.info.run_id, run.data.tags.get(ROLE)
+    if role not in ("trial", "fold", "selection"):
+        what = "a study run" if role == "study" else "not a run made by this service"
+        raise InputError(f"run {run_id}: {what}; reproduce a trial, fold or selection run")
+    if run.data.tags.get("search.state") == "PRUNED":
+        raise InputError(
+            f"run {run_id} is a pruned trial or fold (stopped early on purpose, so it has "
+            "no final scores); reproduce a complete trial or one of its finished folds"
+        )
+    if run.info.status != "FINISHED":
+        raise InputError(
+            f"run {run_id} ended {run.info.status} ({run.data.tags.get('search.state', '')}"
+            "); only finished runs can be reproduced in full"
+        )
+    return str(role)
+
+
+def _prepared(runs: RunReader, run: Any, source: Any) -> Prepared:
+    """The run's space, checked against today's data: refused when the data changed."""
+    space = parse_space(
+        runs.text(source.info.run_id, "space.yaml"),
+        file=f"run {source.info.run_id}: space.yaml",
+        origin=source.data.tags.get("search.space_dir"),
+    )
+    prep = prepare(space)
+    recorded = run.data.tags.get("search.data_fingerprint")
+    if recorded != prep.data.fingerprint:
+        raise DataError(
+            f"run {run.info.run_id}: the data no longer matches the run's (fingerprint "
+            f"{recorded} recorded, {prep.data.fingerprint} now); refusing to "
+            "reproduce on other data"
+        )
+    return prep
+
+
+def _compare_folds(
+    out: Reproduction,
+    fold_runs: list[Any],
+    trained: dict[int, FoldResult],
+    metric: str,
+    run: Any,
+) -> None:
+    """Each fold's recorded and reproduced scores and best epoch; a trial's mean too."""
+    fold_scores = []
     for fold_run in sorted(fold_runs, key=lambda r: int(r.data.tags["search.fold"])):
         index = int(fold_run.data.tags["search.fold"])
         res = trained[index]
@@ -111,9 +134,8 @@ def reproduce(
         out.rows.append(
             (f"fold {index} best_epoch", fold_run.data.metrics["best_epoch"], float(res.best_epoch))
         )
-    if role == "trial":
+    if out.role == "trial":
         out.rows.append(("trial score", run.data.metrics["score"], float(np.mean(fold_scores))))
-    return out
 
 
 def _sequential(

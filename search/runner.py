@@ -170,23 +170,14 @@ def _search(
     parent = parent_run(tracker, study, prep, remember=False)
     ctx = make_context(prep, tracker, parent, study.study_name)
     ctx.engine = engine
-    beat = Heartbeat(study._storage)
-
-    def own(trial: optuna.Trial) -> None:
-        mark_started(trial)
-        beat.add(trial._trial_id)
-
-    ctx.on_start = own
-    budget.callbacks.append(lambda _, trial: beat.discard(trial._trial_id))
+    beat = _heartbeat(study, ctx, budget)
     budget.callbacks.append(remember_parent(tracker, parent))
     budget.callbacks.append(lambda _, __: interrupt.check())  # one a library swallowed
     reporter = Progress(
         budget.trials, prep.space.objective.metric, stream, progress, folds=len(prep.folds)
     )
     budget.callbacks.append(reporter)
-    ctx.on_fold = reporter.fold
-    ctx.on_pack = reporter.pack
-    ctx.on_tick = reporter.epoch
+    ctx.on_fold, ctx.on_pack, ctx.on_tick = reporter.fold, reporter.pack, reporter.epoch
     started = time.perf_counter()
     status = "FAILED"
     try:
@@ -209,6 +200,19 @@ def _search(
         close_parent(tracker, parent, study, status)
         remember_parent(tracker, parent)(study, None)  # also when stopped in trial 0
     return search_result(study, new, prep, tracker, parent, storage, time.perf_counter() - started)
+
+
+def _heartbeat(study: optuna.Study, ctx: SearchContext, budget: Budget) -> Heartbeat:
+    """A heartbeat for each trial this process runs, from its start to its end."""
+    beat = Heartbeat(study._storage)
+
+    def own(trial: optuna.Trial) -> None:
+        mark_started(trial)
+        beat.add(trial._trial_id)
+
+    ctx.on_start = own
+    budget.callbacks.append(lambda _, trial: beat.discard(trial._trial_id))
+    return beat
 
 
 def make_context(prep: Prepared, tracker: RunWriter, parent: str, name: str) -> SearchContext:

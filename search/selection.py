@@ -155,22 +155,44 @@ def _log(
     trial: FrozenTrial,
 ) -> None:
     result.study_name = study.study_name
-    parent = study.user_attrs["mlflow_run_id"]
     seed = trial_seed(prep.space.study.seed, trial.number)
-    run = tracker.child_run(
-        parent,
-        "selection",
-        role="selection",
-        tags={
-            STUDY: study.study_name,
-            "search.trial": str(trial.number),
-            "search.seed": str(seed),
-            "search.data_fingerprint": prep.data.fingerprint,
-            "search.space_dir": str(prep.space.base_dir),
-            **environment_tags(),
-        },
-    )
+    tags = {
+        STUDY: study.study_name,
+        "search.trial": str(trial.number),
+        "search.seed": str(seed),
+        "search.data_fingerprint": prep.data.fingerprint,
+        "search.space_dir": str(prep.space.base_dir),
+        **environment_tags(),
+    }
+    parent = study.user_attrs["mlflow_run_id"]
+    run = tracker.child_run(parent, "selection", role="selection", tags=tags)
     result.run_id = run
+    tracker.log(
+        run,
+        params={
+            "trial": trial.number,
+            "refit": prep.space.selection.refit,
+            "refit_epochs": final.epochs,
+            "top_k": prep.space.selection.top_k,
+            "ensemble": _weights_text(final),
+            "threshold": final.threshold,
+        },
+        metrics=_test_metrics(result, final),
+    )
+    if len(set(final.trials)) > 1:  # what `search reproduce` refits
+        tracker.log_json(run, _ensemble_record(prep, study, final), "ensemble.json")
+    tracker.log_text(run, str(result), "final_test.txt")
+    tracker.log_json(run, [c.__dict__ for c in result.candidates], "candidates.json")
+    tracker.log_json(run, trial.user_attrs["params"], "params.json")
+    tracker.log_text(run, prep.space.ran_text, "space.yaml")
+    if prep.space.selection.champion:
+        _register(tracker, study, prep, final, result)
+    tracker.end(run)
+    tracker.flush()
+
+
+def _test_metrics(result: SelectionResult, final: Final) -> dict[str, float]:
+    """The final test as the selection run's metrics: model, interval, baseline, difference."""
     metrics: dict[str, float] = {
         "refit_epochs": final.epochs,
         "gap": result.gap,
@@ -185,28 +207,7 @@ def _log(
             f"diff_{name}_low": result.difference[name].low,
             f"diff_{name}_high": result.difference[name].high,
         }
-    tracker.log(
-        run,
-        params={
-            "trial": trial.number,
-            "refit": prep.space.selection.refit,
-            "refit_epochs": final.epochs,
-            "top_k": prep.space.selection.top_k,
-            "ensemble": _weights_text(final),
-            "threshold": final.threshold,
-        },
-        metrics=metrics,
-    )
-    if len(set(final.trials)) > 1:  # what `search reproduce` refits
-        tracker.log_json(run, _ensemble_record(prep, study, final), "ensemble.json")
-    tracker.log_text(run, str(result), "final_test.txt")
-    tracker.log_json(run, [c.__dict__ for c in result.candidates], "candidates.json")
-    tracker.log_json(run, trial.user_attrs["params"], "params.json")
-    tracker.log_text(run, prep.space.ran_text, "space.yaml")
-    if prep.space.selection.champion:
-        _register(tracker, study, prep, final, result)
-    tracker.end(run)
-    tracker.flush()
+    return metrics
 
 
 def _trial_weights(final: Final) -> dict[int, float]:

@@ -146,65 +146,91 @@ def serve(
     log: Path | None = None,
 ) -> PoolReport:
     """Run worker processes until every queued study has reached its budget."""
-    from search.errors import SearchFailed
     from search.queue import Queue, close_parents, recover
 
     queue = Queue.open(storage, home, tracking_uri, heartbeat_s=heartbeat_s, grace_s=grace_s)
-    args = [sys.executable, "-m", "search.worker", *worker_args(queue, recycle)]
-    stores = store_env(queue, storage)
-    report = PoolReport()
-    out = open(log, "a") if log else None  # noqa: SIM115  (kept open for the pool's life)
-    procs: dict[int, subprocess.Popen[bytes]] = {}
-    born: dict[int, float] = {}
-
-    def start(slot: Slot) -> None:
-        env = slot_env(slot, gpu_memory_mb=gpu_memory_mb)
-        env.pop(STORAGE_ENV, None)  # the pool's own stores, not one its caller's shell set
-        env.update(stores)
-        procs[slot.index] = subprocess.Popen(
-            args, env=env, stdout=out, stderr=out, start_new_session=True
-        )
-        born[slot.index] = time.time()
-        report.started += 1
-
-    for slot in slots:
-        start(slot)
+    pool = _Pool(queue, storage, recycle, gpu_memory_mb, log)
     try:
-        while procs:
-            time.sleep(0.2)
-            for slot in slots:
-                proc = procs.get(slot.index)
-                if proc is None or proc.poll() is None:
-                    continue
-                del procs[slot.index]
-                if proc.returncode == EXIT_NO_WORK:
-                    continue
-                if proc.returncode == EXIT_RECYCLE:
-                    report.recycled += 1
-                    report.crashes_in_a_row = 0
-                else:  # killed, out of memory, crashed: start a fresh one
-                    report.restarted += 1
-                    quick = time.time() - born[slot.index] < QUICK_S
-                    report.crashes_in_a_row = report.crashes_in_a_row + 1 if quick else 0
-                    if report.crashes_in_a_row >= MAX_QUICK_CRASHES:
-                        _stop(procs)
-                        raise SearchFailed(
-                            f"workers keep dying right after they start "
-                            f"(exit code {proc.returncode}); see the log "
-                            f"{log or '(stderr)'}"
-                        )
-                start(slot)
+        pool.run(slots)
     except KeyboardInterrupt:
-        report.interrupted = True
-        _stop(procs)
+        pool.report.interrupted = True
+        _stop(pool.procs)
     finally:
-        if out:
-            out.close()
+        pool.close()
         storage_obj = queue.storage()
         with queue.lock(storage_obj):
             recover(queue, storage_obj)
         close_parents(queue)
-    return report
+    return pool.report
+
+
+class _Pool:
+    """The worker processes of one `serve`: started per slot, replaced when they exit
+    (recycled, or died), given up on when they keep dying as they start."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        storage: str | None,
+        recycle: int,
+        gpu_memory_mb: int | None,
+        log: Path | None,
+    ) -> None:
+        self.args = [sys.executable, "-m", "search.worker", *worker_args(queue, recycle)]
+        self.stores = store_env(queue, storage)
+        self.gpu_memory_mb, self.log = gpu_memory_mb, log
+        self.out = open(log, "a") if log else None  # noqa: SIM115  (kept for the pool's life)
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.born: dict[int, float] = {}
+        self.report = PoolReport()
+
+    def start(self, slot: Slot) -> None:
+        env = slot_env(slot, gpu_memory_mb=self.gpu_memory_mb)
+        env.pop(STORAGE_ENV, None)  # the pool's own stores, not one its caller's shell set
+        env.update(self.stores)
+        self.procs[slot.index] = subprocess.Popen(
+            self.args, env=env, stdout=self.out, stderr=self.out, start_new_session=True
+        )
+        self.born[slot.index] = time.time()
+        self.report.started += 1
+
+    def run(self, slots: list[Slot]) -> None:
+        for slot in slots:
+            self.start(slot)
+        while self.procs:
+            time.sleep(0.2)
+            for slot in slots:
+                proc = self.procs.get(slot.index)
+                if proc is not None and proc.poll() is not None:
+                    del self.procs[slot.index]
+                    if self.replace(slot, int(proc.returncode)):
+                        self.start(slot)
+
+    def replace(self, slot: Slot, code: int) -> bool:
+        """Whether a worker that exited with `code` gets a fresh process in its slot."""
+        from search.errors import SearchFailed
+
+        if code == EXIT_NO_WORK:
+            return False
+        report = self.report
+        if code == EXIT_RECYCLE:
+            report.recycled += 1
+            report.crashes_in_a_row = 0
+            return True
+        report.restarted += 1  # killed, out of memory, crashed
+        quick = time.time() - self.born[slot.index] < QUICK_S
+        report.crashes_in_a_row = report.crashes_in_a_row + 1 if quick else 0
+        if report.crashes_in_a_row >= MAX_QUICK_CRASHES:
+            _stop(self.procs)
+            raise SearchFailed(
+                f"workers keep dying right after they start (exit code {code}); see the "
+                f"log {self.log or '(stderr)'}"
+            )
+        return True
+
+    def close(self) -> None:
+        if self.out:
+            self.out.close()
 
 
 def _stop(procs: dict[int, subprocess.Popen[bytes]], wait_s: float = 60.0) -> None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import search
-from tests.conftest import tiny_space
+from tests.conftest import ROOT, tiny_space
 
 
 def test_public_names_are_pinned() -> None:
@@ -101,3 +101,21 @@ def test_run_search_quiet_prints_nothing(tmp_path: Path) -> None:
     for line in ("A new study created", "failed with parameters"):
         assert line in loud.stderr and line not in quiet.stderr, line
     assert quiet.stdout.split()[-1] == "1"
+
+
+def test_modules_and_functions_stay_small() -> None:
+    """The house rules a newcomer can rely on: no module over 300 lines, no function
+    over 45 (a long one is split by what it does, not wrapped)."""
+    import ast
+
+    too_long = []
+    for path in sorted((ROOT / "search").rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > 300:
+            too_long.append(f"{path.name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > 45:
+                    too_long.append(f"{path.name}:{node.lineno} {node.name}: {size} lines")
+    assert too_long == []

@@ -30,28 +30,7 @@ def parent_run(
         study.study_name,
         run_id=study.user_attrs.get("mlflow_run_id"),
         tags={"search.data_fingerprint": data.fingerprint, **environment_tags()},
-        params={
-            "data.source": space.data.source,
-            "data.task": data.task,
-            "data.rows": len(data.y),
-            "data.dropped_rows": data.dropped_rows,
-            "data.features": data.X.shape[1],
-            **{
-                f"data.columns.{col}": kind
-                for col, kind in prep.columns.items()
-                if kind not in ("number", "onehot")
-            },
-            "test.rows": len(split.test),
-            "test.seed": split.seed,
-            "test.source": space.data.test_source or "held out of data.source",
-            "test.digest": split.digest(),
-            "validation.scheme": space.validation.scheme,
-            "validation.folds": len(prep.folds),
-            "sampler": space.study.sampler,
-            "pruner": type(prep.pruner).__name__,
-            "metric": space.objective.metric,
-            "direction": space.direction,
-        },
+        params=_study_params(prep),
         files={
             "space.yaml": space.ran_text,
             "test_split.json": json.dumps(
@@ -63,6 +42,33 @@ def parent_run(
     if remember:
         remember_parent(tracker, parent)(study, None)
     return parent
+
+
+def _study_params(prep: Prepared) -> dict[str, object]:
+    """The study's settings as its run's parameters: data, test split, validation, search."""
+    space, data, split = prep.space, prep.data, prep.split
+    return {
+        "data.source": space.data.source,
+        "data.task": data.task,
+        "data.rows": len(data.y),
+        "data.dropped_rows": data.dropped_rows,
+        "data.features": data.X.shape[1],
+        **{
+            f"data.columns.{col}": kind
+            for col, kind in prep.columns.items()
+            if kind not in ("number", "onehot")
+        },
+        "test.rows": len(split.test),
+        "test.seed": split.seed,
+        "test.source": space.data.test_source or "held out of data.source",
+        "test.digest": split.digest(),
+        "validation.scheme": space.validation.scheme,
+        "validation.folds": len(prep.folds),
+        "sampler": space.study.sampler,
+        "pruner": type(prep.pruner).__name__,
+        "metric": space.objective.metric,
+        "direction": space.direction,
+    }
 
 
 def remember_parent(
