@@ -24,8 +24,7 @@ from search.progress import Ticker
 from search.recheck import Outputs, recheck
 from search.refit import Final, refit, refit_ensemble
 from search.space import Space
-from search.spacefile import parse_space
-from search.study import DEFAULT_HOME, best_first, check_same_data, load_study
+from search.study import DEFAULT_HOME, best_first, check_same_data, load_study, study_space
 from search.tracking import (
     STUDY,
     Tracker,
@@ -38,20 +37,6 @@ from search.tracking.champion import save_parts
 from search.training import (
     trial_seed,
 )
-
-
-def study_space(study: optuna.Study) -> Space:
-    text = study.user_attrs.get("space_text")
-    if not text:
-        raise InputError(
-            f"study {study.study_name!r} was not made by this service "
-            "(it has no space file recorded)"
-        )
-    return parse_space(
-        text,
-        file=study.user_attrs.get("space_file") or "<space>",
-        origin=study.user_attrs.get("space_dir"),
-    )
 
 
 def select(

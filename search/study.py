@@ -187,6 +187,23 @@ def load_study(name: str, storage: str | None, home: Path) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=store)
 
 
+def study_space(study: optuna.Study) -> Space:
+    """The space file a study was created with, as it recorded it."""
+    from search.spacefile import parse_space
+
+    text = study.user_attrs.get("space_text")
+    if not text:
+        raise InputError(
+            f"study {study.study_name!r} was not made by this service "
+            "(it has no space file recorded)"
+        )
+    return parse_space(
+        text,
+        file=study.user_attrs.get("space_file") or "<space>",
+        origin=study.user_attrs.get("space_dir"),
+    )
+
+
 def best_first(study: optuna.Study) -> list[FrozenTrial]:
     """The complete trials, best first in the study's direction."""
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]

@@ -223,8 +223,7 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, ctx: SearchContext) -> 
 def _context(queue: Queue, study: optuna.Study) -> SearchContext:
     from search.prepare import prepare
     from search.runner import make_context
-    from search.selection import study_space
-    from search.study import check_same_data, make_pruner, make_sampler
+    from search.study import check_same_data, make_pruner, make_sampler, study_space
     from search.tracking.runs import Tracker
     from search.training import make_engine
 
