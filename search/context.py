@@ -33,13 +33,15 @@ class SearchContext:
     on_start: Callable[[optuna.Trial], None] | None = None  # a trial starts: its owner
     on_tick: Callable[[int], None] | None = None  # an epoch ended: the live line
     engine: Engine | None = None  # None: the sequential engine
-    _arrays: dict[int, FoldArrays] = field(default_factory=dict)
+    _arrays: dict[tuple[int, int | None], FoldArrays] = field(default_factory=dict)
 
-    def arrays(self, fold: Fold) -> FoldArrays:
-        """Preprocess a fold once per search and reuse it in every trial."""
-        if fold.index not in self._arrays:
-            self._arrays[fold.index] = fold_arrays(self.data, self.split.train, fold)
-        return self._arrays[fold.index]
+    def arrays(self, fold: Fold, max_tokens: int | None = None) -> FoldArrays:
+        """Preprocess a fold once per search (and per vocabulary size a trial asks for) and
+        reuse it in every trial."""
+        key = (fold.index, max_tokens)
+        if key not in self._arrays:
+            self._arrays[key] = fold_arrays(self.data, self.split.train, fold, max_tokens)
+        return self._arrays[key]
 
     def trial_engine(self) -> Engine:
         if self.engine is None:

@@ -102,6 +102,7 @@ INT_PARAMS = (
     "conv_blocks",
     "filters",
     "kernel_size",
+    "max_tokens",
 )
 # Bounds that catch typos (a width of 1e308, a depth of 1000) before a trial runs out of
 # memory; each with the reason a user reads.
@@ -115,4 +116,5 @@ LIMITS = {
     "conv_blocks": (16, "each block halves the image: 16 blocks take 65536 pixels to one"),
     "filters": (4096, "doubled in each block, 4096 filters already make GiB-sized kernels"),
     "kernel_size": (64, "a kernel over 64 pixels wide is larger than the course's images"),
+    "max_tokens": (1_000_000, "a million words a text column is past any vocabulary"),
 }

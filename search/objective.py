@@ -17,6 +17,7 @@ import optuna
 
 from search.context import SearchContext, origin
 from search.errors import TrialFailed
+from search.folds import Fold
 from search.forward import summary_text
 from search.hypermodel import hypermodel_values
 from search.knobs import own_loss
@@ -24,6 +25,7 @@ from search.metrics import DATA_LOSS, EPOCH_KEYS
 from search.records import flat_params, history_csv
 from search.tracking.process import pending
 from search.training import (
+    FoldArrays,
     FoldResult,
     Member,
     Trained,
@@ -95,8 +97,11 @@ class TrialRun:
     def members(self) -> list[Member]:
         n, ctx = self.trial.number, self.ctx
         return [
-            Member(n, f.index, self.params, self.seed + f.index, ctx.arrays(f)) for f in ctx.folds
+            Member(n, f.index, self.params, self.seed + f.index, self._arrays(f)) for f in ctx.folds
         ]
+
+    def _arrays(self, fold: Fold) -> FoldArrays:
+        return self.ctx.arrays(fold, self.params.get("max_tokens"))
 
     def on_epoch(self, member: Member, epoch: int, logs: dict[str, float]) -> bool:
         """Holdout: report the epoch's validation value to the pruner; True to stop."""

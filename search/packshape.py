@@ -98,6 +98,8 @@ def unpackable(params: dict[str, Any]) -> str | None:
         return "mixed precision"
     if params.get("conv_blocks"):
         return "convolution blocks"
+    if params.get("max_tokens"):
+        return "a searched vocabulary size (members of several input widths)"
     unpacked = {  # knobs the pack's program does not carry: trained one model at a time
         "beta_1": "Adam's beta_1",
         "beta_2": "Adam's beta_2",

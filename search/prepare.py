@@ -89,6 +89,7 @@ def _prepare(space: Space) -> Prepared:
             file=where,
             key="data.columns",
         )
+    _check_family(space, data, columns, where)
     pruner = make_pruner(space, len(folds))
     notes = [
         n for n in (_target_note(space, data), describe(columns, data.X.iloc[split.train])) if n
@@ -99,6 +100,28 @@ def _prepare(space: Space) -> Prepared:
             f"(data.subsample {space.data.subsample:g}); the final model is refitted on all"
         )
     return Prepared(space, data, split, folds, make_sampler(space), pruner, columns, notes)
+
+
+def _check_family(space: Space, data: Dataset, columns: dict[str, str], where: str) -> None:
+    """A searched vocabulary, or the text family, needs a text column; the MLP family has
+    no convolution blocks."""
+    text = {"text", "tfidf"} & set(columns.values())
+    for key, wants in (("params.max_tokens", space.params.max_tokens is not None),
+                       ("model.family", space.model.family == "text")):  # fmt: skip
+        if wants and not text:
+            what = "max_tokens sizes" if key == "params.max_tokens" else "the text family reads"
+            raise SpaceError(
+                f"{what} a text column's vocabulary, and {data.name} has no text column "
+                "(name one with data.columns: {name: text})",
+                file=where,
+                key=key,
+            )
+    if space.model.family == "mlp" and upper(space.params.conv_blocks) > 0:
+        raise SpaceError(
+            "the mlp family has no convolution blocks; say family: cnn",
+            file=where,
+            key="params.conv_blocks",
+        )
 
 
 def _check_task(space: Space, task: str, where: str) -> None:

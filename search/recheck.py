@@ -16,7 +16,14 @@ from search.names import ONE_FOLD
 from search.prepare import Prepared
 from search.progress import Ticker
 from search.space import ValidationSpec
-from search.training import Member, collect_garbage, fold_arrays, make_engine, trial_seed
+from search.training import (
+    FoldArrays,
+    Member,
+    collect_garbage,
+    fold_arrays,
+    make_engine,
+    trial_seed,
+)
 
 RECHECK_SEED = 10_007  # model seeds of the recheck differ from the search's
 # per trial: the recheck folds' validation rows (positions among the training rows) and
@@ -88,10 +95,19 @@ def recheck(
 
 def _members(prep: Prepared, trials: list[FrozenTrial], folds: list[Fold]) -> list[Member]:
     """Each candidate on each new fold, with the recheck's own model seeds."""
-    arrays = {f.index: fold_arrays(prep.data, prep.split.train, f) for f in folds}
+    arrays: dict[tuple[int, int | None], FoldArrays] = {}
+
+    def rows(fold: Fold, max_tokens: int | None) -> FoldArrays:
+        if (fold.index, max_tokens) not in arrays:
+            arrays[fold.index, max_tokens] = fold_arrays(
+                prep.data, prep.split.train, fold, max_tokens
+            )
+        return arrays[fold.index, max_tokens]
+
     return [
-        Member(t.number, f.index, t.user_attrs["params"], seed + f.index, arrays[f.index])
+        Member(t.number, f.index, params, seed + f.index, rows(f, params.get("max_tokens")))
         for t in trials
+        for params in [t.user_attrs["params"]]
         for seed in [trial_seed(prep.space.study.seed, t.number) + RECHECK_SEED]
         for f in folds
     ]

@@ -78,7 +78,8 @@ def refit_params(
     say: Ticker | None = None,
 ) -> Final:
     data, rows = prep.data, prep.split.refit_rows
-    pre = make_preprocessor(data.encodings, data.max_tokens).fit(data.X.iloc[rows])
+    tokens = params.get("max_tokens") or data.max_tokens
+    pre = make_preprocessor(data.encodings, tokens).fit(data.X.iloc[rows])
     x = shaped(data, pre.transform(data.X.iloc[rows]).astype(np.float32))
     spe = steps_per_execution(prep.space)
     if prep.space.selection.refit == "ensemble":

@@ -143,7 +143,7 @@ def _sequential(
 ) -> dict[int, FoldResult]:
     folds, out = {f.index: f for f in prep.folds}, {}
     for index in indices:
-        arrays = fold_arrays(prep.data, prep.split.train, folds[index])
+        arrays = fold_arrays(prep.data, prep.split.train, folds[index], params.get("max_tokens"))
         _, out[index] = fit_fold(
             params,
             arrays,

@@ -130,6 +130,7 @@ class Params(_Strict):
     filters: Param = 32  # the first block's; twice as many in each next block
     kernel_size: Param = 3
     pooling: Param = "max"  # or average: 2 x 2 after each block
+    max_tokens: Param | None = None  # words a text column keeps; unset: data.max_tokens
 
 
 class StudySpec(_Strict):
@@ -204,8 +205,10 @@ class TrainingSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    """The built-in MLP (default), or a KerasTuner hypermodel: `file.py:build_model`."""
+    """The built-in family (`mlp`; `cnn`: convolution blocks first; `text`: a text column's
+    words, then the MLP), or a KerasTuner hypermodel: `file.py:build_model`."""
 
+    family: Literal["mlp", "cnn", "text"] | None = None  # unset: what `params` describe
     hypermodel: str | None = None
 
 
@@ -236,6 +239,18 @@ class Space(_Strict):
     path: str | None = Field(default=None, exclude=True)
     text: str = Field(default="", exclude=True, repr=False)
     origin: str | None = Field(default=None, exclude=True)  # folder relative paths start from
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family_defaults(cls, raw: Any) -> Any:
+        """`model: {family: cnn}` searches 1 to 3 convolution blocks unless the file says."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
+            return raw
+        given = raw.get("params")
+        params: dict[str, Any] = given if isinstance(given, dict) else {}
+        if raw["model"].get("family") == "cnn" and "conv_blocks" not in params:
+            return {**raw, "params": {**params, "conv_blocks": {"low": 1, "high": 3}}}
+        return raw
 
     @property
     def name(self) -> str:

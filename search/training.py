@@ -51,11 +51,14 @@ class FoldResult:
     build_s: float = 0.0  # seconds building, compiling and making the variables of the model
 
 
-def fold_arrays(data: Dataset, rows: np.ndarray, fold: Fold) -> FoldArrays:
-    """Fit the preprocessing on the fold's training rows only, then transform both parts."""
+def fold_arrays(
+    data: Dataset, rows: np.ndarray, fold: Fold, max_tokens: int | None = None
+) -> FoldArrays:
+    """Fit the preprocessing on the fold's training rows only, then transform both parts
+    (a text column keeps `max_tokens` words: a trial's own, or the data's)."""
     X, y = data.X, data.y
     tr, va = rows[fold.train], rows[fold.val]
-    pre = make_preprocessor(data.encodings, data.max_tokens).fit(X.iloc[tr])
+    pre = make_preprocessor(data.encodings, max_tokens or data.max_tokens).fit(X.iloc[tr])
     return FoldArrays(
         shaped(data, pre.transform(X.iloc[tr]).astype(np.float32)),
         y[tr],

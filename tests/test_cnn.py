@@ -122,3 +122,20 @@ def test_a_convnet_on_a_table_of_pixels_searches_selects_serves_and_reproduces(
     rows = load_digits(as_frame=True).data.head(20)  # the 64 pixel columns, raw
     predicted = champion.predict(rows).to_numpy()
     assert (predicted == load_digits().target[:20]).mean() >= 0.8
+
+
+def test_the_model_family_key() -> None:
+    """`model: {family: cnn}` searches 1-3 blocks unless the file says; `family: mlp`
+    refuses blocks; `family: text` needs a text column."""
+    cnn = parse_space("data: {source: digits, shape: [8, 8]}\nmodel: {family: cnn}\n")
+    assert (cnn.params.conv_blocks.low, cnn.params.conv_blocks.high) == (1, 3)  # type: ignore[union-attr]
+    fixed = parse_space("data: {source: digits}\nmodel: {family: cnn}\nparams: {conv_blocks: 2}\n")
+    assert fixed.params.conv_blocks == 2
+    for text, key in (
+        ("data: {source: digits, shape: [8, 8]}\nmodel: {family: mlp}\nparams: {conv_blocks: 1}\n",
+         "params.conv_blocks"),
+        ("data: {source: iris}\nmodel: {family: text}\n", "model.family"),
+    ):  # fmt: skip
+        with pytest.raises(InputError) as info:
+            prepare(parse_space(text))
+        assert info.value.key == key

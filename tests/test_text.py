@@ -173,3 +173,47 @@ def test_npy_pairs_are_samples_and_their_labels(tmp_path: Path) -> None:
     out = run_cli("run", "c.yaml", "--home", "m", cwd=_space(tmp_path, "data: {source: x.npy}"))
     assert out.returncode == 2 and "needs its labels in another .npy file" in out.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_the_vocabulary_size_is_searched_per_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`params.max_tokens: {choices: [...]}`: each trial's folds, its recheck and its
+    refit keep that trial's number of words; a space without text is refused."""
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(80)]
+    y = rng.integers(0, 2, size=160)
+    texts = [" ".join([("good" if t else "bad"), *rng.choice(words, 6)]) for t in y]
+    pd.DataFrame({"review": texts, "liked": y}).to_csv(tmp_path / "r.csv", index=False)
+    sizes: list[int] = []
+    fit = Preprocessor.fit
+
+    def spy(self: Preprocessor, X: pd.DataFrame, y: Any = None) -> Preprocessor:
+        fit(self, X, y)
+        if "review" in X.columns:
+            sizes.append(self.max_tokens)
+        return self
+
+    monkeypatch.setattr(Preprocessor, "fit", spy)
+    (tmp_path / "v.yaml").write_text(
+        "study: {name: vocab, trials: 4, sampler: random, pruner: none, seed: 1}\n"
+        "data: {source: r.csv, target: liked}\n"
+        "validation: {scheme: kfold, folds: 2}\n"
+        "selection: {top_k: 2, recheck_folds: 2, bootstrap: 100, ensemble: false}\n"
+        "params: {max_tokens: {choices: [3, 40]}, depth: 1, width: 8, epochs: 5}\n"
+    )
+    run_search(tmp_path / "v.yaml", home=tmp_path / "m", progress=False)
+    searched = set(sizes)
+    final = select("vocab", home=tmp_path / "m")
+    assert searched == {3, 40}  # both sizes were tried, each fitted on its own
+    chosen = final.chosen.trial
+    import optuna
+
+    from search.study import open_storage
+
+    study = optuna.load_study(study_name="vocab", storage=open_storage(None, tmp_path / "m"))
+    assert sizes[-1] == study.trials[chosen].params["max_tokens"]  # the refit's
+    bad = tmp_path / "b.yaml"
+    bad.write_text("data: {source: iris}\nparams: {max_tokens: {choices: [3, 40]}}\n")
+    out = run_cli("run", "b.yaml", "--home", "m2", cwd=tmp_path)
+    assert out.returncode == 2 and "params.max_tokens: max_tokens sizes a text" in out.stderr
