@@ -179,7 +179,7 @@ def test_interrupted_serve_resumes_to_the_budget(tmp_path: Path) -> None:
 def test_a_stop_request_during_a_claim_waits_until_the_claim_returns() -> None:
     """The signal goes to another thread (as in a worker, which runs TensorFlow's and
     MLflow's threads); Python still runs the handler in the main thread, mid-claim."""
-    from search import workers
+    from search import worker
     from search.training import STOP
 
     go, sent = threading.Event(), threading.Event()
@@ -191,10 +191,10 @@ def test_a_stop_request_during_a_claim_waits_until_the_claim_returns() -> None:
 
     helper = threading.Thread(target=other_thread)
     helper.start()
-    old = signal.signal(signal.SIGINT, workers._request_stop)
+    old = signal.signal(signal.SIGINT, worker._request_stop)
     claimed = []
     try:
-        with pytest.raises(KeyboardInterrupt), workers._no_interrupts():
+        with pytest.raises(KeyboardInterrupt), worker._no_interrupts():
             go.set()
             sent.wait(5)
             for _ in range(100):  # bytecode boundaries where a handler would run
