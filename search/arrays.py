@@ -78,12 +78,13 @@ def _rows(
             )
     name = target or TARGET
     columns = [f"p{i}" for i in range(int(np.prod(shape)))]
-    frames = [pd.DataFrame(x.reshape(len(x), -1).astype(np.float32), columns=columns) for x in xs]
-    for frame, y in zip(frames, ys, strict=True):
-        frame[name] = y
+    # the parts joined while small (uint8 images), then one float32 copy as one block
+    pixels = np.concatenate([x.reshape(len(x), -1) for x in xs]).astype(np.float32)
+    frame = pd.DataFrame(pixels, columns=columns, copy=False)
+    frame[name] = np.concatenate(ys)
     parts = None
     if 2 in codes:
         parts = np.concatenate(
-            [np.full(len(f), code, np.int8) for f, code in zip(frames, codes, strict=True)]
+            [np.full(len(x), code, np.int8) for x, code in zip(xs, codes, strict=True)]
         )
-    return pd.concat(frames, ignore_index=True), name, shape, parts
+    return frame, name, shape, parts

@@ -59,8 +59,9 @@ def load_dataset(
     if spec.time_column and parts is None:
         frame = frame.sort_values(spec.time_column, kind="stable").reset_index(drop=True)
     bad = _missing_target(spec, frame, target, name, where)
-    frame = frame[~bad].reset_index(drop=True)
-    parts = parts[~bad] if parts is not None else None
+    if bad.any():  # rows without a target left out (a copy only then)
+        frame = frame[~bad].reset_index(drop=True)
+        parts = parts[~bad] if parts is not None else None
     if frame.empty:
         raise DataError(f"{name} has no rows with a target", file=where, key="data.target")
     y_raw = frame[target]
