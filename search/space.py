@@ -240,18 +240,6 @@ class Space(_Strict):
     text: str = Field(default="", exclude=True, repr=False)
     origin: str | None = Field(default=None, exclude=True)  # folder relative paths start from
 
-    @model_validator(mode="before")
-    @classmethod
-    def _family_defaults(cls, raw: Any) -> Any:
-        """`model: {family: cnn}` searches 1 to 3 convolution blocks unless the file says."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
-            return raw
-        given = raw.get("params")
-        params: dict[str, Any] = given if isinstance(given, dict) else {}
-        if raw["model"].get("family") == "cnn" and "conv_blocks" not in params:
-            return {**raw, "params": {**params, "conv_blocks": {"low": 1, "high": 3}}}
-        return raw
-
     @property
     def name(self) -> str:
         if self.study.name:

@@ -95,7 +95,9 @@ def parse_space(text: str, *, file: str = "<space>", origin: str | None = None) 
             f"a space file must be a mapping of sections, got {type(raw).__name__}", file=file
         )
     try:
-        space = Space.model_validate({**raw, "path": file, "text": text, "origin": origin})
+        space = Space.model_validate(
+            {**family_defaults(raw), "path": file, "text": text, "origin": origin}
+        )
     except ValidationError as exc:
         raise _space_error(exc, file, root) from None
     from search.spacecheck import check_semantics
@@ -163,3 +165,12 @@ def _line_of(root: yaml.Node | None, loc: list[str]) -> int | None:
         else:
             break
     return line
+
+
+def family_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """`model: {family: cnn}` searches 1 to 3 convolution blocks unless the file says."""
+    model, given = raw.get("model"), raw.get("params")
+    params: dict[str, Any] = given if isinstance(given, dict) else {}
+    if isinstance(model, dict) and model.get("family") == "cnn" and "conv_blocks" not in params:
+        return {**raw, "params": {**params, "conv_blocks": {"low": 1, "high": 3}}}
+    return raw

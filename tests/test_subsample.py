@@ -52,9 +52,9 @@ def test_the_search_sees_the_subsample_and_the_refit_every_row(
     seen: dict[str, list[int]] = {"search": [], "refit": []}
     fold_arrays = context_module.fold_arrays
 
-    def spy_folds(data: Any, rows: np.ndarray, fold: Any) -> FoldArrays:
+    def spy_folds(data: Any, rows: np.ndarray, fold: Any, *rest: Any) -> FoldArrays:
         seen["search"].append(len(rows))
-        return fold_arrays(data, rows, fold)
+        return fold_arrays(data, rows, fold, *rest)
 
     fit_inputs, fit_fold = refit_module.fit_inputs, refit_module.fit_fold
 
