@@ -209,10 +209,11 @@ class TrialRun:
             )
             tracker.end(self.run_id, "FINISHED", reason=str(exc) or "pruned")
             return
-        reason = f"{type(exc).__name__}: {exc}"
+        interrupted = isinstance(exc, KeyboardInterrupt)  # Ctrl-C, SIGTERM, a pool's stop
+        reason = "interrupted (Ctrl-C)" if interrupted else f"{type(exc).__name__}: {exc}"
         self.trial.set_user_attr("fail_reason", reason)
-        state = "INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        if state == "INTERRUPTED":
+        state = "INTERRUPTED" if interrupted else "FAILED"
+        if interrupted:
             self.trial.set_user_attr("interrupted", True)  # retried by the next run
         tracker.log(self.run_id, tags={"search.state": state})
         tracker.end(self.run_id, "KILLED" if state == "INTERRUPTED" else "FAILED", reason=reason)

@@ -165,7 +165,8 @@ def test_interrupted_serve_resumes_to_the_budget(tmp_path: Path) -> None:
     assert TrialState.RUNNING not in {t.state for t in trials}
     stopped = [t for t in trials if t.state == TrialState.FAIL]
     assert stopped  # the trials that were training when Ctrl-C came
-    assert all("interrupted" in t.user_attrs["fail_reason"] for t in stopped)
+    reasons = [t.user_attrs["fail_reason"] for t in stopped]  # packed or not
+    assert all(r == "interrupted (Ctrl-C)" for r in reasons), reasons
     assert "RUNNING" not in {r.info.status for r in _runs(home)}
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert done < 5  # it did stop early
