@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,3 +89,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         import random
 
         random.Random(int(seed)).shuffle(items)
+
+
+@contextlib.contextmanager
+def mlflow_server(command: str, *args: str, timeout: float = 120.0) -> Iterator[str]:
+    """`mlflow ui` or `mlflow server` (with `args`) on a free port of 127.0.0.1, as a user
+    starts it; its address once /health answers; the whole process group stopped after."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", command, *args, "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise AssertionError(f"mlflow {command} did not start") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the whole group: gunicorn/uvicorn workers too
+        server.wait(timeout=30)

@@ -4,13 +4,6 @@ champion all go through HTTP, and nothing is written to a local MLflow store."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +12,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from tests.conftest import run_cli
+from tests.conftest import mlflow_server, run_cli
 
 SPACE = """
 study: {name: remote, trials: 2, sampler: random, pruner: none}
@@ -30,54 +23,18 @@ params: {depth: 1, width: 8, epochs: 3, patience: 1}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
     backend = tmp_path / "server" / "mlflow.db"
     backend.parent.mkdir()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{backend}",
-            "--artifacts-destination",
-            str(tmp_path / "server" / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise AssertionError("mlflow server did not start") from None
-                time.sleep(0.5)
+    with mlflow_server(
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{backend}",
+        "--artifacts-destination",
+        str(tmp_path / "server" / "artifacts"),
+    ) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the whole group: its workers too
-        proc.wait(timeout=30)
 
 
 def test_a_search_its_tree_and_its_champion_through_a_tracking_server(

@@ -8,12 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +19,7 @@ from search.report import study_report
 from search.runner import run_search
 from search.selection import select
 from search.summary import SearchResult
-from tests.conftest import ROOT
+from tests.conftest import ROOT, mlflow_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -61,12 +55,6 @@ def _need_browser() -> None:
         pytest.skip(f"needs {', '.join(missing)}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def ui(tmp_path: Path) -> Iterator[tuple[str, SearchResult]]:
     _need_browser()
@@ -74,43 +62,8 @@ def ui(tmp_path: Path) -> Iterator[tuple[str, SearchResult]]:
     result = run_search(tmp_path / "ui.yaml", home=tmp_path / "m", progress=False)
     select("ui", home=tmp_path / "m")
     study_report("ui", home=tmp_path / "m")
-    port = _free_port()
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "ui",
-            "--backend-store-uri",
-            result.tracking_uri,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise AssertionError("the MLflow UI did not start") from None
-                time.sleep(0.5)
+    with mlflow_server("ui", "--backend-store-uri", result.tracking_uri, timeout=90) as url:
         yield url, result
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the whole group: gunicorn/uvicorn workers too
-        server.wait(timeout=30)
 
 
 def test_study_trials_and_champion_are_on_the_page(ui: tuple[str, SearchResult]) -> None:
