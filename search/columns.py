@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+Part = tuple[str, Any, "str | list[str]"]  # name, transformer, its column(s)
 ENCODINGS = ("number", "onehot", "frequent", "date", "text", "tfidf", "drop")
 MAX_TOKENS = 10_000  # words in a text column's vocabulary (the course's 10,000)
 TEXT_WORDS = 4  # words a value on average: text to read, not a category or a name
@@ -41,6 +42,8 @@ WORD = r"(?u)\b\w+\b"  # a word: letters or digits (a word index reads as one to
 FEW_LEVELS = 20  # up to this many levels, every level gets its column
 IDENTIFIER_SHARE = 0.95  # this share of rows with a value of their own: an identifier
 MIN_FREQUENCY = 5  # rows a level needs for a column of its own under `frequent`
+NUMBER_BLOCK = 128  # numeric columns imputed and scaled together (an image: many blocks)
+CHUNK_ROWS = 8192  # rows transformed at a time
 _DATE_LIKE = re.compile(r"^\s*\d{1,4}\D{1,3}\d{1,2}(\D{1,3}\d{1,4})?")
 
 
@@ -109,7 +112,8 @@ def describe(kinds: Mapping[str, str], X: pd.DataFrame) -> str:
 
 class Preprocessor(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Impute, standardize and encode each column by its encoding, decided at `fit` from
-    the rows it is fitted on (or given in `chosen`); transforms any rows after."""
+    the rows it is fitted on (or given in `chosen`); transforms any rows after, into
+    features, a block of rows at a time (no whole-table copy in between)."""
 
     def __init__(
         self, chosen: Mapping[str, str] | None = None, max_tokens: int = MAX_TOKENS
@@ -119,12 +123,36 @@ class Preprocessor(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Preprocessor:
         self.encodings_ = encodings(X, self.chosen)
-        self.transformer_ = _transformer(self.encodings_, self.max_tokens).fit(X)
+        self.parts_ = [
+            (name, step.fit(X[cols]), cols)
+            for name, step, cols in _parts(self.encodings_, self.max_tokens)
+        ]
+        first = [_dense(step.transform(X[cols].iloc[:1])) for _, step, cols in self.parts_]
+        self.widths_ = [part.shape[1] for part in first]
+        self.dtype_ = np.result_type(np.float32, *first)
         return self
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
-        out: np.ndarray = self.transformer_.transform(X)
+    def transform(self, X: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+        """X's rows (or those at the positions `rows`) as features (float32 when every
+        part gives float32, as for float32 images; else float64)."""
+        if "parts_" not in vars(self):  # fitted by an earlier version: one ColumnTransformer
+            old: np.ndarray = self.transformer_.transform(X if rows is None else X.iloc[rows])
+            return old
+        n = len(X) if rows is None else len(rows)
+        out = np.empty((n, sum(self.widths_)), dtype=self.dtype_)
+        for start in range(0, n, CHUNK_ROWS):
+            stop = min(n, start + CHUNK_ROWS)
+            chunk = X.iloc[start:stop] if rows is None else X.iloc[rows[start:stop]]
+            column = 0
+            for (_, step, cols), width in zip(self.parts_, self.widths_, strict=True):
+                out[start:stop, column : column + width] = _dense(step.transform(chunk[cols]))
+                column += width
         return out
+
+
+def _dense(x: Any) -> np.ndarray:
+    out: np.ndarray = x.toarray() if sparse.issparse(x) else np.asarray(x)
+    return out
 
 
 def as_text(values: Any) -> np.ndarray:
@@ -144,7 +172,11 @@ def _vectorizer(kind: str, max_tokens: int) -> Pipeline:
     return Pipeline([("text", FunctionTransformer(as_text)), ("words", words)])
 
 
-def _transformer(kinds: Mapping[str, str], max_tokens: int = MAX_TOKENS) -> ColumnTransformer:
+def _parts(kinds: Mapping[str, str], max_tokens: int = MAX_TOKENS) -> list[Part]:
+    """What turns each kind of column into numbers, in the features' order: numbers (in
+    blocks of `NUMBER_BLOCK` columns), one-hot, frequent levels, dates, then one
+    vectorizer a text column (each learns its own words from a 1-D column)."""
+
     def of(kind: str) -> list[str]:
         return [c for c, k in kinds.items() if k == kind]
 
@@ -156,23 +188,24 @@ def _transformer(kinds: Mapping[str, str], max_tokens: int = MAX_TOKENS) -> Colu
         impute = SimpleImputer(strategy="most_frequent")
         return Pipeline([("impute", impute), ("onehot", encoder)])
 
+    numbers = of("number")
     frequent = {"min_frequency": MIN_FREQUENCY, "handle_unknown": "infrequent_if_exist"}
-    return ColumnTransformer(
-        [
-            ("num", Pipeline(imputed_scaled()), of("number")),
-            ("cat", onehot(handle_unknown="ignore"), of("onehot")),
-            ("frequent", onehot(**frequent), of("frequent")),
-            (
-                "date",
-                Pipeline([("parts", FunctionTransformer(date_parts)), *imputed_scaled()]),
-                of("date"),
-            ),
-            # one vectorizer a text column: each learns its own words (a 1-D column)
-            *[
-                (f"words_{i}", _vectorizer(kind, max_tokens), col)
-                for i, (col, kind) in enumerate(kinds.items())
-                if kind in ("text", "tfidf")
-            ],
-        ],
-        sparse_threshold=0.0,
-    )
+    parts: list[Part] = [
+        (f"num_{i}", Pipeline(imputed_scaled()), numbers[i : i + NUMBER_BLOCK])
+        for i in range(0, len(numbers), NUMBER_BLOCK)
+    ]
+    parts += [
+        ("cat", onehot(handle_unknown="ignore"), of("onehot")),
+        ("frequent", onehot(**frequent), of("frequent")),
+        (
+            "date",
+            Pipeline([("parts", FunctionTransformer(date_parts)), *imputed_scaled()]),
+            of("date"),
+        ),
+    ]
+    parts += [
+        (f"words_{i}", _vectorizer(kind, max_tokens), col)
+        for i, (col, kind) in enumerate(kinds.items())
+        if kind in ("text", "tfidf")
+    ]
+    return [part for part in parts if len(part[2])]

@@ -138,7 +138,7 @@ def baseline_output(data: Dataset, train_y: np.ndarray, n: int) -> np.ndarray:
 def test_output(prep: Prepared, final: Final) -> tuple[np.ndarray, np.ndarray]:
     """The final model's outputs on the test rows, and their targets."""
     test = prep.split.test
-    x = shaped(prep.data, final.pre.transform(prep.data.X.iloc[test]).astype(np.float32))
+    x = shaped(prep.data, final.pre.transform(prep.data.X, test).astype(np.float32))
     return network_output(final.nets, x, final.weights), prep.data.y[test]
 
 

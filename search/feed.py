@@ -7,14 +7,18 @@ from typing import Any
 import keras
 import numpy as np
 
+CACHED_BYTES = 64 * 2**20  # rows up to this size are copied into a cached tf.data pipeline
+
 
 def fit_inputs(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int) -> dict[str, Any]:
     """Keyword arguments of `fit` for small in-memory rows, reshuffled each epoch.
 
-    On TensorFlow a cached tf.data pipeline is about twice as fast per epoch as NumPy
-    arrays (bench/model_cost.py); other backends get `ShuffledBatches`.
+    On TensorFlow, rows up to `CACHED_BYTES` go into a cached tf.data pipeline, about
+    twice as fast per epoch as NumPy arrays (bench/model_cost.py), at the price of copies
+    of the rows; larger rows (MNIST-sized) and other backends get `ShuffledBatches`, which
+    gathers each batch from the array itself.
     """
-    if keras.backend.backend() == "tensorflow":
+    if keras.backend.backend() == "tensorflow" and x.nbytes <= CACHED_BYTES:
         import tensorflow as tf
 
         ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
@@ -48,10 +52,28 @@ class ShuffledBatches(keras.utils.PyDataset):  # type: ignore[misc]
         self.order = self.rng.permutation(len(self.x))
 
 
-def validation_inputs(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Keyword arguments of `fit` for the validation rows, in large batches."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+class Batches(keras.utils.PyDataset):  # type: ignore[misc]
+    """Every row once, in order, in batches of `batch_size`: rows read from the array."""
 
-        return {"validation_data": tf.data.Dataset.from_tensor_slices((x, y)).batch(8192).cache()}
-    return {"validation_data": (x, y), "validation_batch_size": 8192}
+    def __init__(self, x: np.ndarray, y: np.ndarray, *, batch_size: int) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self) -> int:
+        return max(1, -(-len(self.x) // self.batch_size))
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.x[part], self.y[part]
+
+
+def validation_inputs(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Keyword arguments of `fit` for the validation rows, in large batches (as for
+    `fit_inputs`: cached on TensorFlow up to `CACHED_BYTES`, else read from the array)."""
+    if keras.backend.backend() != "tensorflow":
+        return {"validation_data": (x, y), "validation_batch_size": 8192}
+    if x.nbytes > CACHED_BYTES:
+        return {"validation_data": Batches(x, y, batch_size=8192)}
+    import tensorflow as tf
+
+    return {"validation_data": tf.data.Dataset.from_tensor_slices((x, y)).batch(8192).cache()}

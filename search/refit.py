@@ -80,7 +80,7 @@ def refit_params(
     data, rows = prep.data, prep.split.refit_rows
     tokens = params.get("max_tokens") or data.max_tokens
     pre = make_preprocessor(data.encodings, tokens).fit(data.X.iloc[rows])
-    x = shaped(data, pre.transform(data.X.iloc[rows]).astype(np.float32, copy=False))
+    x = shaped(data, pre.transform(data.X, rows).astype(np.float32, copy=False))
     spe = steps_per_execution(prep.space)
     if prep.space.selection.refit == "ensemble":
         nets = [_fold_net(prep, x, f, params, seed + f.index, spe) for f in refit_folds(prep)]

@@ -60,9 +60,9 @@ def fold_arrays(
     tr, va = rows[fold.train], rows[fold.val]
     pre = make_preprocessor(data.encodings, max_tokens or data.max_tokens).fit(X.iloc[tr])
     return FoldArrays(
-        shaped(data, pre.transform(X.iloc[tr]).astype(np.float32, copy=False)),
+        shaped(data, pre.transform(X, tr).astype(np.float32, copy=False)),
         y[tr],
-        shaped(data, pre.transform(X.iloc[va]).astype(np.float32, copy=False)),
+        shaped(data, pre.transform(X, va).astype(np.float32, copy=False)),
         y[va],
     )
 

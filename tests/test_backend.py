@@ -15,6 +15,7 @@ import numpy as np
 import optuna
 import pytest
 
+from search import feed
 from search.feed import ShuffledBatches
 from search.model import HostGlorotUniform, build_model
 from tests.conftest import ROOT, run_cli, tiny_space
@@ -52,6 +53,24 @@ def test_batches_are_full_and_each_epoch_is_a_new_permutation() -> None:
 def test_fewer_rows_than_a_batch_make_one_batch() -> None:
     feed = ShuffledBatches(np.zeros((5, 2)), np.zeros(5), batch_size=32, seed=0)
     assert len(feed) == 1 and len(feed[0][1]) == 5
+
+
+def test_large_rows_are_read_from_the_array_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above `CACHED_BYTES` no copy of the rows is made for `fit`: batches are gathered
+    from the fold's own arrays, and the validation loss still covers every row once."""
+    monkeypatch.setattr(feed, "CACHED_BYTES", 0)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 6)).astype(np.float32), rng.integers(0, 2, 300)
+    x_val, y_val = rng.normal(size=(37, 6)).astype(np.float32), rng.integers(0, 2, 37)
+    train, val = feed.fit_inputs(x, y, batch_size=32, seed=1), feed.validation_inputs(x_val, y_val)
+    assert train["x"].x is x and val["validation_data"].x is x_val
+    keras.utils.set_random_seed(0)
+    model = build_model({**PARAMS, "widths": [8]}, n_features=6, task="binary", n_classes=2)
+    history = model.fit(**train, **val, epochs=2, verbose=0)
+    evaluated = model.evaluate(x_val, y_val, verbose=0, return_dict=True)["loss"]
+    assert history.history["val_loss"][-1] == pytest.approx(evaluated, rel=1e-5)
+    batches = feed.Batches(x_val, y_val, batch_size=8)
+    assert np.array_equal(np.concatenate([batches[i][1] for i in range(len(batches))]), y_val)
 
 
 def test_host_initializer_is_seeded_bounded_and_survives_saving(tmp_path: Path) -> None:

@@ -120,3 +120,30 @@ def test_a_bad_encoding_is_one_line_and_exit_2(tmp_path: Path, columns: str, mes
     assert len(lines) == 1 and message in lines[0], out.stderr
     assert "s.yaml:5: data.columns" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cars.csv", "s.yaml"]
+
+
+def test_rows_are_transformed_in_blocks_exactly_as_all_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Row chunks, column blocks of numbers and `rows=` give the very numbers of one
+    scikit-learn ColumnTransformer over the whole table, with missing values and text."""
+    from sklearn.compose import ColumnTransformer
+
+    from search import columns
+
+    frame = _frame().drop(columns=["price"])
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        frame[f"x{i}"] = np.where(rng.random(len(frame)) < 0.1, np.nan, rng.normal(size=len(frame)))
+    frame["review"] = [" ".join(rng.choice(list("abcdefgh"), size=6)) for _ in range(len(frame))]
+    train, rows = frame.iloc[:200], rng.permutation(len(frame))[:150]
+    whole = ColumnTransformer(columns._parts(encodings(train)), sparse_threshold=0.0).fit(train)
+    monkeypatch.setattr(columns, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(columns, "NUMBER_BLOCK", 2)
+    pre = Preprocessor().fit(train)
+    assert [name for name, _, _ in pre.parts_][:3] == ["num_0", "num_2", "num_4"]
+    out = pre.transform(frame)
+    assert out.dtype == np.float64 and np.array_equal(out, whole.transform(frame))
+    assert np.array_equal(pre.transform(frame, rows), out[rows])
+    images = pd.DataFrame(rng.random((40, 9), dtype=np.float32)).rename(columns=str)
+    assert Preprocessor().fit(images).transform(images).dtype == np.float32  # no float64 copy

@@ -91,7 +91,7 @@ def test_the_vocabulary_is_learned_on_training_rows_only(
     final = select("imdb", home=tmp_path / "m")
     assert fitted
     for pre in fitted:
-        (words,) = [t for name, t, _ in pre.transformer_.transformers_ if name.startswith("words")]
+        (words,) = [t for name, t, _ in pre.parts_ if name.startswith("words")]
         vocabulary = words.named_steps["words"].vocabulary_
         assert len(vocabulary) <= 300  # max_tokens
         assert str(ONLY_IN_TEST + 3) not in vocabulary  # only test rows have it
