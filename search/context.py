@@ -10,6 +10,7 @@ import optuna
 
 from search.data import Dataset
 from search.fitting import sequential_engine
+from search.foldcache import KEEP_BYTES, FoldCache
 from search.folds import Fold
 from search.space import Space
 from search.split import TestSplit
@@ -33,15 +34,19 @@ class SearchContext:
     on_start: Callable[[optuna.Trial], None] | None = None  # a trial starts: its owner
     on_tick: Callable[[int], None] | None = None  # an epoch ended: the live line
     engine: Engine | None = None  # None: the sequential engine
-    _arrays: dict[tuple[int, int | None], FoldArrays] = field(default_factory=dict)
+    _folds: FoldCache | None = field(default=None, repr=False)
 
     def arrays(self, fold: Fold, max_tokens: int | None = None) -> FoldArrays:
-        """Preprocess a fold once per search (and per vocabulary size a trial asks for) and
-        reuse it in every trial."""
-        key = (fold.index, max_tokens)
-        if key not in self._arrays:
-            self._arrays[key] = fold_arrays(self.data, self.split.train, fold, max_tokens)
-        return self._arrays[key]
+        """A fold's preprocessed rows (per vocabulary size a trial asks for): made once and
+        reused in every trial, within a memory budget of the larger of `KEEP_BYTES` and the
+        data's own size (search.foldcache)."""
+        if self._folds is None:
+            self._folds = FoldCache(self._make, max(KEEP_BYTES, self.data.nbytes))
+        return self._folds.fold((fold.index, max_tokens))
+
+    def _make(self, index: int, max_tokens: int | None) -> FoldArrays:
+        fold = next(f for f in self.folds if f.index == index)
+        return fold_arrays(self.data, self.split.train, fold, max_tokens)
 
     def trial_engine(self) -> Engine:
         if self.engine is None:

@@ -45,6 +45,11 @@ class Dataset:
     def n_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def nbytes(self) -> int:
+        """The feature table's size in memory (text counted as references)."""
+        return int(self.X.memory_usage(index=False).sum())
+
 
 def load_dataset(
     spec: DataSpec, *, base_dir: Path, where: str = "<space>", validation_source: str | None = None

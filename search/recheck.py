@@ -10,6 +10,7 @@ from optuna.trial import FrozenTrial
 
 from search.errors import SearchFailed
 from search.evaluation import Candidate
+from search.foldcache import KEEP_BYTES, FoldCache
 from search.folds import Fold, make_folds
 from search.forward import predict
 from search.names import ONE_FOLD
@@ -72,7 +73,9 @@ def recheck(
         say(f"{what}: trial {member.trial}, fold {member.fold + 1}, epoch {epoch + 1}")
         return False
 
-    for i, done in enumerate(make_engine(prep.space).train(members, prep.data, tick), 1):
+    for i, done in enumerate(
+        make_engine(prep.space, prep.data.nbytes).train(members, prep.data, tick), 1
+    ):
         if done.result is None:
             raise done.error or SearchFailed(f"recheck of trial {done.member.trial} failed")
         values[done.member.trial].append(done.result.scores[metric])
@@ -95,14 +98,15 @@ def recheck(
 
 def _members(prep: Prepared, trials: list[FrozenTrial], folds: list[Fold]) -> list[Member]:
     """Each candidate on each new fold, with the recheck's own model seeds."""
-    arrays: dict[tuple[int, int | None], FoldArrays] = {}
+
+    def make(index: int, max_tokens: int | None) -> FoldArrays:
+        fold = next(f for f in folds if f.index == index)
+        return fold_arrays(prep.data, prep.split.train, fold, max_tokens)
+
+    cache = FoldCache(make, max(KEEP_BYTES, prep.data.nbytes))
 
     def rows(fold: Fold, max_tokens: int | None) -> FoldArrays:
-        if (fold.index, max_tokens) not in arrays:
-            arrays[fold.index, max_tokens] = fold_arrays(
-                prep.data, prep.split.train, fold, max_tokens
-            )
-        return arrays[fold.index, max_tokens]
+        return cache.fold((fold.index, max_tokens))
 
     return [
         Member(t.number, f.index, params, seed + f.index, rows(f, params.get("max_tokens")))

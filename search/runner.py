@@ -89,7 +89,7 @@ def _run(
         space = load_space(space) if isinstance(space, str | Path) else space
         prep = prepare(space)  # bad input stops here, before anything is written
     check_stores(storage, tracking_uri)
-    engine = make_engine(space)
+    engine = make_engine(space, prep.data.nbytes)
     deterministic()
     home = Path(home)
     name = study_name or space.name

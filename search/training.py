@@ -140,6 +140,7 @@ def freeze_libraries() -> None:
         _LIBRARIES_FROZEN[0] = True
 
 
+PACK_BYTES = 64 * 2**20  # above this much data, `auto` on a CPU trains one model at a time
 STOP = threading.Event()  # set by a worker's signal handler: end the trial at the next epoch
 
 
@@ -196,23 +197,25 @@ class Engine(Protocol):
     ) -> Iterator[Trained]: ...
 
 
-def make_engine(space: Space) -> Engine:
-    """The engine the space's `training.engine` names (see `_engine`); a SpaceError names
-    the key's line."""
+def make_engine(space: Space, data_bytes: int = 0) -> Engine:
+    """The engine the space's `training.engine` names for data of `data_bytes` (see
+    `_engine`); a SpaceError names the key's line."""
     try:
-        return _engine(space)
+        return _engine(space, data_bytes)
     except SpaceError as exc:
         raise exc.at_line(space.line_of(exc.key) if exc.key else None) from None
 
 
-def _engine(space: Space) -> Engine:
+def _engine(space: Space, data_bytes: int) -> Engine:
     """The engine the space's `training.engine` names.
 
     `auto` packs the built-in MLP where packing was measured to pay (bench/pack.py): on
     a GPU or TPU, and on a CPU when each trial has several folds to pack together, unless
     early stopping follows the objective's metric (the pack follows the loss). A
     holdout search on a CPU has one member per trial, whose arithmetic a pack does not
-    shorten and whose programs cost compilation: it trains one model at a time."""
+    shorten and whose programs cost compilation: it trains one model at a time; so does a
+    search on a CPU over data above `PACK_BYTES` (MNIST-sized), where arithmetic, not the
+    cost of each model, fills the time, and a pack would hold every fold's rows at once."""
     from search.fitting import sequential_engine
 
     choice, sequential = space.training.engine, sequential_engine(space)
@@ -229,7 +232,7 @@ def _engine(space: Space) -> Engine:
             file=space.path,
             key="objective.early_stopping",
         )
-    if choice == "auto" and space.validation.scheme in ONE_FOLD:
+    if choice == "auto" and (space.validation.scheme in ONE_FOLD or data_bytes > PACK_BYTES):
         from search.jaxdevice import accelerator_memory
 
         if accelerator_memory() is None:

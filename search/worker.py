@@ -238,7 +238,7 @@ def _context(queue: Queue, study: optuna.Study) -> SearchContext:
     if tracker.reader.status(parent) != "RUNNING":
         tracker.set_status(parent, "RUNNING")
     ctx = make_context(prep, tracker, parent, study.study_name)
-    ctx.engine = make_engine(space)
+    ctx.engine = make_engine(space, prep.data.nbytes)
     ctx.tags["search.worker_slot"] = os.environ.get("SEARCH_SLOT", "")
     ctx.tags["search.cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     return ctx

@@ -74,9 +74,9 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
         self.spy_fitted_on = frozenset(int(i) for i in X.index)
         return fit(self, X, y)
 
-    def spy_transform(self: Preprocessor, X: pd.DataFrame) -> np.ndarray:
-        out = transform(self, X)
-        seen.remember(self, X, out)
+    def spy_transform(self: Preprocessor, X: pd.DataFrame, rows: Any = None) -> np.ndarray:
+        out = transform(self, X, rows)
+        seen.remember(self, X if rows is None else X.iloc[rows], out)
         return out
 
     def spy_inputs(x: np.ndarray, y: np.ndarray, **kwargs: Any) -> dict[str, Any]:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import optuna
 import pytest
 
+from search.data import Dataset
 from search.fitting import SequentialEngine
+from search.foldcache import FoldCache
+from search.folds import make_folds
 from search.pack import PackEngine
-from search.training import Engine, Member, make_engine
+from search.space import DataSpec, ValidationSpec
+from search.split import split_test
+from search.study import open_storage
+from search.training import PACK_BYTES, Engine, Member, fold_arrays, make_engine
+from tests.conftest import tiny_space
 from tests.test_pack import BASE, _data, _members
 
 ENGINES = {"sequential": lambda: SequentialEngine(steps_per_execution=4), "pack": PackEngine}
@@ -78,3 +88,58 @@ def test_make_engine_follows_the_space_file(tmp_path: Any) -> None:
     holdout = "pack" if accelerator_memory() else "sequential"
     assert make_engine(space("{engine: auto}", "holdout")).name == holdout
     assert make_engine(space("{engine: pack}", "holdout")).name == "pack"
+    # MNIST-sized data on a CPU: one model at a time (a pack holds every fold's rows)
+    big = "pack" if accelerator_memory() else "sequential"
+    assert make_engine(space("{engine: auto}"), data_bytes=PACK_BYTES + 1).name == big
+    assert make_engine(space("{engine: auto}"), data_bytes=PACK_BYTES).name == "pack"
+    assert make_engine(space("{engine: pack}"), data_bytes=PACK_BYTES + 1).name == "pack"
+
+
+def test_folds_beyond_the_memory_budget_are_let_go_and_remade_with_the_same_numbers() -> None:
+    data, _ = _data()
+    spec = DataSpec(source="iris")
+    rows = split_test(data, spec).train
+    folds = make_folds(ValidationSpec(folds=3), data.y[rows], classification=True, seed=1)
+
+    def cache(budget: int) -> FoldCache:
+        return FoldCache(lambda i, tokens: fold_arrays(data, rows, folds[i], tokens), budget)
+
+    small, large = cache(1), cache(2**30)
+    first = small.rows((0, None))
+    for c in (small, large):
+        handles = [c.fold((i, None)) for i in (0, 1, 2, 0)]
+        assert handles[0] is handles[3]  # one handle a fold, whatever its rows' fate
+        for h, f in zip(handles, [0, 1, 2, 0], strict=True):
+            assert np.array_equal(h.x_train, fold_arrays(data, rows, folds[f]).x_train)
+    assert small.made == 4 and large.made == 3  # 0, 1, 2 let 0 go: made again; all kept
+    assert np.array_equal(small.rows((0, None)).x_val, first.x_val)
+
+
+def test_a_search_whose_folds_are_remade_each_trial_scores_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memory budget changes what is kept, never a number: the same trials score the
+    same with every fold kept and with every fold remade when read."""
+    from search import context, foldcache, run_search
+
+    made: list[FoldCache] = []
+    real = FoldCache.__init__
+
+    def spy(self: FoldCache, make: Any, budget: int = foldcache.KEEP_BYTES) -> None:
+        real(self, make, budget)
+        made.append(self)
+
+    monkeypatch.setattr(FoldCache, "__init__", spy)
+    values = []
+    for keep in (foldcache.KEEP_BYTES, 0):
+        monkeypatch.setattr(context, "KEEP_BYTES", keep)
+        monkeypatch.setattr(Dataset, "nbytes", property(lambda self: 0))
+        space = tiny_space(tmp_path, name=f"keep{keep}", trials=3, epochs=2)
+        text = space.read_text() + "training: {engine: sequential}\n"
+        space.write_text(text)
+        home = tmp_path / f"m{keep}"
+        result = run_search(space, home=home, progress=False)
+        study = optuna.load_study(study_name=result.study_name, storage=open_storage(None, home))
+        values.append([t.value for t in study.trials])
+        assert made[-1].made == (3 if keep else 9)  # 3 folds, or 3 folds x 3 trials
+    assert values[0] == values[1] and None not in values[0]
