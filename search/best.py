@@ -6,6 +6,7 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial
 
+from search.attrs import Study, Trial
 from search.records import shown_params
 from search.study import best_first, load_study
 
@@ -15,12 +16,12 @@ def best_table(study_name: str, *, storage: str | None, home: str | Path, n: int
     trial the last selection chose and `@champion` the registered champion's trial."""
     study = load_study(study_name, storage, Path(home))
     done = best_first(study)
-    metric = study.user_attrs.get("metric", "value")
+    metric = study.user_attrs.get(Study.METRIC, "value")
     if not done:
         return f"study {study_name!r}: no complete trial yet"
     shown = done[:n]
     keys = list(dict.fromkeys(k for t in shown for k in shown_params(_params(t))))
-    spread = any(len(t.user_attrs.get("fold_scores", [])) > 1 for t in shown)
+    spread = any(len(t.user_attrs.get(Trial.FOLD_SCORES, [])) > 1 for t in shown)
     header = ["trial", metric, *(["±"] if spread else []), "mlflow run", "", *keys]
     rows = [header]
     for t in shown:
@@ -30,7 +31,7 @@ def best_table(study_name: str, *, storage: str | None, home: str | Path, n: int
                 str(t.number),
                 f"{t.value:.4f}",
                 *([f"{t.user_attrs.get('score_std', 0):.4f}"] if spread else []),
-                str(t.user_attrs.get("mlflow_run_id", "")),
+                str(t.user_attrs.get(Trial.RUN_ID, "")),
                 _marks(study.user_attrs, t.number),
                 *[_fmt(params.get(k, "")) for k in keys],
             ]
@@ -43,7 +44,7 @@ def best_table(study_name: str, *, storage: str | None, home: str | Path, n: int
 
 
 def _params(trial: FrozenTrial) -> dict[str, object]:
-    return dict(trial.user_attrs.get("params", {"widths": []}))
+    return dict(trial.user_attrs.get(Trial.PARAMS, {"widths": []}))
 
 
 def _marks(attrs: dict[str, object], number: int) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from search import interrupt
+from search.attrs import Study
 from search.cliargs import check_flags, parser
 from search.clipool import pool_json, queue_command, serve_pool
 from search.errors import InputError, SearchError
@@ -190,9 +191,9 @@ def _select_and_report(args: argparse.Namespace, study: str, budget: int | None)
     with _study_lock(args.home, study):  # two runs of one study: one selection
         loaded = load_study(study, args.storage, Path(args.home))
         done = sorted(t.number for t in best_first(loaded))
-        selected = loaded.user_attrs.get("selected_on")
+        selected = loaded.user_attrs.get(Study.SELECTED_ON)
         if selected == done or (
-            budget is not None and loaded.user_attrs.get("selected_for_budget") == budget
+            budget is not None and loaded.user_attrs.get(Study.SELECTED_FOR_BUDGET) == budget
         ):
             print(
                 f"study {study!r} was already selected for this budget ({len(done)} trials); "
@@ -212,8 +213,8 @@ def _select_and_report(args: argparse.Namespace, study: str, budget: int | None)
             tracking_uri=args.tracking_uri,
             say=Ticker(None if quiet else sys.stderr),
         )
-        loaded.set_user_attr("selected_on", done)
-        loaded.set_user_attr("selected_for_budget", budget)
+        loaded.set_user_attr(Study.SELECTED_ON, done)
+        loaded.set_user_attr(Study.SELECTED_FOR_BUDGET, budget)
     if not quiet:
         print("drawing the study report ...", file=sys.stderr, flush=True)
     study_report(study, storage=args.storage, home=args.home, tracking_uri=args.tracking_uri)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import optuna
 
+from search.attrs import Trial
 from search.data import Dataset
 from search.fitting import sequential_engine
 from search.foldcache import KEEP_BYTES, FoldCache
@@ -57,4 +58,4 @@ class SearchContext:
 def origin(trial: optuna.Trial, sampler: str) -> str:
     """Where a trial's parameters came from: the space's center, a retry, or the sampler."""
     attrs = trial.user_attrs
-    return "retry" if "retry_of" in attrs else str(attrs.get("start", sampler))
+    return "retry" if Trial.RETRY_OF in attrs else str(attrs.get(Trial.START, sampler))

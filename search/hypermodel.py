@@ -20,6 +20,7 @@ import keras_tuner as kt
 import numpy as np
 import optuna
 
+from search.attrs import Trial
 from search.errors import SpaceError
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def hypermodel_values(trial: optuna.Trial, space: Space) -> dict[str, Any]:
             hypermodel.fit(hp, _FitRecorder())
     keras.backend.clear_session()
     for note in hp.notes:
-        trial.set_user_attr("hypermodel_note", note)
+        trial.set_user_attr(Trial.HYPERMODEL_NOTE, note)
     return {
         "hypermodel": space.model.hypermodel,
         "hypermodel_dir": str(space.base_dir),

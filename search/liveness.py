@@ -21,6 +21,8 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from search.attrs import Trial
+
 HEARTBEAT_S = 5.0
 GRACE_S = 30.0
 
@@ -32,8 +34,8 @@ def owner() -> str:
 
 def mark_started(trial: optuna.Trial) -> None:
     """Name this process as the trial's owner, with a first heartbeat."""
-    trial.set_user_attr("worker", owner())
-    trial.set_user_attr("heartbeat", time.time())
+    trial.set_user_attr(Trial.WORKER, owner())
+    trial.set_user_attr(Trial.HEARTBEAT, time.time())
 
 
 class Heartbeat:
@@ -56,7 +58,7 @@ class Heartbeat:
         while not self._stop.wait(every):
             for trial_id in list(self._ids):
                 with contextlib.suppress(Exception):  # the trial may have just finished
-                    storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
+                    storage.set_trial_user_attr(trial_id, Trial.HEARTBEAT, time.time())
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -69,7 +71,7 @@ class Heartbeat:
 
 def dead(trial: FrozenTrial, grace_s: float, now: float) -> str | None:
     """Why a RUNNING trial's owner is gone, or None while it lives."""
-    host, _, pid = str(trial.user_attrs.get("worker", ":")).rpartition(":")
+    host, _, pid = str(trial.user_attrs.get(Trial.WORKER, ":")).rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
         try:
             os.kill(int(pid), 0)
@@ -78,7 +80,7 @@ def dead(trial: FrozenTrial, grace_s: float, now: float) -> str | None:
         except PermissionError:
             pass
     start = trial.datetime_start.timestamp() if trial.datetime_start else now
-    beat = float(trial.user_attrs.get("heartbeat", start))
+    beat = float(trial.user_attrs.get(Trial.HEARTBEAT, start))
     if now - beat > grace_s:
         who = f"{host}:{pid}" if pid else "its process"
         return f"{who} stopped its heartbeat {now - beat:.0f}s ago"
@@ -110,13 +112,13 @@ def recover_stale(
         ]
         if not stale:
             continue
-        retried = {t.user_attrs.get("retry_of") for t in trials}
+        retried = {t.user_attrs.get(Trial.RETRY_OF) for t in trials}
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         for t, reason in stale:
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            storage.set_trial_user_attr(t._trial_id, Trial.FAIL_REASON, reason)
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            if t.number not in retried and "retry_of" not in t.user_attrs:
-                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            if t.number not in retried and Trial.RETRY_OF not in t.user_attrs:
+                study.enqueue_trial(t.params, user_attrs={Trial.RETRY_OF: t.number})
             recovered.append(t.number)
         _end_runs(study, stale, tracking_uri, home)
     return recovered
@@ -146,17 +148,17 @@ def _end_runs(
 def retry_interrupted(study: optuna.Study) -> list[int]:
     """Enqueue once each trial that Ctrl-C ended, so that running again retries it."""
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried = {t.user_attrs.get(Trial.RETRY_OF) for t in trials}
     again = [
         t
         for t in trials
         if t.state == TrialState.FAIL
-        and t.user_attrs.get("interrupted")
+        and t.user_attrs.get(Trial.INTERRUPTED)
         and t.number not in retried
-        and "retry_of" not in t.user_attrs
+        and Trial.RETRY_OF not in t.user_attrs
     ]
     for t in again:
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        study.enqueue_trial(t.params, user_attrs={Trial.RETRY_OF: t.number})
     return [t.number for t in again]
 
 
@@ -166,9 +168,9 @@ def fail_own_running(study: optuna.Study) -> list[int]:
     ended = []
     storage = study._storage
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.user_attrs.get("worker") == owner():
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", "KeyboardInterrupt: ")
-            storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+        if t.user_attrs.get(Trial.WORKER) == owner():
+            storage.set_trial_user_attr(t._trial_id, Trial.FAIL_REASON, "KeyboardInterrupt: ")
+            storage.set_trial_user_attr(t._trial_id, Trial.INTERRUPTED, True)
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             ended.append(t.number)
     return ended

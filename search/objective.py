@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import optuna
 
+from search.attrs import Trial
 from search.context import SearchContext, origin
 from search.errors import TrialFailed
 from search.folds import Fold
@@ -48,7 +49,7 @@ class Objective:
         try:
             run = TrialRun(self.ctx, trial)
         except Exception as exc:  # its parameters could not be drawn: recorded, study goes on
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            trial.set_user_attr(Trial.FAIL_REASON, f"{type(exc).__name__}: {exc}")
             raise
         try:
             for trained in self.ctx.trial_engine().train(
@@ -90,8 +91,8 @@ class TrialRun:
             },
         )
         if not pending(self.run_id):  # known at once: a crashed worker's trial still names it
-            trial.set_user_attr("mlflow_run_id", self.run_id)
-        trial.set_user_attr("seed", self.seed)
+            trial.set_user_attr(Trial.RUN_ID, self.run_id)
+        trial.set_user_attr(Trial.SEED, self.seed)
         ctx.tracker.log(self.run_id, params=flat_params(self.params))
 
     def members(self) -> list[Member]:
@@ -143,9 +144,9 @@ class TrialRun:
             self._log_engine(trained)
         self._log_fold(fold_run, result, trained.pruned_at >= 0)
         if trained.pruned_at >= 0:
-            self.trial.set_user_attr("epochs", [result.epochs])
-            self.trial.set_user_attr("fit_s", result.fit_s)
-            self.trial.set_user_attr("build_s", result.build_s)
+            self.trial.set_user_attr(Trial.EPOCHS, [result.epochs])
+            self.trial.set_user_attr(Trial.FIT_S, result.fit_s)
+            self.trial.set_user_attr(Trial.BUILD_S, result.build_s)
             raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
         self.results.append(result)
         self._report_fold(result)
@@ -211,10 +212,10 @@ class TrialRun:
             return
         interrupted = isinstance(exc, KeyboardInterrupt)  # Ctrl-C, SIGTERM, a pool's stop
         reason = "interrupted (Ctrl-C)" if interrupted else f"{type(exc).__name__}: {exc}"
-        self.trial.set_user_attr("fail_reason", reason)
+        self.trial.set_user_attr(Trial.FAIL_REASON, reason)
         state = "INTERRUPTED" if interrupted else "FAILED"
         if interrupted:
-            self.trial.set_user_attr("interrupted", True)  # retried by the next run
+            self.trial.set_user_attr(Trial.INTERRUPTED, True)  # retried by the next run
         tracker.log(self.run_id, tags={"search.state": state})
         tracker.end(self.run_id, "KILLED" if state == "INTERRUPTED" else "FAILED", reason=reason)
 
@@ -222,7 +223,7 @@ class TrialRun:
         if pending(self.run_id):  # created in the background: its id is known by now
             resolved = self.ctx.tracker.resolve(self.run_id)
             if resolved:
-                self.trial.set_user_attr("mlflow_run_id", resolved)
+                self.trial.set_user_attr(Trial.RUN_ID, resolved)
 
     def complete(self) -> float:
         """Log the trial's aggregate and end its run; the objective value."""
@@ -263,13 +264,13 @@ class TrialRun:
         ctx.tracker.log_text(self.run_id, history_csv(results), "history.csv")
         if self.summary:
             ctx.tracker.log_text(self.run_id, self.summary, "model_summary.txt")
-        trial.set_user_attr("score_std", spread)
-        trial.set_user_attr("best_epochs", best_epochs)
-        trial.set_user_attr("epochs", [r.epochs for r in results])
-        trial.set_user_attr("fit_s", sum(r.fit_s for r in results))
-        trial.set_user_attr("build_s", sum(r.build_s for r in results))
-        trial.set_user_attr("val_loss_min", [min(r.history["val_loss"]) for r in results])
-        trial.set_user_attr("fold_scores", [r.scores[metric] for r in results])
-        trial.set_user_attr("cv_scores", agg)
-        trial.set_user_attr("params", self.params)
+        trial.set_user_attr(Trial.SCORE_STD, spread)
+        trial.set_user_attr(Trial.BEST_EPOCHS, best_epochs)
+        trial.set_user_attr(Trial.EPOCHS, [r.epochs for r in results])
+        trial.set_user_attr(Trial.FIT_S, sum(r.fit_s for r in results))
+        trial.set_user_attr(Trial.BUILD_S, sum(r.build_s for r in results))
+        trial.set_user_attr(Trial.VAL_LOSS_MIN, [min(r.history["val_loss"]) for r in results])
+        trial.set_user_attr(Trial.FOLD_SCORES, [r.scores[metric] for r in results])
+        trial.set_user_attr(Trial.CV_SCORES, agg)
+        trial.set_user_attr(Trial.PARAMS, self.params)
         return value

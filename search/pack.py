@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from search.attrs import Trial
 from search.data import Dataset
 from search.errors import TrialFailed
 from search.fitting import SequentialEngine
@@ -251,9 +252,9 @@ class _Group:
             pruned_at=self.pruned[i],
             build=lambda: keras_model(member.params, weights, data),
             notes={
-                "pack.width": shape.width,
-                "pack.depth": shape.depth,
-                "pack.trials": sorted({m.trial for m in self.members}),
+                Trial.PACK_WIDTH: shape.width,
+                Trial.PACK_DEPTH: shape.depth,
+                Trial.PACK_TRIALS: sorted({m.trial for m in self.members}),
             },
             pack=self._record,
         )

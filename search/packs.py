@@ -12,6 +12,7 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.attrs import Trial
 from search.context import SearchContext
 from search.errors import SearchFailed
 from search.jaxdevice import accelerator_memory
@@ -86,7 +87,7 @@ def run_pack(
             try:
                 runs[trial.number] = TrialRun(ctx, trial)
             except Exception as exc:  # a hypermodel that cannot be built, say
-                trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+                trial.set_user_attr(Trial.FAIL_REASON, f"{type(exc).__name__}: {exc}")
                 ended[trial.number] = exc
         members = [m for run in runs.values() for m in run.members()]
         if ctx.on_pack is not None:

@@ -14,6 +14,8 @@ from typing import TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.attrs import Trial
+
 
 class Progress:
     """A progress bar over trials with the best score so far, on stderr."""
@@ -40,13 +42,13 @@ class Progress:
             return
         self.bar.update(1)
         value = "" if trial.value is None else f" {self.metric}={trial.value:.4f}"
-        spread = trial.user_attrs.get("score_std")
+        spread = trial.user_attrs.get(Trial.SCORE_STD)
         if spread is not None and value:
             value += f"±{spread:.4f}"
         if trial.state == TrialState.PRUNED and trial.last_step is not None:
             step = trial.last_step + 1
             value = f" after fold {step} of {self.folds}" if self.folds > 1 else f" at epoch {step}"
-        reason = trial.user_attrs.get("fail_reason", "")
+        reason = trial.user_attrs.get(Trial.FAIL_REASON, "")
         secs = trial.duration.total_seconds() if trial.duration else 0.0
         self.bar.write(
             f"trial {trial.number:>3} {trial.state.name:<8}{value} ({secs:.1f}s)"

@@ -21,6 +21,7 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from search.attrs import Study
 from search.errors import InputError
 from search.liveness import GRACE_S, HEARTBEAT_S, mark_started, recover_stale
 from search.prepare import Prepared, prepare
@@ -104,9 +105,9 @@ def submit(
     parent = parent_run(tracker, study, prep)
     tracker.flush()
     tracker.set_status(parent, "SCHEDULED")
-    study.set_user_attr("budget", int(budget))
-    study.set_user_attr("priority", int(priority))
-    study.set_user_attr("queued_at", time.time())
+    study.set_user_attr(Study.BUDGET, int(budget))
+    study.set_user_attr(Study.PRIORITY, int(priority))
+    study.set_user_attr(Study.QUEUED_AT, time.time())
     return name
 
 
@@ -136,7 +137,7 @@ def status(queue: Queue) -> list[StudyStatus]:
     storage = queue.storage()
     out = []
     for summary in storage.get_all_studies():
-        if "budget" not in summary.user_attrs:
+        if Study.BUDGET not in summary.user_attrs:
             continue
         trials = storage.get_all_trials(summary._study_id, deepcopy=False)
         out.append(_status(summary, trials))
@@ -152,8 +153,8 @@ def _status(summary: Any, trials: list[FrozenTrial]) -> StudyStatus:
         best = max(values) if summary.direction.name == "MAXIMIZE" else min(values)
     return StudyStatus(
         name,
-        int(attrs.get("priority", 0)),
-        int(attrs["budget"]),
+        int(attrs.get(Study.PRIORITY, 0)),
+        int(attrs[Study.BUDGET]),
         states.count(TrialState.COMPLETE),
         states.count(TrialState.PRUNED),
         states.count(TrialState.FAIL),
@@ -195,7 +196,7 @@ def claim(queue: Queue, storage: BaseStorage) -> Claim | None:
         candidates = []
         for summary in storage.get_all_studies():
             attrs = summary.user_attrs
-            if "budget" not in attrs:
+            if Study.BUDGET not in attrs:
                 continue
             trials = storage.get_all_trials(summary._study_id, deepcopy=False)
             s = _status(summary, trials)
@@ -230,7 +231,7 @@ def claim_more(queue: Queue, storage: BaseStorage, study: optuna.Study, k: int) 
 def pending(storage: BaseStorage) -> bool:
     """Is any queued study still unfinished (so a trial may need a retry later)?"""
     for summary in storage.get_all_studies():
-        if "budget" in summary.user_attrs:
+        if Study.BUDGET in summary.user_attrs:
             trials = storage.get_all_trials(summary._study_id, deepcopy=False)
             if _status(summary, trials).state != "finished":
                 return True
@@ -268,7 +269,7 @@ def close_parents(queue: Queue) -> None:
     storage = queue.storage()
     for st in status(queue):
         study = optuna.load_study(study_name=st.name, storage=storage)
-        run_id = study.user_attrs.get("mlflow_run_id")
+        run_id = study.user_attrs.get(Study.RUN_ID)
         if not run_id:
             continue
         tracker = Tracker(queue.tracking_uri, st.name, artifact_root=queue.home / "artifacts")

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from optuna.trial import FrozenTrial
 
+from search.attrs import Trial
 from search.errors import SearchFailed
 from search.evaluation import Candidate
 from search.foldcache import KEEP_BYTES, FoldCache
@@ -111,7 +112,7 @@ def _members(prep: Prepared, trials: list[FrozenTrial], folds: list[Fold]) -> li
     return [
         Member(t.number, f.index, params, seed + f.index, rows(f, params.get("max_tokens")))
         for t in trials
-        for params in [t.user_attrs["params"]]
+        for params in [t.user_attrs[Trial.PARAMS]]
         for seed in [trial_seed(prep.space.study.seed, t.number) + RECHECK_SEED]
         for f in folds
     ]

@@ -17,6 +17,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from search.attrs import Study, Trial
 from search.best import best_table
 from search.errors import InputError
 from search.metrics import DATA_LOSS
@@ -90,7 +91,7 @@ def study_report(
                 report.skipped[key] = f"{type(exc).__name__}: {exc}"
     table = best_table(study_name, storage=storage, home=home, n=10)
     report.html = _html(study, report, _final_table(study, tracker), table)
-    parent = study.user_attrs.get("mlflow_run_id")
+    parent = study.user_attrs.get(Study.RUN_ID)
     if parent:
         for key, data in report.figures.items():
             tracker.log_image(parent, _image(data), f"report/{key}.png")
@@ -153,7 +154,7 @@ def _curves(study: optuna.Study, tracker: Tracker) -> Any:
     reader = tracker.reader
     fig, ax = plt.subplots()
     for t, style in [*((t, "-") for t in done), *((t, ":") for t in pruned)]:
-        run = t.user_attrs.get("mlflow_run_id")
+        run = t.user_attrs.get(Trial.RUN_ID)
         if not run:
             continue
         # the loss early stopping followed; studies from before it was logged: Keras' own
@@ -201,7 +202,7 @@ def _overfitting(study: optuna.Study, tracker: Tracker) -> Any:
     fig, (train_ax, val_ax) = plt.subplots(1, 2, sharey=True)
     drawn = 0
     for t in best_first(study)[:4]:
-        run = t.user_attrs.get("mlflow_run_id")
+        run = t.user_attrs.get(Trial.RUN_ID)
         if not run:
             continue
         for ax, key in ((train_ax, "loss"), (val_ax, "val_loss")):
@@ -228,18 +229,18 @@ def _overfitting(study: optuna.Study, tracker: Tracker) -> Any:
 def _folds(study: optuna.Study) -> Any:
     import matplotlib.pyplot as plt
 
-    done = [t for t in best_first(study) if t.user_attrs.get("fold_scores")][:8]
+    done = [t for t in best_first(study) if t.user_attrs.get(Trial.FOLD_SCORES)][:8]
     if not done:
         raise ValueError("no complete trial with fold scores")
     fig, ax = plt.subplots()
     ax.boxplot(
-        [t.user_attrs["fold_scores"] for t in done], tick_labels=[str(t.number) for t in done]
+        [t.user_attrs[Trial.FOLD_SCORES] for t in done], tick_labels=[str(t.number) for t in done]
     )
     for i, t in enumerate(done, start=1):
-        scores = t.user_attrs["fold_scores"]
+        scores = t.user_attrs[Trial.FOLD_SCORES]
         ax.plot([i] * len(scores), scores, "o", alpha=0.6)
     ax.set_xlabel("trial (best first)")
-    ax.set_ylabel(study.user_attrs.get("metric", "score") + " per fold")
+    ax.set_ylabel(study.user_attrs.get(Study.METRIC, "score") + " per fold")
     return fig
 
 

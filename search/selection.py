@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
+from search.attrs import Study, Trial
 from search.backend import deterministic
 from search.data import shaped
 from search.ensemble import greedy, out_of_fold
@@ -80,9 +81,9 @@ def select(
     tracker = Tracker(uri, study_name, artifact_root=home / "artifacts")
     _log(tracker, study, prep, final, result, trial)
     mark = {"trial": trial.number, "run_id": result.run_id, "version": result.version}
-    study.set_user_attr("selected", mark)  # what `search best` shows without opening MLflow
+    study.set_user_attr(Study.SELECTED, mark)  # what `search best` shows without opening MLflow
     if result.promoted:
-        study.set_user_attr("champion", mark)
+        study.set_user_attr(Study.CHAMPION, mark)
     return result
 
 
@@ -149,7 +150,7 @@ def _log(
         "search.space_dir": str(prep.space.base_dir),
         **environment_tags(),
     }
-    parent = study.user_attrs["mlflow_run_id"]
+    parent = study.user_attrs[Study.RUN_ID]
     run = tracker.child_run(parent, "selection", role="selection", tags=tags)
     result.run_id = run
     tracker.log(
@@ -168,7 +169,7 @@ def _log(
         tracker.log_json(run, _ensemble_record(prep, study, final), "ensemble.json")
     tracker.log_text(run, str(result), "final_test.txt")
     tracker.log_json(run, [c.__dict__ for c in result.candidates], "candidates.json")
-    tracker.log_json(run, trial.user_attrs["params"], "params.json")
+    tracker.log_json(run, trial.user_attrs[Trial.PARAMS], "params.json")
     tracker.log_text(run, prep.space.ran_text, "space.yaml")
     if prep.space.selection.champion:
         _register(tracker, study, prep, final, result)
@@ -216,9 +217,11 @@ def _ensemble_record(prep: Prepared, study: optuna.Study, final: Final) -> list[
         {
             "trial": number,
             "weight": weight,
-            "params": trials[number].user_attrs["params"],
+            "params": trials[number].user_attrs[Trial.PARAMS],
             "seed": trial_seed(prep.space.study.seed, number),
-            "epochs": max(1, round(statistics.median(trials[number].user_attrs["best_epochs"]))),
+            "epochs": max(
+                1, round(statistics.median(trials[number].user_attrs[Trial.BEST_EPOCHS]))
+            ),
         }
         for number, weight in _trial_weights(final).items()
     ]

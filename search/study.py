@@ -15,6 +15,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from search.attrs import Study, Trial
 from search.errors import DataError, InputError, SearchFailed, SpaceError
 from search.journal import SUFFIXES, journal_path, open_journal
 from search.redact import mask_password
@@ -126,19 +127,19 @@ def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:
     )
     attrs = study.user_attrs
     if not attrs:
-        study.set_user_attr("data_fingerprint", prep.data.fingerprint)
-        study.set_user_attr("dropped_rows", prep.data.dropped_rows)  # without a target
-        study.set_user_attr("test_seed", prep.split.seed)
-        study.set_user_attr("test_digest", prep.split.digest())
-        study.set_user_attr("metric", space.objective.metric)
-        study.set_user_attr("space_file", space.path)
-        study.set_user_attr("space_text", space.ran_text)
-        study.set_user_attr("space_dir", str(space.base_dir))
-        study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        study.set_user_attr(Study.DATA_FINGERPRINT, prep.data.fingerprint)
+        study.set_user_attr(Study.DROPPED_ROWS, prep.data.dropped_rows)  # without a target
+        study.set_user_attr(Study.TEST_SEED, prep.split.seed)
+        study.set_user_attr(Study.TEST_DIGEST, prep.split.digest())
+        study.set_user_attr(Study.METRIC, space.objective.metric)
+        study.set_user_attr(Study.SPACE_FILE, space.path)
+        study.set_user_attr(Study.SPACE_TEXT, space.ran_text)
+        study.set_user_attr(Study.SPACE_DIR, str(space.base_dir))
+        study.set_user_attr(Study.CREATED, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         # a hypermodel's parameters are known only once it is built: no center for it
         center = {} if space.model.hypermodel else space.center()
         if center and space.study.start == "center" and space.study.sampler != "grid":
-            study.enqueue_trial(center, user_attrs={"start": "center"})
+            study.enqueue_trial(center, user_attrs={Trial.START: "center"})
         return study
     if study.direction.name.lower() != space.direction:
         raise SpaceError(
@@ -148,15 +149,15 @@ def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:
             key="objective.direction",
         )
     check_same_data(study, prep)
-    if attrs.get("space_text") != space.ran_text:  # selection follows the space that ran last
-        study.set_user_attr("space_text", space.ran_text)
+    if attrs.get(Study.SPACE_TEXT) != space.ran_text:  # selection follows the space that ran last
+        study.set_user_attr(Study.SPACE_TEXT, space.ran_text)
     return study
 
 
 def check_same_data(study: optuna.Study, prep: Prepared) -> None:
     """Refuse to go on when the data or the test split differ from the study's."""
     attrs, name, space = study.user_attrs, study.study_name, prep.space
-    if attrs.get("data_fingerprint") != prep.data.fingerprint:
+    if attrs.get(Study.DATA_FINGERPRINT) != prep.data.fingerprint:
         raise DataError(
             f"the data changed since study {name!r} was "
             f"created (fingerprint {attrs.get('data_fingerprint')} -> "
@@ -164,7 +165,7 @@ def check_same_data(study: optuna.Study, prep: Prepared) -> None:
             file=space.path,
             key="data.source",
         )
-    if attrs.get("test_digest") != prep.split.digest():
+    if attrs.get(Study.TEST_DIGEST) != prep.split.digest():
         raise DataError(
             f"the test split differs from the one "
             f"study {name!r} was created with; use a new --study name",
@@ -191,7 +192,7 @@ def study_space(study: optuna.Study) -> Space:
     """The space file a study was created with, as it recorded it."""
     from search.spacefile import parse_space
 
-    text = study.user_attrs.get("space_text")
+    text = study.user_attrs.get(Study.SPACE_TEXT)
     if not text:
         raise InputError(
             f"study {study.study_name!r} was not made by this service "
@@ -199,8 +200,8 @@ def study_space(study: optuna.Study) -> Space:
         )
     return parse_space(
         text,
-        file=study.user_attrs.get("space_file") or "<space>",
-        origin=study.user_attrs.get("space_dir"),
+        file=study.user_attrs.get(Study.SPACE_FILE) or "<space>",
+        origin=study.user_attrs.get(Study.SPACE_DIR),
     )
 
 
@@ -221,7 +222,7 @@ def counts(study: optuna.Study) -> dict[str, int]:
 
 def failure_reasons(trials: list[FrozenTrial]) -> list[str]:
     reasons = {
-        t.user_attrs.get("fail_reason", "unknown") for t in trials if t.state == TrialState.FAIL
+        t.user_attrs.get(Trial.FAIL_REASON, "unknown") for t in trials if t.state == TrialState.FAIL
     }
     return sorted(reasons)
 

@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.attrs import Trial
 from search.prepare import Prepared
 from search.records import shown_params
 from search.redact import mask_password
@@ -83,16 +84,20 @@ def search_result(
 ) -> SearchResult:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     best = study.best_trial if complete else None
-    params = shown_params(best.user_attrs["params"]) if best and "params" in best.user_attrs else {}
+    params = (
+        shown_params(best.user_attrs[Trial.PARAMS])
+        if best and Trial.PARAMS in best.user_attrs
+        else {}
+    )
     return SearchResult(
         study_name=study.study_name,
         metric=prep.space.objective.metric,
         direction=prep.space.direction,
         best_value=None if best is None else best.value,
-        best_std=None if best is None else best.user_attrs.get("score_std"),
+        best_std=None if best is None else best.user_attrs.get(Trial.SCORE_STD),
         best_trial=None if best is None else best.number,
         best_params=params,
-        best_scores={} if best is None else best.user_attrs.get("cv_scores", {}),
+        best_scores={} if best is None else best.user_attrs.get(Trial.CV_SCORES, {}),
         counts=counts(study),
         new_trials=len(new),
         experiment_id=tracker.experiment_id,

@@ -209,13 +209,11 @@ def make_engine(space: Space, data_bytes: int = 0) -> Engine:
 def _engine(space: Space, data_bytes: int) -> Engine:
     """The engine the space's `training.engine` names.
 
-    `auto` packs the built-in MLP where packing was measured to pay (bench/pack.py): on
-    a GPU or TPU, and on a CPU when each trial has several folds to pack together, unless
-    early stopping follows the objective's metric (the pack follows the loss). A
-    holdout search on a CPU has one member per trial, whose arithmetic a pack does not
-    shorten and whose programs cost compilation: it trains one model at a time; so does a
-    search on a CPU over data above `PACK_BYTES` (MNIST-sized), where arithmetic, not the
-    cost of each model, fills the time, and a pack would hold every fold's rows at once."""
+    `auto` packs the built-in MLP where packing was measured to pay (bench/pack.py): on a
+    GPU or TPU, and on a CPU when each trial has several folds to pack, unless early
+    stopping follows the objective's metric (the pack follows the loss). On a CPU a
+    holdout search (a pack saves no arithmetic and costs compilation) and data above
+    `PACK_BYTES` (arithmetic fills the time; a pack holds every fold) train sequentially."""
     from search.fitting import sequential_engine
 
     choice, sequential = space.training.engine, sequential_engine(space)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from search.attrs import Study, Trial
 from search.workers import EXIT_NO_WORK, EXIT_RECYCLE, STORAGE_ENV, TRACKING_ENV
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def _interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
     from optuna.trial import TrialState
 
     with contextlib.suppress(Exception):  # already told by the trial itself
-        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+        trial.set_user_attr(Trial.FAIL_REASON, "interrupted (Ctrl-C)")
         study.tell(trial, state=TrialState.FAIL)
 
 
@@ -180,10 +181,10 @@ def _run_trials(got: Claim, extra: list[optuna.Trial], ctx: SearchContext) -> No
     study = got.study
     rss = resident_mb()
     for trial in [got.trial, *extra]:
-        trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
-        trial.set_user_attr("slot", os.environ.get("SEARCH_SLOT", ""))
+        trial.set_user_attr(Trial.CUDA_VISIBLE_DEVICES, os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+        trial.set_user_attr(Trial.SLOT, os.environ.get("SEARCH_SLOT", ""))
         if rss is not None:  # the worker's memory as the trial starts: flat across recycling
-            trial.set_user_attr("worker_rss_mb", rss)
+            trial.set_user_attr(Trial.WORKER_RSS_MB, rss)
     if extra:
         run_pack(study, ctx, Budget(trials=None, timeout=None), [got.trial, *extra])
     else:
@@ -211,7 +212,7 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, ctx: SearchContext) -> 
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
     except KeyboardInterrupt:
-        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+        trial.set_user_attr(Trial.FAIL_REASON, "interrupted (Ctrl-C)")
         study.tell(trial, state=TrialState.FAIL)
         raise
     except Exception:  # recorded on the trial and its run by the objective
@@ -234,7 +235,7 @@ def _context(queue: Queue, study: optuna.Study) -> SearchContext:
     study.sampler = make_sampler(space)
     study.pruner = make_pruner(space, len(prep.folds))
     tracker = Tracker(queue.tracking_uri, study.study_name, artifact_root=queue.home / "artifacts")
-    parent = study.user_attrs["mlflow_run_id"]
+    parent = study.user_attrs[Study.RUN_ID]
     if tracker.reader.status(parent) != "RUNNING":
         tracker.set_status(parent, "RUNNING")
     ctx = make_context(prep, tracker, parent, study.study_name)
@@ -250,7 +251,7 @@ def _maybe_finish(study: optuna.Study, ctx: SearchContext) -> None:
     from search.tracking.parent import close_parent
 
     c = counts(study)
-    if c["complete"] + c["pruned"] >= int(study.user_attrs.get("budget", 0)):
+    if c["complete"] + c["pruned"] >= int(study.user_attrs.get(Study.BUDGET, 0)):
         close_parent(ctx.tracker, ctx.parent_run_id, study, "FINISHED")
 
 

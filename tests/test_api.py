@@ -119,3 +119,27 @@ def test_modules_and_functions_stay_small() -> None:
                 if size > 45:
                     too_long.append(f"{path.name}:{node.lineno} {node.name}: {size} lines")
     assert too_long == []
+
+
+def test_user_attributes_are_named_in_one_module_only() -> None:
+    """The study's and trials' user attributes are the search's schema: search.attrs names
+    each once, and no other module spells one out."""
+    import re
+
+    from search.attrs import Study, Trial
+
+    spelled = re.compile(
+        r'(set_user_attr|set_study_user_attr)\(\s*"|set_trial_user_attr\(\s*[\w.]+,\s*"'
+        r'|user_attrs(\.get\(|\[)\s*"|user_attrs=\{\s*"|"\s+(not\s+)?in\s+[\w.]*user_attrs'
+    )
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "search").rglob("*.py"))
+        if path.name != "attrs.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if spelled.search(line)
+    ]
+    assert found == []
+    for kind in (Study, Trial):  # no two attributes share a key
+        keys = [v for k, v in vars(kind).items() if k.isupper()]
+        assert len(set(keys)) == len(keys)

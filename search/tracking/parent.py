@@ -10,6 +10,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import FrozenTrial
 
+from search.attrs import Study, Trial
 from search.prepare import Prepared
 from search.study import counts
 from search.tracking.environment import environment_tags
@@ -28,7 +29,7 @@ def parent_run(
     space, data, split = prep.space, prep.data, prep.split
     parent = tracker.study_run(
         study.study_name,
-        run_id=study.user_attrs.get("mlflow_run_id"),
+        run_id=study.user_attrs.get(Study.RUN_ID),
         tags={"search.data_fingerprint": data.fingerprint, **environment_tags()},
         params=_study_params(prep),
         files={
@@ -83,9 +84,9 @@ def remember_parent(
         if done:
             return
         run_id = tracker.resolve(parent)
-        if run_id and study.user_attrs.get("mlflow_run_id") != run_id:
-            study.set_user_attr("mlflow_run_id", run_id)
-            study.set_user_attr("experiment_id", tracker.experiment_id)
+        if run_id and study.user_attrs.get(Study.RUN_ID) != run_id:
+            study.set_user_attr(Study.RUN_ID, run_id)
+            study.set_user_attr(Study.EXPERIMENT_ID, tracker.experiment_id)
         done = True
 
     return callback
@@ -107,7 +108,7 @@ def close_parent(tracker: RunWriter, parent: str, study: optuna.Study, status: s
             {
                 "number": best.number,
                 "value": best.value,
-                "params": best.user_attrs.get("params", best.params),
+                "params": best.user_attrs.get(Trial.PARAMS, best.params),
             },
             "best_trial.json",
         )
