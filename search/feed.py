@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -77,3 +78,13 @@ def validation_inputs(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     import tensorflow as tf
 
     return {"validation_data": tf.data.Dataset.from_tensor_slices((x, y)).batch(8192).cache()}
+
+
+def release(*inputs: Mapping[str, Any]) -> None:
+    """Let go of the rows a finished `fit` was fed (`fit_inputs`, `validation_inputs`):
+    TensorFlow keeps the `PyDataset` of a finished fit alive (its generator stays
+    registered), and with it the rows, for as long as the process lives."""
+    for kwargs in inputs:
+        for value in kwargs.values():
+            if isinstance(value, ShuffledBatches | Batches):
+                value.x, value.y = np.empty_like(value.x[:0]), np.empty_like(value.y[:0])

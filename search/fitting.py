@@ -19,7 +19,7 @@ import numpy as np
 from search.callbacks import EpochHookCallback, EpochScore, StopOnRequest, ValidationDataLoss
 from search.data import Dataset
 from search.errors import TrialFailed
-from search.feed import fit_inputs, validation_inputs
+from search.feed import fit_inputs, release, validation_inputs
 from search.forward import predict
 from search.knobs import class_weights, loss_power, lr_callbacks
 from search.metrics import keras_metrics, scores
@@ -138,8 +138,12 @@ def _fit(
             **run,
         )
     train = fit_inputs(arrays.x_train, y_train, batch_size=int(params["batch_size"]), seed=seed)
+    val = validation_inputs(arrays.x_val, y_val)
     weights = class_weights(params, arrays.y_train, data.n_classes)
-    return model.fit(**train, **validation_inputs(arrays.x_val, y_val), class_weight=weights, **run)
+    try:
+        return model.fit(**train, **val, class_weight=weights, **run)
+    finally:
+        release(train, val)
 
 
 def _callbacks(

@@ -10,8 +10,9 @@ import keras
 import numpy as np
 from optuna.trial import FrozenTrial
 
+from search.attrs import Trial
 from search.data import make_preprocessor, shaped
-from search.feed import fit_inputs
+from search.feed import fit_inputs, release
 from search.fitting import fit_fold, own_fit_hypermodel
 from search.folds import Fold
 from search.knobs import class_weights, lr_callbacks
@@ -56,7 +57,7 @@ def refit_ensemble(
 
 def refit(prep: Prepared, trial: FrozenTrial, say: Ticker | None = None) -> Final:
     """Refit on all training rows for the median best epoch (or keep the fold models)."""
-    epochs = max(1, round(statistics.median(trial.user_attrs["best_epochs"])))
+    epochs = max(1, round(statistics.median(trial.user_attrs[Trial.BEST_EPOCHS])))
     seed = trial_seed(prep.space.study.seed, trial.number)
     say = say or Ticker(None)
     say(
@@ -64,7 +65,9 @@ def refit(prep: Prepared, trial: FrozenTrial, say: Ticker | None = None) -> Fina
         f"{epochs} epochs",
         force=True,
     )
-    final = refit_params(prep, dict(trial.user_attrs["params"]), epochs=epochs, seed=seed, say=say)
+    final = refit_params(
+        prep, dict(trial.user_attrs[Trial.PARAMS]), epochs=epochs, seed=seed, say=say
+    )
     final.trials = [trial.number] * len(final.nets)
     return final
 
@@ -136,7 +139,10 @@ def _fit_all(
         return
     weights = class_weights(params, labels, n_classes)
     train = fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed)
-    net.fit(**train, class_weight=weights, **run)
+    try:
+        net.fit(**train, class_weight=weights, **run)
+    finally:
+        release(train)
 
 
 def _fold_net(

@@ -73,6 +73,25 @@ def test_large_rows_are_read_from_the_array_itself(monkeypatch: pytest.MonkeyPat
     assert np.array_equal(np.concatenate([batches[i][1] for i in range(len(batches))]), y_val)
 
 
+def test_a_finished_fit_lets_go_of_its_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TensorFlow keeps a finished fit's PyDataset alive; the rows it read must not be:
+    a search that remakes folds (or refits) would otherwise hold every copy it made."""
+    import gc
+    import weakref
+
+    from search.fitting import SequentialEngine
+    from tests.test_pack import BASE, _data, _members
+
+    monkeypatch.setattr(feed, "CACHED_BYTES", 0)
+    data, folds = _data()
+    rows = weakref.ref(folds[0].x_train)
+    done = list(SequentialEngine(steps_per_execution=4).train(_members(folds[:1], [BASE]), data))
+    assert done[0].result is not None and rows() is not None
+    del done, folds
+    gc.collect()
+    assert rows() is None
+
+
 def test_host_initializer_is_seeded_bounded_and_survives_saving(tmp_path: Path) -> None:
     init = HostGlorotUniform()
     keras.utils.set_random_seed(7)
