@@ -43,16 +43,19 @@ class FoldCache:
         return self._handles[key]
 
     def rows(self, key: Key) -> FoldArrays:
-        """The fold's rows, kept or made now; the least recently used folds beyond the
-        budget are let go (the one just read is always kept)."""
+        """The fold's rows, kept or made now. Before a fold is made, the least recently
+        used folds are let go until it fits in the budget beside the others (taken to be
+        the size of the largest fold kept): the one just read is always kept."""
         if key in self._kept:
             self._kept.move_to_end(key)
             return self._kept[key]
+        sizes = [fold_bytes(a) for a in self._kept.values()]
+        while sizes and sum(sizes) + max(sizes) > self.budget:
+            self._kept.popitem(last=False)
+            sizes.pop(0)
         arrays = self.make(*key)
         self.made += 1
         self._kept[key] = arrays
-        while len(self._kept) > 1 and sum(map(fold_bytes, self._kept.values())) > self.budget:
-            self._kept.popitem(last=False)
         return arrays
 
 
