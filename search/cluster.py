@@ -38,15 +38,13 @@ class _Slot:
 
     def run(self, args: list[str], threads: int, stores: dict[str, str]) -> int:
         env = dict(
-            os.environ,
-            **stores,
-            SEARCH_SLOT=str(self.index),
-            TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+            os.environ, **stores, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")
         )
+        own = ["--slot", str(self.index)]
         if not env.get("CUDA_VISIBLE_DEVICES"):
-            env["SEARCH_CPU_THREADS"] = str(threads)
+            own += ["--threads", str(threads)]
         return subprocess.run(
-            [sys.executable, "-m", "search.worker", *args], env=env, check=False
+            [sys.executable, "-m", "search.worker", *args, *own], env=env, check=False
         ).returncode
 
 

@@ -27,21 +27,16 @@ if TYPE_CHECKING:
     from search.queue import Claim, Queue
 
 
-def _start_backend() -> None:
+def _start_backend(threads: int | None, gpu_memory_mb: int | None) -> None:
     from search import backend
 
-    threads = os.environ.get("SEARCH_CPU_THREADS")
-    memory = os.environ.get("SEARCH_GPU_MEMORY_MB")
-    backend.start(
-        verbose=False,
-        configure=lambda: backend.configure_worker(
-            int(threads) if threads else None, int(memory) if memory else None
-        ),
-    )
+    backend.start(verbose=False, configure=lambda: backend.configure_worker(threads, gpu_memory_mb))
 
 
 def worker_main(argv: list[str] | None = None) -> int:
-    """The entry point of one worker process (`python -m search.worker ...`)."""
+    """The entry point of one worker process (`python -m search.worker ...`). Everything
+    comes as arguments but the stores' URLs, which may hold a password and so come in the
+    environment (`search.workers.store_env`), and CUDA_VISIBLE_DEVICES, which CUDA reads."""
     parser = argparse.ArgumentParser(prog="search-worker")
     parser.add_argument("--storage", default=os.environ.get(STORAGE_ENV))
     parser.add_argument("--home", default="mlruns")
@@ -49,8 +44,11 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recycle", type=int, default=50)
     parser.add_argument("--heartbeat", type=float, default=5.0)
     parser.add_argument("--grace", type=float, default=30.0)
+    parser.add_argument("--slot", default="")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--gpu-memory-mb", type=int)
     args = parser.parse_args(argv)
-    _start_backend()
+    _start_backend(args.threads, args.gpu_memory_mb)
     import logging
 
     import optuna
@@ -62,28 +60,54 @@ def worker_main(argv: list[str] | None = None) -> int:
     queue = Queue.open(
         args.storage, args.home, args.tracking_uri, heartbeat_s=args.heartbeat, grace_s=args.grace
     )
-    signal.signal(signal.SIGINT, _request_stop)
-    signal.signal(signal.SIGTERM, _request_stop)
+    stop = StopRequest()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
-        return _loop(queue, args.recycle)
+        return _loop(queue, args.recycle, args.slot, stop)
     except KeyboardInterrupt:
         return 130
 
 
-_CLAIMING = [False]  # inside `_no_interrupts`: a stop request waits for the claim to end
+class StopRequest:
+    """SIGINT and SIGTERM to a worker: remembered in `search.training.STOP` (which the
+    engines read at each epoch, in case a library swallows the exception) and raised as
+    KeyboardInterrupt at once, unless a trial is being claimed: then as soon as the claim
+    has returned (`held`).
+
+    Blocking the signals in this thread is not enough: CPython runs Python signal handlers
+    in the main thread whichever thread the kernel delivered the signal to, and a worker
+    has other threads (TensorFlow's, the MLflow writer, the heartbeat). Found by a Ctrl-C
+    that left a trial RUNNING: it arrived after `ask` made the trial, before `claim`
+    returned it.
+    """
+
+    def __init__(self) -> None:
+        self.claiming = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        from search.training import STOP
+
+        STOP.set()
+        if not self.claiming:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold a stop request back while a trial is being claimed, so that a claimed
+        trial is always known to its worker (and told FAIL if the request came)."""
+        from search.training import STOP
+
+        self.claiming = True
+        try:
+            yield
+        finally:
+            self.claiming = False
+        if STOP.is_set():
+            raise KeyboardInterrupt
 
 
-def _request_stop(signum: int, frame: object) -> None:
-    """Remember the request (a library may swallow the exception) and interrupt now,
-    unless a trial is being claimed: then as soon as the claim has returned."""
-    from search.training import STOP
-
-    STOP.set()
-    if not _CLAIMING[0]:
-        raise KeyboardInterrupt
-
-
-def _loop(queue: Queue, recycle: int) -> int:
+def _loop(queue: Queue, recycle: int, slot: str, stop: StopRequest) -> int:
     from search.backend import deterministic
     from search.liveness import Heartbeat
     from search.queue import claim, pending
@@ -99,15 +123,15 @@ def _loop(queue: Queue, recycle: int) -> int:
             got: Claim | None = None
             extra: list[optuna.Trial] = []
             try:
-                with _no_interrupts():  # a claimed trial always gets its owner recorded
+                with stop.held():  # a claimed trial always gets its owner recorded
                     got = claim(queue, storage)
                 if got is None:
                     if not pending(storage):
                         return EXIT_NO_WORK
                     time.sleep(min(2.0, queue.heartbeat_s))  # others run: a retry may come
                     continue
-                ctx = _study_context(queue, got, contexts)
-                with _no_interrupts():
+                ctx = _study_context(queue, got, contexts, slot)
+                with stop.held():
                     extra = _rest_of_pack(queue, storage, got, ctx, recycle - done)
                 ids = [t._trial_id for t in [got.trial, *extra]]
                 with Heartbeat(storage, ids, queue.heartbeat_s):
@@ -124,28 +148,6 @@ def _loop(queue: Queue, recycle: int) -> int:
     return 130 if STOP.is_set() else EXIT_RECYCLE
 
 
-@contextlib.contextmanager
-def _no_interrupts() -> Iterator[None]:
-    """Hold a stop request back while a trial is being claimed, so that a claimed trial
-    is always known to its worker (and told FAIL if the request came).
-
-    Blocking the signals in this thread is not enough: CPython runs Python signal handlers
-    in the main thread whichever thread the kernel delivered the signal to, and a worker
-    has other threads (TensorFlow's, the MLflow writer, the heartbeat). Found by a Ctrl-C
-    that left a trial RUNNING: it arrived after `ask` made the trial, before `claim`
-    returned it.
-    """
-    from search.training import STOP
-
-    _CLAIMING[0] = True
-    try:
-        yield
-    finally:
-        _CLAIMING[0] = False
-    if STOP.is_set():
-        raise KeyboardInterrupt
-
-
 def _interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
     from optuna.trial import TrialState
 
@@ -154,10 +156,12 @@ def _interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
         study.tell(trial, state=TrialState.FAIL)
 
 
-def _study_context(queue: Queue, got: Claim, contexts: dict[str, SearchContext]) -> SearchContext:
+def _study_context(
+    queue: Queue, got: Claim, contexts: dict[str, SearchContext], slot: str
+) -> SearchContext:
     name = got.study.study_name
     if name not in contexts:
-        contexts[name] = _context(queue, got.study)
+        contexts[name] = _context(queue, got.study, slot)
     return contexts[name]
 
 
@@ -182,7 +186,7 @@ def _run_trials(got: Claim, extra: list[optuna.Trial], ctx: SearchContext) -> No
     rss = resident_mb()
     for trial in [got.trial, *extra]:
         trial.set_user_attr(Trial.CUDA_VISIBLE_DEVICES, os.environ.get("CUDA_VISIBLE_DEVICES", ""))
-        trial.set_user_attr(Trial.SLOT, os.environ.get("SEARCH_SLOT", ""))
+        trial.set_user_attr(Trial.SLOT, ctx.tags["search.worker_slot"])
         if rss is not None:  # the worker's memory as the trial starts: flat across recycling
             trial.set_user_attr(Trial.WORKER_RSS_MB, rss)
     if extra:
@@ -221,7 +225,7 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, ctx: SearchContext) -> 
         study.tell(trial, value)
 
 
-def _context(queue: Queue, study: optuna.Study) -> SearchContext:
+def _context(queue: Queue, study: optuna.Study, slot: str) -> SearchContext:
     from search.prepare import prepare
     from search.runner import make_context
     from search.study import check_same_data, make_pruner, make_sampler, study_space
@@ -240,7 +244,7 @@ def _context(queue: Queue, study: optuna.Study) -> SearchContext:
         tracker.set_status(parent, "RUNNING")
     ctx = make_context(prep, tracker, parent, study.study_name)
     ctx.engine = make_engine(space, prep.data.nbytes)
-    ctx.tags["search.worker_slot"] = os.environ.get("SEARCH_SLOT", "")
+    ctx.tags["search.worker_slot"] = slot
     ctx.tags["search.cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     return ctx
 

@@ -73,22 +73,27 @@ def plan_slots(gpus: str | None, *, per_gpu: int = 1, workers: int | None = None
     return [Slot(i, None, n) for i in range(n)]
 
 
-def slot_env(slot: Slot, *, gpu_memory_mb: int | None = None) -> dict[str, str]:
+def slot_env(slot: Slot) -> dict[str, str]:
+    """A slot's worker environment: its GPU (CUDA reads CUDA_VISIBLE_DEVICES), GPU sharing
+    and TensorFlow's log level; the rest of its settings are arguments (`slot_args`)."""
     env = dict(os.environ)
     env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "3")
-    env["SEARCH_SLOT"] = str(slot.index)
     for key, value in GPU_SHARING_ENV.items():
         env.setdefault(key, value)
     if slot.gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = slot.gpu
-        if slot.share > 1:
-            env["SEARCH_GPU_SHARE"] = str(slot.share)
-        if gpu_memory_mb:
-            env["SEARCH_GPU_MEMORY_MB"] = str(gpu_memory_mb)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // slot.share)
-        env["SEARCH_CPU_THREADS"] = str(threads)
     return env
+
+
+def slot_args(slot: Slot, *, gpu_memory_mb: int | None = None) -> list[str]:
+    """A slot's own arguments of `python -m search.worker`: its index, its share of the
+    CPU's threads (no GPU) or its GPU memory limit."""
+    args = ["--slot", str(slot.index)]
+    if slot.gpu is None:
+        args += ["--threads", str(max(1, (os.cpu_count() or 1) // slot.share))]
+    elif gpu_memory_mb:
+        args += ["--gpu-memory-mb", str(gpu_memory_mb)]
+    return args
 
 
 def worker_args(queue: Queue, recycle: int) -> list[str]:
@@ -185,11 +190,12 @@ class _Pool:
         self.report = PoolReport()
 
     def start(self, slot: Slot) -> None:
-        env = slot_env(slot, gpu_memory_mb=self.gpu_memory_mb)
+        env = slot_env(slot)
         env.pop(STORAGE_ENV, None)  # the pool's own stores, not one its caller's shell set
         env.update(self.stores)
+        args = [*self.args, *slot_args(slot, gpu_memory_mb=self.gpu_memory_mb)]
         self.procs[slot.index] = subprocess.Popen(
-            self.args, env=env, stdout=self.out, stderr=self.out, start_new_session=True
+            args, env=env, stdout=self.out, stderr=self.out, start_new_session=True
         )
         self.born[slot.index] = time.time()
         self.report.started += 1

@@ -192,10 +192,11 @@ def test_a_stop_request_during_a_claim_waits_until_the_claim_returns() -> None:
 
     helper = threading.Thread(target=other_thread)
     helper.start()
-    old = signal.signal(signal.SIGINT, worker._request_stop)
+    stop = worker.StopRequest()
+    old = signal.signal(signal.SIGINT, stop)
     claimed = []
     try:
-        with pytest.raises(KeyboardInterrupt), worker._no_interrupts():
+        with pytest.raises(KeyboardInterrupt), stop.held():
             go.set()
             sent.wait(5)
             for _ in range(100):  # bytecode boundaries where a handler would run
@@ -273,3 +274,16 @@ def test_recycled_workers_start_again_from_a_fresh_process(tmp_path: Path) -> No
     # memory stays flat: the fresh process starts its first trial smaller than the one it
     # replaced started its last (which held what its first trial left behind)
     assert rss[2] < rss[1], rss
+
+
+def test_a_slot_is_configured_by_arguments_and_its_gpu_by_cuda() -> None:
+    """A worker's settings are on its command line; only what CUDA reads (its GPU) and
+    GPU sharing are in its environment (the stores' URLs travel there too: secrets)."""
+    from search.workers import Slot, slot_args, slot_env
+
+    cpu, gpu = Slot(1, None, 2), Slot(3, "1", 4)
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    assert slot_args(cpu) == ["--slot", "1", "--threads", threads]
+    assert slot_args(gpu, gpu_memory_mb=900) == ["--slot", "3", "--gpu-memory-mb", "900"]
+    assert slot_env(gpu)["CUDA_VISIBLE_DEVICES"] == "1"
+    assert not [k for k in slot_env(cpu) if k.startswith("SEARCH_") and k not in os.environ]
