@@ -45,7 +45,7 @@ def start(verbose: bool = False, configure: Callable[[], None] | None = None) ->
         os.environ.setdefault(key, value)
     # What is loaded now and what Keras loads lives as long as the process: frozen out of
     # the collector's view, the collections that later imports (MLflow, SQLAlchemy) set off
-    # do not walk TensorFlow's objects again (1.28 -> 1.18 s for those imports here).
+    # do not walk TensorFlow's objects again.
     gc.freeze()
     with contextlib.nullcontext() if verbose else silenced_stderr():
         import keras

@@ -14,8 +14,8 @@ CACHED_BYTES = 64 * 2**20  # rows up to this size are copied into a cached tf.da
 def fit_inputs(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int) -> dict[str, Any]:
     """Keyword arguments of `fit` for small in-memory rows, reshuffled each epoch.
 
-    On TensorFlow, rows up to `CACHED_BYTES` go into a cached tf.data pipeline, about
-    twice as fast per epoch as NumPy arrays (bench/model_cost.py), at the price of copies
+    On TensorFlow, rows up to `CACHED_BYTES` go into a cached tf.data pipeline, faster per
+    epoch than NumPy arrays (bench/model_cost.py), at the price of copies
     of the rows; larger rows (MNIST-sized) and other backends get `ShuffledBatches`, which
     gathers each batch from the array itself.
     """
@@ -32,8 +32,7 @@ class ShuffledBatches(keras.utils.PyDataset):  # type: ignore[misc]
     """Full batches of a fresh seeded permutation each epoch, for JAX and PyTorch.
 
     Each batch shape is compiled once per model; a ragged last batch would be a second
-    compilation of the train step (0.55 s of a 1.5 s first epoch on JAX, digits MLP). The
-    few rows left over differ from epoch to epoch.
+    compilation of the train step. The few rows left over differ from epoch to epoch.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int) -> None:

@@ -24,7 +24,6 @@ from search.hypermodel import hypermodel_values
 from search.knobs import own_loss
 from search.metrics import DATA_LOSS, EPOCH_KEYS
 from search.records import flat_params, history_csv
-from search.tracking.process import pending
 from search.training import (
     FoldArrays,
     FoldResult,
@@ -90,8 +89,8 @@ class TrialRun:
                 "search.origin": origin(trial, space.study.sampler),
             },
         )
-        if not pending(self.run_id):  # known at once: a crashed worker's trial still names it
-            trial.set_user_attr(Trial.RUN_ID, self.run_id)
+        if known := ctx.tracker.resolve(self.run_id, wait=False):  # a crashed worker's trial
+            trial.set_user_attr(Trial.RUN_ID, known)  # still names its run
         trial.set_user_attr(Trial.SEED, self.seed)
         ctx.tracker.log(self.run_id, params=flat_params(self.params))
 
@@ -220,7 +219,7 @@ class TrialRun:
         tracker.end(self.run_id, "KILLED" if state == "INTERRUPTED" else "FAILED", reason=reason)
 
     def resolve_run_id(self) -> None:
-        if pending(self.run_id):  # created in the background: its id is known by now
+        if Trial.RUN_ID not in self.trial.user_attrs:  # created in the background: known now
             resolved = self.ctx.tracker.resolve(self.run_id)
             if resolved:
                 self.trial.set_user_attr(Trial.RUN_ID, resolved)

@@ -130,9 +130,15 @@ class TrackingProcess:
     def log_json(self, run_id: str, obj: Any, path: str) -> None:
         self.log_text(run_id, json.dumps(obj, indent=2, default=str), path)
 
-    def resolve(self, run_id: str) -> str | None:
-        """MLflow's id of a run this tracker created (waits until the child has it)."""
-        return self._wait(run_id) if pending(run_id) else run_id
+    def resolve(self, run_id: str, *, wait: bool = True) -> str | None:
+        """MLflow's id of a run this tracker created: waits until the child has it, or
+        (`wait=False`) None if the child has not reported it yet."""
+        if not pending(run_id):
+            return run_id
+        if not wait:
+            with self._cv:
+                return self._ids.get(run_id)
+        return self._wait(run_id)
 
     def flush(self) -> None:
         """Wait until the child has carried out every call sent so far."""

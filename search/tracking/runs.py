@@ -74,7 +74,7 @@ class RunWriter(Protocol):
 
     def log_json(self, run_id: str, obj: Any, path: str) -> None: ...
 
-    def resolve(self, run_id: str) -> str | None: ...
+    def resolve(self, run_id: str, *, wait: bool = ...) -> str | None: ...
 
     def flush(self) -> None: ...
 
@@ -209,8 +209,9 @@ class Tracker:
     def log_image(self, run_id: str, image: Any, path: str) -> None:
         self.client.log_image(run_id, image, path)
 
-    def resolve(self, run_id: str) -> str | None:
-        """The run's id: this tracker creates runs at once, so it is `run_id` itself."""
+    def resolve(self, run_id: str, *, wait: bool = True) -> str | None:
+        """MLflow's id of a run this writer created: this tracker creates runs at once, so
+        it is `run_id` itself (a `TrackingProcess` may know it only later: `wait`)."""
         return run_id
 
     def take_warnings(self) -> list[str]:

@@ -1,7 +1,7 @@
 """A new SQLite MLflow store, copied from a cached empty one instead of migrated anew.
 
-MLflow gives a new database its tables by running every schema migration it ships (about
-1.4 s on a 2-core machine, longer than a small search's first trial). The result is the
+MLflow gives a new database its tables by running every schema migration it ships (longer
+than a small search's first trial on a 2-core machine). The result is the
 same for every store of one MLflow version, so it is built once into the user's cache
 (`$XDG_CACHE_HOME/keras-search`, else `~/.cache/keras-search`) and copied. The cached copy
 has no Default experiment: MLflow adds it when it opens the store, with that store's own
