@@ -54,7 +54,7 @@ def once(way: str, home: Path) -> tuple[float, float]:
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
-    found = re.search(r"new trials in (\d+)s", done.stderr)
+    found = re.search(r"new trials in (\d+)s", done.stdout + done.stderr)
     return wall, float(found.group(1)) if found else float("nan")
 
 

@@ -1,9 +1,14 @@
 """MLflow in a process of its own, beside the trials: its import, its store and its writes.
 
-A search's process trains; MLflow's import and store (about 2 s on a 2-core machine, most
-of a small search's time outside `fit`) and its writes (20 ms to create a run) run in a
-child process on another core, the way W&B runs its service process. A writer thread
-would share the GIL with Keras' Python-heavy training loop, and slow it.
+A search's process trains; MLflow's import, its store and its writes run in a child
+process on another core, the way W&B runs its service process, instead of sharing the
+GIL with Keras' Python-heavy training loop. bench/tracking.md times `make search` with
+the writes here and in a thread of the search's process.
+
+The child is started with `python -c` and talks over its pipes rather than through
+`multiprocessing`: a spawned `multiprocessing` child imports the parent's main script
+again, and a user's script that calls `run_search` without an
+`if __name__ == "__main__":` guard would start its search again in that child.
 
 Runs are created in the child, so a new run's id is not known when it is asked for:
 `study_run` and `child_run` hand back a handle (``"~run-3"``) that stands for it in every
