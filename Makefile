@@ -58,9 +58,11 @@ bench: $(DEV)
 	  echo; } > bench/pack_now.md
 	$(BIN)/python bench/models.py > bench/models.md
 	$(BIN)/python bench/knobs.py > bench/knobs.md
+	$(BIN)/python bench/tracking.py > bench/tracking_now.md
 	{ echo "## The longest silences of a search ($$(date +%F), \`bench/gaps.py\`)"; echo; \
 	  $(BIN)/python bench/gaps.py; echo; } > bench/gaps.md
-	cat bench/header.md bench/targets.md bench/models.md bench/knobs.md bench/pack_engine.md bench/peers.md bench/peers_jax.md bench/peers_full.md bench/overhead.md \
+	cat bench/header.md bench/targets.md bench/models.md bench/knobs.md bench/course.md \
+		bench/tracking.md bench/pack_engine.md bench/peers.md bench/peers_jax.md bench/peers_full.md bench/overhead.md \
 		bench/overhead_now.md bench/coordination.md bench/memory.md bench/model_cost.md bench/compiles.md \
 		bench/gpu.md bench/pack_now.md bench/gaps.md > bench/RESULTS.md
 

@@ -8,7 +8,8 @@ trials train. The other way: the same writes from a thread of the search's own p
 fresh process and a fresh folder, and reports the wall time and the search's own time
 (its "new trials in" line).
 
-    python bench/tracking.py --rounds 3 > bench/tracking.md
+    python bench/tracking.py --rounds 3 > bench/tracking_now.md  (bench/tracking.md: the
+    figures kept in bench/RESULTS.md, with what they mean)
 """
 
 from __future__ import annotations
