@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from search.quiet import quiet_libraries
@@ -13,6 +14,7 @@ from search.redact import mask_text
 
 def queue_command(args: argparse.Namespace) -> int:
     from search.queue import Queue, recover, status, status_table, submit
+    from search.study import absent_store
 
     if args.command == "submit":
         from search.prepare import prepare
@@ -25,6 +27,9 @@ def queue_command(args: argparse.Namespace) -> int:
             prep, queue, trials=args.trials, priority=args.priority, study_name=args.study
         )
         print(f"queued study {name!r}; start workers with: search serve")
+    elif args.command == "status" and absent_store(args.storage, Path(args.home)):
+        print(status_table([]))  # nothing was ever queued here: nothing to make
+        return 0
     else:
         queue = Queue.open(args.storage, args.home, args.tracking_uri)
         recover(queue, queue.storage())  # trials whose process died: failed, retried once

@@ -174,11 +174,22 @@ def check_same_data(study: optuna.Study, prep: Prepared) -> None:
         )
 
 
+def absent_store(storage: str | None, home: Path) -> Path | None:
+    """The file of a journal or SQLite storage that does not exist yet (opening it would
+    make an empty one: a command that only reads must not); None when it exists or the
+    storage is a database server."""
+    path = journal_path(storage, home)
+    if path is None and storage is not None and storage.startswith("sqlite:///"):
+        name = storage.removeprefix("sqlite:///").split("?")[0]
+        path = Path(name) if name and name != ":memory:" else None
+    return path if path is not None and not path.exists() else None
+
+
 def load_study(name: str, storage: str | None, home: Path) -> optuna.Study:
     """The study `name`; InputError, with nothing written, when it is not there."""
-    journal = journal_path(storage, home)
-    if journal is not None and not journal.exists():  # opening it would make an empty one
-        raise InputError(f"study {name!r} not found: there is no storage at {journal}")
+    missing = absent_store(storage, home)
+    if missing is not None:
+        raise InputError(f"study {name!r} not found: there is no storage at {missing}")
     store = open_storage(storage, home)
     names = [s.study_name for s in store.get_all_studies()]
     if name not in names:

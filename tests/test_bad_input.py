@@ -437,3 +437,19 @@ def test_data_that_no_model_can_take(
     with pytest.raises(DataError, match=match) as info:
         prepare(load_space(_space(tmp_path, text)))
     assert info.value.key == key and info.value.line == 1
+
+
+@pytest.mark.parametrize("storage", [None, "sqlite:///studies.db", "runs.journal"])
+def test_commands_that_only_read_make_no_store(tmp_path: Path, storage: str | None) -> None:
+    """`status` in a folder where nothing was queued says so; `best` of a study in a store
+    that does not exist is one line, exit 2; neither makes the store (a journal, a SQLite
+    file, the mlruns folder)."""
+    env = _sandbox(tmp_path)
+    extra = [] if storage is None else ["--storage", storage]
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    shown = run_cli("status", *extra, cwd=tmp_path, env=env, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "no studies queued" in shown.stdout
+    best = run_cli("best", "nope", *extra, cwd=tmp_path, env=env, timeout=120)
+    assert best.returncode == 2 and "study 'nope' not found" in best.stderr
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
