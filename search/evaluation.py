@@ -51,9 +51,10 @@ class Candidate:
     recheck_std: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class SelectionResult:
-    """The final, once-only test of the chosen model; `str()` gives the table."""
+    """The final, once-only test of the chosen model; `str()` gives the table. Made by
+    `evaluate`; the selection run and the registered champion are added by `replace`."""
 
     study_name: str
     metric: str
@@ -155,9 +156,18 @@ def gap_warning(validation: float, test: Interval, higher_is_better: bool) -> st
 
 
 def evaluate(
-    prep: Prepared, final: Final, chosen: Candidate, candidates: list[Candidate], trial: FrozenTrial
+    prep: Prepared,
+    final: Final,
+    chosen: Candidate,
+    candidates: list[Candidate],
+    trial: FrozenTrial,
+    *,
+    study_name: str,
+    ensemble: str = "",
+    threshold: float | None = None,
 ) -> SelectionResult:
-    """The one look at the test rows: model and baseline, with paired bootstrap intervals."""
+    """The one look at the test rows: model and baseline, with paired bootstrap intervals
+    (and, for an ensemble, the chosen trial alone on the same rows)."""
     data, space = prep.data, prep.space
     test, train = prep.split.test, prep.split.refit_rows
     model_out, y = test_output(prep, final)
@@ -168,34 +178,32 @@ def evaluate(
         data.task, y, model_out, base_out, names, n, seed, (final.threshold, 0.5)
     )
     metric = _named(space.objective.metric, data.task)
-    better_high = METRICS[metric] == "maximize"
-    d = diff_iv[metric]
-    beats = d.low > 0 if better_high else d.high < 0
-    gap = test_iv[metric].value - float(trial.value or 0.0)
-    warnings = [
-        w for w in [gap_warning(float(trial.value or 0.0), test_iv[metric], better_high)] if w
-    ]
-    if not beats:
-        warnings.append("the model does not beat the baseline by more than the interval")
-    result = SelectionResult(
-        study_name="",
-        metric=metric,
-        chosen=chosen,
-        candidates=candidates,
-        epochs=final.epochs,
-        test=test_iv,
-        baseline=base_iv,
-        difference=diff_iv,
-        beats_baseline=beats,
-        gap=gap,
-        warnings=warnings,
-    )
+    beats, warnings = _verdict(metric, float(trial.value or 0.0), test_iv, diff_iv)
+    single: dict[str, Interval] = {}
+    versus_single: dict[str, Interval] = {}
     if len(set(final.trials)) > 1:  # an ensemble: the chosen trial alone, on the same rows
         single_out, _ = test_output(prep, final.of(chosen.trial))
-        _, result.single, result.versus_single = _paired(
+        _, single, versus_single = _paired(
             data.task, y, model_out, single_out, names, n, seed, (final.threshold,) * 2
         )
-    return result
+    return SelectionResult(
+        study_name, metric, chosen, candidates, final.epochs, test_iv, base_iv, diff_iv,
+        beats, gap=test_iv[metric].value - float(trial.value or 0.0), warnings=warnings,
+        ensemble=ensemble, single=single, versus_single=versus_single, threshold=threshold,
+    )  # fmt: skip
+
+
+def _verdict(
+    metric: str, validation: float, test: dict[str, Interval], difference: dict[str, Interval]
+) -> tuple[bool, list[str]]:
+    """Whether the model beats the baseline beyond the interval, and the warnings."""
+    better_high = METRICS[metric] == "maximize"
+    d = difference[metric]
+    beats = d.low > 0 if better_high else d.high < 0
+    warnings = [w for w in [gap_warning(validation, test[metric], better_high)] if w]
+    if not beats:
+        warnings.append("the model does not beat the baseline by more than the interval")
+    return beats, warnings
 
 
 def _paired(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -74,17 +75,21 @@ def select(
         final.threshold = _threshold(prep, final, outputs or {})
     what = "the ensemble" if len(set(final.trials)) > 1 else f"trial {trial.number}"
     say(f"test: {what} and the baseline on the {len(prep.split.test)} test rows", force=True)
-    result = evaluate(prep, final, chosen, candidates, trial)
-    result.ensemble = note
-    result.threshold = final.threshold if tuned else None
+    result = evaluate(prep, final, chosen, candidates, trial, study_name=study_name,
+                      ensemble=note, threshold=final.threshold if tuned else None)  # fmt: skip
     say("logging the final model to MLflow and registering it ...", force=True)
     tracker = Tracker(uri, study_name, artifact_root=home / "artifacts")
-    _log(tracker, study, prep, final, result, trial)
-    mark = {"trial": trial.number, "run_id": result.run_id, "version": result.version}
-    study.set_user_attr(Study.SELECTED, mark)  # what `search best` shows without opening MLflow
+    result = _log(tracker, study, prep, final, result, trial)
+    _remember(study, trial.number, result)
+    return result
+
+
+def _remember(study: optuna.Study, trial: int, result: SelectionResult) -> None:
+    """What `search best` shows without opening MLflow: the chosen trial, its run."""
+    mark = {"trial": trial, "run_id": result.run_id, "version": result.version}
+    study.set_user_attr(Study.SELECTED, mark)
     if result.promoted:
         study.set_user_attr(Study.CHAMPION, mark)
-    return result
 
 
 def _final(
@@ -139,8 +144,9 @@ def _log(
     final: Final,
     result: SelectionResult,
     trial: FrozenTrial,
-) -> None:
-    result.study_name = study.study_name
+) -> SelectionResult:
+    """The selection run: the final test, the final model's record and the champion; the
+    result with the run (and the registered champion) in it."""
     seed = trial_seed(prep.space.study.seed, trial.number)
     tags = {
         STUDY: study.study_name,
@@ -152,7 +158,7 @@ def _log(
     }
     parent = study.user_attrs[Study.RUN_ID]
     run = tracker.child_run(parent, "selection", role="selection", tags=tags)
-    result.run_id = run
+    result = replace(result, run_id=run)
     tracker.log(
         run,
         params={
@@ -172,9 +178,10 @@ def _log(
     tracker.log_json(run, trial.user_attrs[Trial.PARAMS], "params.json")
     tracker.log_text(run, prep.space.ran_text, "space.yaml")
     if prep.space.selection.champion:
-        _register(tracker, study, prep, final, result)
+        result = _register(tracker, study, prep, final, result)
     tracker.end(run)
     tracker.flush()
+    return result
 
 
 def _test_metrics(result: SelectionResult, final: Final) -> dict[str, float]:
@@ -229,7 +236,38 @@ def _ensemble_record(prep: Prepared, study: optuna.Study, final: Final) -> list[
 
 def _register(
     tracker: Tracker, study: optuna.Study, prep: Prepared, final: Final, result: SelectionResult
-) -> None:
+) -> SelectionResult:
+    """Log the final model and register it as the champion if it beats the current one."""
+    data = prep.data
+    model_uri = _log_model(tracker, prep, final, result.run_id)
+    metric, digest = result.metric, prep.split.digest()
+    score, higher = result.test[metric].value, METRICS[metric] == "maximize"
+
+    def is_better(current: dict[str, str]) -> tuple[bool, str]:
+        if current.get("test_digest") != digest:
+            return False, "it was tested on another test split, so they cannot be compared"
+        old = float(current.get(f"test_{metric}", "nan"))
+        better = score > old if higher else score < old
+        return better, f"test {metric} {score:.4f} vs {old:.4f}"
+
+    tags = {
+        "test_digest": digest,
+        f"test_{metric}": repr(score),
+        "trial": "+".join(map(str, dict.fromkeys(final.trials))),
+        "data_fingerprint": data.fingerprint,
+        "selection_run": result.run_id,
+    }
+    version, promoted, registry = register_champion(
+        tracker, model_uri, study.study_name, tags=tags, is_better=is_better
+    )
+    return replace(
+        result, model_uri=model_uri, version=version, promoted=promoted, registry=registry
+    )
+
+
+def _log_model(tracker: Tracker, prep: Prepared, final: Final, run_id: str) -> str:
+    """The final model as an MLflow pyfunc on the selection run, with an input example
+    and its output; the model's URI."""
     data = prep.data
     example = data.X.iloc[prep.split.train[:5]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -247,28 +285,4 @@ def _register(
         x = shaped(data, final.pre.transform(example).astype(np.float32))
         out = network_output(final.nets, x, final.weights)
         output = output_frame(data.task, list(data.labels), out, final.threshold)
-        result.model_uri = log_champion(
-            tracker, result.run_id, artifacts=artifacts, example=example, output=output
-        )
-    metric = result.metric
-    score = result.test[metric].value
-    digest = prep.split.digest()
-    higher = METRICS[metric] == "maximize"
-
-    def is_better(current: dict[str, str]) -> tuple[bool, str]:
-        if current.get("test_digest") != digest:
-            return False, "it was tested on another test split, so they cannot be compared"
-        old = float(current.get(f"test_{metric}", "nan"))
-        better = score > old if higher else score < old
-        return better, f"test {metric} {score:.4f} vs {old:.4f}"
-
-    tags = {
-        "test_digest": digest,
-        f"test_{metric}": repr(score),
-        "trial": "+".join(map(str, dict.fromkeys(final.trials))),
-        "data_fingerprint": data.fingerprint,
-        "selection_run": result.run_id,
-    }
-    result.version, result.promoted, result.registry = register_champion(
-        tracker, result.model_uri, study.study_name, tags=tags, is_better=is_better
-    )
+        return log_champion(tracker, run_id, artifacts=artifacts, example=example, output=output)

@@ -1,14 +1,12 @@
 """MLflow in a process of its own, beside the trials: its import, its store and its writes.
 
-A search's process trains; MLflow's import, its store and its writes run in a child
-process on another core, the way W&B runs its service process, instead of sharing the
-GIL with Keras' Python-heavy training loop. bench/tracking.md times `make search` with
-the writes here and in a thread of the search's process.
+MLflow's import, store and writes run in a child process on another core (as W&B runs
+its service process), not on the GIL of Keras' Python-heavy training loop: bench/tracking.md
+times `make search` with the writes here and in a thread of the search's process.
 
-The child is started with `python -c` and talks over its pipes rather than through
-`multiprocessing`: a spawned `multiprocessing` child imports the parent's main script
-again, and a user's script that calls `run_search` without an
-`if __name__ == "__main__":` guard would start its search again in that child.
+It is started with `python -c`, not `multiprocessing`: a spawned child runs the parent's
+main script again, and a user's script calling `run_search` unguarded would start its
+search again there.
 
 Runs are created in the child, so a new run's id is not known when it is asked for:
 `study_run` and `child_run` hand back a handle (``"~run-3"``) that stands for it in every
