@@ -29,7 +29,8 @@ def fit_inputs(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int) -> d
 
 
 class ShuffledBatches(keras.utils.PyDataset):  # type: ignore[misc]
-    """Full batches of a fresh seeded permutation each epoch, for JAX and PyTorch.
+    """Full batches of a fresh seeded permutation each epoch (JAX, PyTorch, and rows too
+    large for TensorFlow's cached pipeline), gathered from the array itself.
 
     Each batch shape is compiled once per model; a ragged last batch would be a second
     compilation of the train step. The few rows left over differ from epoch to epoch.

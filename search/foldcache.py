@@ -59,33 +59,28 @@ class FoldCache:
         return arrays
 
 
+class _Read:
+    """One of a fold's arrays, read through the fold's cache whenever it is used."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, fold: LazyFold, owner: type | None = None) -> np.ndarray:
+        rows: np.ndarray = getattr(fold.cache.rows(fold.key), self.name)
+        return rows
+
+
 class LazyFold(FoldArrays):
     """A fold's rows as `FoldArrays`, read through its cache at each use, so that a fold
     let go by the cache is not held by the members that name it."""
 
+    cache: FoldCache
+    key: Key
+    x_train, y_train, x_val, y_val = _Read(), _Read(), _Read(), _Read()  # type: ignore[assignment]
+
     def __init__(self, cache: FoldCache, key: Key) -> None:  # no rows of its own
-        object.__setattr__(self, "_cache", cache)
-        object.__setattr__(self, "_key", key)
-
-    def _rows(self) -> FoldArrays:
-        rows: FoldArrays = self._cache.rows(self._key)  # type: ignore[attr-defined]
-        return rows
-
-    @property  # type: ignore[misc]
-    def x_train(self) -> np.ndarray:
-        return self._rows().x_train
-
-    @property  # type: ignore[misc]
-    def y_train(self) -> np.ndarray:
-        return self._rows().y_train
-
-    @property  # type: ignore[misc]
-    def x_val(self) -> np.ndarray:
-        return self._rows().x_val
-
-    @property  # type: ignore[misc]
-    def y_val(self) -> np.ndarray:
-        return self._rows().y_val
+        object.__setattr__(self, "cache", cache)
+        object.__setattr__(self, "key", key)
 
     def __eq__(self, other: object) -> bool:
         return self is other
@@ -94,4 +89,4 @@ class LazyFold(FoldArrays):
         return id(self)
 
     def __repr__(self) -> str:
-        return f"LazyFold({self._key!r})"  # type: ignore[attr-defined]
+        return f"LazyFold({self.key!r})"
