@@ -17,6 +17,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.extend.random import threefry2x32_p
 
 from search.packopt import apply
 
@@ -110,17 +111,22 @@ def _layer(shape: Shape, h: dict[str, Array], z: Array, i: int, key: Array) -> A
     if key is None or not shape.dropout:
         return out
     batch_key, offset = key
-    rate, layer_key = h["dropout"], jax.random.fold_in(batch_key, i)
-    # One stream per unit and batch, drawn for the whole batch and cut to this step's
-    # rows: a unit's mask depends neither on the padded width nor on the step size.
-    units = jax.vmap(lambda j: jax.random.fold_in(layer_key, j))(jnp.arange(out.shape[-1]))
-
-    def draw(k: Array) -> Array:
-        whole = jax.random.bernoulli(k, 1.0 - rate, (shape.batch,))
-        return jax.lax.dynamic_slice(whole, (offset,), (shape.micro,))
-
-    keep = jax.vmap(draw, out_axes=-1)(units)
+    rate, rows = h["dropout"], offset + jnp.arange(shape.micro)
+    keep = _uniform(jax.random.fold_in(batch_key, i), rows, out.shape[-1]) < 1.0 - rate
     return jnp.where(keep, out / jnp.maximum(1.0 - rate, EPSILON), 0.0)
+
+
+def _uniform(key: Array, rows: Array, units: int) -> Array:
+    """Uniform numbers in [0, 1), multiples of 2**-16, for these rows of the batch and
+    `units` units (a multiple of 4): one Threefry hash of (row, unit // 4) under `key` gives
+    four units 16 bits each, so a unit's draw depends neither on the padded width nor on how
+    the batch is cut into steps."""
+    shape = (rows.shape[0], units // 4)
+    r = jnp.broadcast_to(rows.astype(jnp.uint32)[:, None], shape)
+    q = jnp.broadcast_to(jnp.arange(units // 4, dtype=jnp.uint32)[None, :], shape)
+    hi, lo = threefry2x32_p.bind(key[0], key[1], r, q)
+    lanes = jnp.stack([hi & 0xFFFF, hi >> 16, lo & 0xFFFF, lo >> 16], axis=-1)
+    return lanes.reshape(rows.shape[0], units).astype(jnp.float32) * (1.0 / (1 << 16))
 
 
 def data_loss(shape: Shape, logits: Array, y: Array) -> Array:
