@@ -124,7 +124,7 @@ def _uniform(key: Array, rows: Array, units: int) -> Array:
     shape = (rows.shape[0], units // 4)
     r = jnp.broadcast_to(rows.astype(jnp.uint32)[:, None], shape)
     q = jnp.broadcast_to(jnp.arange(units // 4, dtype=jnp.uint32)[None, :], shape)
-    hi, lo = threefry2x32_p.bind(key[0], key[1], r, q)
+    hi, lo = threefry2x32_p.bind(key[0], key[1], r, q)  # type: ignore[no-untyped-call]
     lanes = jnp.stack([hi & 0xFFFF, hi >> 16, lo & 0xFFFF, lo >> 16], axis=-1)
     return lanes.reshape(rows.shape[0], units).astype(jnp.float32) * (1.0 / (1 << 16))
 
