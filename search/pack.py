@@ -12,6 +12,7 @@ pack is compacted so that finished members cost nothing. Members the pack cannot
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -75,9 +76,12 @@ class PackEngine:
         self, members: Sequence[Member], data: Dataset, on_epoch: EpochHook | None = None
     ) -> Iterator[Trained]:
         done: dict[int, Trained] = {}
-        for positions in self.groups(members).values():
-            group = _Group([members[i] for i in positions], data, on_epoch, self.limits)
-            done.update(zip(positions, group.run(), strict=True))
+        groups = {
+            tuple(positions): _Group([members[i] for i in positions], data, on_epoch, self.limits)
+            for positions in self.groups(members).values()
+        }
+        for positions, trained in zip(groups, run_together(list(groups.values())), strict=True):
+            done.update(zip(positions, trained, strict=True))
         for i, member in enumerate(members):
             if i in done:
                 yield done.pop(i)
@@ -116,24 +120,54 @@ class _Group:
         self.weights: list[Layers | None] = [None] * n
         self.targets = [target_scale(m.params, m.arrays.y_train) for m in members]
         self._record: dict[str, Any] = {}
+        # set by start(): the device state, the members' hyperparameters and fold rows
+        self.state: Any = None
+        self.h: dict[str, Any] = {}
+        self.d: Any = None
+        self.slot: list[int] = []  # member -> row of the pack (-1: finished)
+        self.live: list[bool] = []
+        self.epoch, self.epochs, self.started = 0, 0, 0.0
 
-    def run(self) -> list[Trained]:
-        started = time.perf_counter()
-        use_compilation_cache()
-        state, h, d = initial_state(self.shape, self.members, self.folds)
-        slot = list(range(len(self.members)))  # member -> row of the pack (-1: finished)
-        live = [True] * len(self.members)
-        for epoch in range(max(int(m.params["epochs"]) for m in self.members)):
-            if STOP.is_set():
-                raise KeyboardInterrupt("stop requested")
-            state, h = self._epoch(state, h, d, epoch, slot, live)
-            if not any(live):
-                break
-            if packed_rows(sum(live)) <= len(h["live"]) // 2:
-                state, h = self._compact(state, h, slot, live)
-        self._collect(state, slot, [i for i, s in enumerate(slot) if s >= 0])
+    def start(self) -> None:
+        """The pack's starting state on the device; every member live."""
+        self.started = time.perf_counter()
+        self.state, self.h, self.d = initial_state(self.shape, self.members, self.folds)
+        self.slot = list(range(len(self.members)))
+        self.live = [True] * len(self.members)
+        self.epoch = 0
+        self.epochs = max(int(m.params["epochs"]) for m in self.members)
+
+    @property
+    def running(self) -> bool:
+        return any(self.live) and self.epoch < self.epochs
+
+    def compute(self) -> np.ndarray:
+        """One epoch on the device (any thread): every live member's logs, by pack row."""
+        from search.packnet import epoch_program
+
+        h = {**self.h, "epoch": np.full(len(self.h["live"]), self.epoch, np.int32)}
+        self.state, logs = epoch_program(self.shape, self.state, h, self.d)
+        return np.asarray(logs, dtype=np.float64)
+
+    def advance(self, logs: np.ndarray) -> None:
+        """The host's part of an epoch (the calling thread): each member's stopping rules
+        and the hook, then the pack compacted when half its members are done."""
+        slot, live = self.slot, self.live
+        for i, row in enumerate(slot):
+            if row >= 0 and live[i]:
+                live[i] = self._after_epoch(i, self.epoch, logs[row])
+        self.h["live"] = np.zeros(len(self.h["live"]), dtype=bool)
+        for i, row in enumerate(slot):
+            if row >= 0 and live[i]:
+                self.h["live"][row] = True
+        self.epoch += 1
+        if self.running and packed_rows(sum(live)) <= len(self.h["live"]) // 2:
+            self._compact()
+
+    def finish(self) -> list[Trained]:
+        self._collect(self.state, self.slot, [i for i, s in enumerate(self.slot) if s >= 0])
         self._record = self.record()
-        share = (time.perf_counter() - started) / len(self.members)
+        share = (time.perf_counter() - self.started) / len(self.members)
         return [self._trained(i, share) for i in range(len(self.members))]
 
     def record(self) -> dict[str, Any]:
@@ -153,23 +187,6 @@ class _Group:
                 for i, m in enumerate(self.members)
             ],
         }
-
-    def _epoch(
-        self, state: Any, h: dict[str, Any], d: Any, epoch: int, slot: list[int], live: list[bool]
-    ) -> tuple[Any, dict[str, Any]]:
-        from search.packnet import epoch_program
-
-        h = {**h, "epoch": np.full(len(h["live"]), epoch, np.int32)}
-        state, logs = epoch_program(self.shape, state, h, d)
-        logs = np.asarray(logs, dtype=np.float64)
-        for i, row in enumerate(slot):
-            if row >= 0 and live[i]:
-                live[i] = self._after_epoch(i, epoch, logs[row])
-        h["live"] = np.array([False] * len(h["live"]))
-        for i, row in enumerate(slot):
-            if row >= 0 and live[i]:
-                h["live"][row] = True
-        return state, h
 
     def _after_epoch(self, i: int, epoch: int, values: np.ndarray) -> bool:
         """Record an epoch of member i; False when it stops here."""
@@ -195,14 +212,13 @@ class _Group:
         stop = self.wait[i] >= int(member.params["patience"]) and epoch > 0
         return not stop and epoch + 1 < int(member.params["epochs"])
 
-    def _compact(
-        self, state: Any, h: dict[str, Any], slot: list[int], live: list[bool]
-    ) -> tuple[Any, dict[str, Any]]:
+    def _compact(self) -> None:
         """Drop finished members from the pack (their best weights are copied out first)."""
         import jax
 
+        slot, live = self.slot, self.live
         finished = [i for i, s in enumerate(slot) if s >= 0 and not live[i]]
-        self._collect(state, slot, finished)
+        self._collect(self.state, slot, finished)
         keep = [i for i in range(len(slot)) if live[i]]
         rows = [slot[i] for i in keep]
         size = packed_rows(len(rows))
@@ -210,10 +226,9 @@ class _Group:
         for i in range(len(slot)):
             slot[i] = keep.index(i) if i in keep else -1
         take = np.asarray(rows)
-        state = jax.tree.map(lambda a: a[take], state)
-        h = {k: v[take] for k, v in h.items()}
-        h["live"] = np.arange(size) < len(keep)
-        return state, h
+        self.state = jax.tree.map(lambda a: a[take], self.state)
+        self.h = {k: v[take] for k, v in self.h.items()}
+        self.h["live"] = np.arange(size) < len(keep)
 
     def _collect(self, state: Any, slot: list[int], members: list[int]) -> None:
         if not members:
@@ -258,6 +273,31 @@ class _Group:
             },
             pack=self._record,
         )
+
+
+def run_together(groups: list[_Group]) -> list[list[Trained]]:
+    """Train the groups of a pack in rounds of one epoch each: the device work of a round
+    runs in threads (one group's program uses about one CPU core), the host's part in this
+    thread, group by group, so the hook sees the same calls in the same order every time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    use_compilation_cache()
+    for group in groups:
+        group.start()
+    threads = min(len(groups), os.cpu_count() or 1)
+    with ThreadPoolExecutor(threads, thread_name_prefix="pack") as pool:
+        active = [g for g in groups if g.running]
+        while active:
+            if STOP.is_set():
+                raise KeyboardInterrupt("stop requested")
+            if len(active) == 1:
+                logs = [active[0].compute()]
+            else:
+                logs = list(pool.map(_Group.compute, active))
+            for group, out in zip(active, logs, strict=True):
+                group.advance(out)
+            active = [g for g in active if g.running]
+    return [g.finish() for g in groups]
 
 
 def replay(record: dict[str, Any], arrays: dict[int, FoldArrays], data: Dataset) -> list[Trained]:
