@@ -19,12 +19,19 @@ REQUESTED = threading.Event()
 _DEFERRING = [0, False]  # depth of `deferred` blocks; a request arrived inside one
 
 
+def postponed() -> bool:
+    """For a signal handler: True inside a `deferred` block, where the request is noted
+    and raised when the outermost block ends; False where the handler may raise now."""
+    if _DEFERRING[0]:
+        _DEFERRING[1] = True
+        return True
+    return False
+
+
 def _handler(signum: int, frame: object) -> None:
     REQUESTED.set()
-    if _DEFERRING[0]:
-        _DEFERRING[1] = True  # raised when the outermost `deferred` block ends
-        return
-    raise KeyboardInterrupt
+    if not postponed():
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

@@ -59,12 +59,13 @@ def check_journal(path: Path | None) -> None:
     """`repair_tail` and `check_records` on an existing journal; nothing when it is absent."""
     if path is not None and path.exists() and path.stat().st_size:
         lock = JournalFileSymlinkLock(str(path))
-        lock.acquire()  # the lock Optuna's writers hold: no write is half done while we read
-        try:
-            repair_tail(path)
-            check_records(path)
-        finally:
-            lock.release()
+        with interrupt.deferred():  # Ctrl-C cannot cut the lock's release in the middle
+            lock.acquire()  # the lock Optuna's writers hold: no write is half done while we read
+            try:
+                repair_tail(path)
+                check_records(path)
+            finally:
+                lock.release()
 
 
 def repair_tail(path: Path) -> int:

@@ -72,8 +72,10 @@ def worker_main(argv: list[str] | None = None) -> int:
 class StopRequest:
     """SIGINT and SIGTERM to a worker: remembered in `search.training.STOP` (which the
     engines read at each epoch, in case a library swallows the exception) and raised as
-    KeyboardInterrupt at once, unless a trial is being claimed: then as soon as the claim
-    has returned (`held`).
+    KeyboardInterrupt at once, unless a trial is being claimed (then as soon as the claim
+    has returned, `held`) or the journal written under its file lock (then when the write
+    is done, `search.interrupt.deferred`: a Ctrl-C inside Optuna's lock release failed the
+    trial with a FileNotFoundError instead of stopping it).
 
     Blocking the signals in this thread is not enough: CPython runs Python signal handlers
     in the main thread whichever thread the kernel delivered the signal to, and a worker
@@ -86,10 +88,11 @@ class StopRequest:
         self.claiming = False
 
     def __call__(self, signum: int, frame: object) -> None:
+        from search import interrupt
         from search.training import STOP
 
         STOP.set()
-        if not self.claiming:
+        if not self.claiming and not interrupt.postponed():  # not inside a journal write
             raise KeyboardInterrupt
 
     @contextlib.contextmanager

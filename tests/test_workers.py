@@ -209,6 +209,38 @@ def test_a_stop_request_during_a_claim_waits_until_the_claim_returns() -> None:
         STOP.clear()
 
 
+@pytest.mark.parametrize("handler", ["search.interrupt", "worker"])
+def test_a_stop_request_during_a_journal_write_waits_until_the_lock_is_released(
+    tmp_path: Path, handler: str
+) -> None:
+    """Either Ctrl-C handler this package installs (the command's, a worker's) holds the
+    request back while Optuna's journal lock is held: a worker's used to raise inside the
+    lock's release, and the trial failed with a FileNotFoundError instead of stopping."""
+    from search import interrupt, worker
+    from search.journal import open_journal
+    from search.training import STOP
+
+    path = tmp_path / "optuna.journal"
+    backend = open_journal(path)
+    own = worker.StopRequest() if handler == "worker" else interrupt._handler
+    old = signal.signal(signal.SIGINT, own)
+    written = []
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupt.deferred():
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, in this thread
+            for _ in range(100):
+                time.sleep(0.001)
+            backend.append_logs([{"op_code": 0, "worker_id": "w", "study_name": "s"}])
+            written.append(True)
+        assert written == [True]
+        assert not any(p.name != path.name for p in tmp_path.iterdir())  # no lock left
+        assert path.read_text().count("\n") == 1
+    finally:
+        signal.signal(signal.SIGINT, old)
+        STOP.clear()
+        interrupt.REQUESTED.clear()
+
+
 def test_password_is_masked() -> None:
     assert mask_password("postgresql://bob:s3cret@db:5432/x") == "postgresql://bob:***@db:5432/x"
     assert "s3cret" not in mask_password("postgresql+psycopg://u:s3cret@h/d")
