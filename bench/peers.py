@@ -1,9 +1,10 @@
 """The service against what users would use instead, on the same search, in one run.
 
 Peers: this service (`run_search`, full MLflow logging, pruning on; then `select`),
-the same with its pack engine forced (`service_pack`), KerasTuner RandomSearch, Hyperband and BayesianOptimization, and a plain Optuna + Keras
-script written as Optuna's Keras example does (TPE, no pruning). Same data, same rows for
-training, validation and test, same space (depth, width, dropout, L1, L2, learning rate,
+the same with its pack engine forced (`service_pack`), KerasTuner RandomSearch,
+Hyperband and BayesianOptimization, and a plain Optuna + Keras script written as
+Optuna's Keras example does (TPE, no pruning). Same data, same rows for training,
+validation and test, same space (depth, width, dropout, L1, L2, learning rate,
 batch size), same trial and epoch budget, same early-stopping rule (val_loss, patience,
 best weights restored). Each peer runs in its own process so its peak RSS is its own.
 Then the service runs once more with a time budget instead of a trial budget
@@ -543,14 +544,16 @@ def report(results: dict[tuple[str, str, int], dict[str, Any]], size: str) -> st
             for key in ("fit_s", "build_s"):
                 row[key] = float(np.mean([r.get(key, np.nan) for r in runs]))
             rows[peer] = row
+            # a packed trial's fit_s is its share of programs that ran side by side
+            outside = "-" if peer == PACK else _share(1 - row["fit_s"] / row["wall_s"])
+            building = "-" if peer == PACK else _share(row["build_s"] / row["wall_s"])
             lines.append(
                 f"| {peer} | {row['wall_s']:.0f} | {row['trials']:.0f} | "
                 f"{row['epochs']:.0f} | {row['best_val_loss']:.4f} | "
                 f"{row['best_val_log_loss']:.4f} | "
                 f"{row['test_log_loss']:.4f} | {row['test_accuracy']:.4f} | "
                 f"{_secs(row['ttt'])} | "
-                f"{_share(1 - row['fit_s'] / row['wall_s'])} | "
-                f"{_share(row['build_s'] / row['wall_s'])} | "
+                f"{outside} | {building} | "
                 f"{row['peak_rss_mb']:.0f} |"
             )
         svc = rows.get("service")
