@@ -38,8 +38,18 @@ def start(verbose: bool = False, configure: Callable[[], None] | None = None) ->
     """Import Keras and its backend and run a first op, quietly unless `verbose`.
 
     `configure` runs between the import and the first op (thread pools and GPU memory can
-    only be set there); it receives nothing and may read `name()`.
+    only be set there); it receives nothing and may read `name()`. A Ctrl-C meanwhile is
+    raised once the libraries are whole (`search.interrupt.deferred`, under this
+    package's handlers): an import cut in the middle left TensorFlow half made, and the
+    process aborted at exit.
     """
+    from search import interrupt
+
+    with interrupt.deferred():
+        _start(verbose, configure)
+
+
+def _start(verbose: bool, configure: Callable[[], None] | None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
     for key, value in GPU_SHARING_ENV.items():
         os.environ.setdefault(key, value)

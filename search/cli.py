@@ -118,8 +118,9 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
 
     with Waiting(_first_line(space, prep), enabled=not quiet):  # seconds count as they load
         quiet_libraries(args.verbose)
-        from search.runner import run_search
-        from search.summary import result_json
+        with interrupt.deferred():  # as in quiet_libraries: no module left half imported
+            from search.runner import run_search
+            from search.summary import result_json
 
     interrupt.check()  # a Ctrl-C while the libraries loaded
 

@@ -48,22 +48,26 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--gpu-memory-mb", type=int)
     args = parser.parse_args(argv)
-    _start_backend(args.threads, args.gpu_memory_mb)
-    import logging
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    from search.queue import Queue
-
-    queue = Queue.open(
-        args.storage, args.home, args.tracking_uri, heartbeat_s=args.heartbeat, grace_s=args.grace
-    )
-    stop = StopRequest()
+    stop = StopRequest()  # before the libraries load: a Ctrl-C then waits for them
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
+        _start_backend(args.threads, args.gpu_memory_mb)
+        import logging
+
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        from search.queue import Queue
+
+        queue = Queue.open(
+            args.storage,
+            args.home,
+            args.tracking_uri,
+            heartbeat_s=args.heartbeat,
+            grace_s=args.grace,
+        )
         return _loop(queue, args.recycle, args.slot, stop)
     except KeyboardInterrupt:
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from search.queue import Queue, status, submit
 from search.redact import mask_password
 from search.study import open_storage
 from search.tracking import ROLE
-from search.workers import plan_slots, serve
+from search.workers import EXIT_NO_WORK, plan_slots, serve
 from tests.conftest import ROOT, run_cli
 
 SPACE = """
@@ -239,6 +240,28 @@ def test_a_stop_request_during_a_journal_write_waits_until_the_lock_is_released(
         signal.signal(signal.SIGINT, old)
         STOP.clear()
         interrupt.REQUESTED.clear()
+
+
+@pytest.mark.parametrize("delay", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+def test_ctrl_c_while_a_worker_loads_its_libraries_ends_it_cleanly(
+    tmp_path: Path, delay: float
+) -> None:
+    """A worker's own Ctrl-C handler is in place before TensorFlow loads, and holds the
+    request until the import is whole: the worker ends with 130 (or finds no work first),
+    never killed by a signal (an import cut in the middle aborted the process at exit)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search.worker", "--home", str(tmp_path / "m")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(delay)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, EXIT_NO_WORK), err[-2000:]
 
 
 def test_password_is_masked() -> None:
