@@ -14,6 +14,11 @@ import threading
 from collections.abc import Iterator
 
 REQUESTED = threading.Event()
+# A worker's stop request (`search.worker.StopRequest`), read by the engines at each epoch
+# (`search.training.STOP` is this event). Here, in a module without imports of weight: a
+# signal handler that imported the training modules ran Keras' import inside the one the
+# main thread was in the middle of, and broke it.
+STOP = threading.Event()
 
 
 _DEFERRING = [0, False]  # depth of `deferred` blocks; a request arrived inside one

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import importlib.util
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 import keras
 import numpy as np
 
+from search import interrupt
 from search.data import Dataset, make_preprocessor, shaped
 from search.errors import SpaceError
 from search.folds import Fold
@@ -141,7 +141,7 @@ def freeze_libraries() -> None:
 
 
 PACK_BYTES = 64 * 2**20  # above this much data, `auto` on a CPU trains one model at a time
-STOP = threading.Event()  # set by a worker's signal handler: end the trial at the next epoch
+STOP = interrupt.STOP  # set by a worker's signal handler: end the trial at the next epoch
 
 
 # ---------------------------------------------------------------- the engine seam

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from search import interrupt
 from search.attrs import Study, Trial
 from search.workers import EXIT_NO_WORK, EXIT_RECYCLE, STORAGE_ENV, TRACKING_ENV
 
@@ -92,10 +93,8 @@ class StopRequest:
         self.claiming = False
 
     def __call__(self, signum: int, frame: object) -> None:
-        from search import interrupt
-        from search.training import STOP
-
-        STOP.set()
+        # no import here: the signal may land inside an import of the main thread
+        interrupt.STOP.set()
         if not self.claiming and not interrupt.postponed():  # not inside a journal write
             raise KeyboardInterrupt
 
@@ -103,14 +102,12 @@ class StopRequest:
     def held(self) -> Iterator[None]:
         """Hold a stop request back while a trial is being claimed, so that a claimed
         trial is always known to its worker (and told FAIL if the request came)."""
-        from search.training import STOP
-
         self.claiming = True
         try:
             yield
         finally:
             self.claiming = False
-        if STOP.is_set():
+        if interrupt.STOP.is_set():
             raise KeyboardInterrupt
 
 
