@@ -118,7 +118,7 @@ def _search(args: argparse.Namespace, json_out: TextIO | None) -> int:
 
     with Waiting(_first_line(space, prep), enabled=not quiet):  # seconds count as they load
         quiet_libraries(args.verbose)
-        with interrupt.deferred():  # as in quiet_libraries: no module left half imported
+        with interrupt.deferred():  # as in backend.start: no module left half imported
             from search.runner import run_search
             from search.summary import result_json
 

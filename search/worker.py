@@ -75,7 +75,7 @@ def worker_main(argv: list[str] | None = None) -> int:
 
 
 class StopRequest:
-    """SIGINT and SIGTERM to a worker: remembered in `search.training.STOP` (which the
+    """SIGINT and SIGTERM to a worker: remembered in `search.interrupt.STOP` (which the
     engines read at each epoch, in case a library swallows the exception) and raised as
     KeyboardInterrupt at once, unless a trial is being claimed (then as soon as the claim
     has returned, `held`) or the journal written under its file lock (then when the write
