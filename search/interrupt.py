@@ -61,6 +61,16 @@ def install() -> None:
     signal.signal(signal.SIGTERM, _handler)
 
 
+def settled() -> None:
+    """The exit code is decided: a Ctrl-C or SIGTERM from now on changes nothing, and is
+    ignored. Not left to a handler: the interpreter puts the default action back in place
+    of a Python handler as it shuts down, and a Ctrl-C in that last stretch (TensorFlow's
+    teardown) killed the process by the signal, with no message, instead of letting it
+    end with the code it had."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def check() -> None:
     """Raise KeyboardInterrupt if Ctrl-C came, even if the first one was swallowed."""
     if REQUESTED.is_set():

@@ -263,5 +263,15 @@ def _maybe_finish(study: optuna.Study, ctx: SearchContext) -> None:
         close_parent(ctx.tracker, ctx.parent_run_id, study, "FINISHED")
 
 
+def run() -> None:
+    """`worker_main`, then its exit code, which a late Ctrl-C no longer changes."""
+    try:
+        code = worker_main()
+    except KeyboardInterrupt:  # landed as `worker_main` returned
+        code = 130
+    interrupt.settled()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(worker_main())
+    run()

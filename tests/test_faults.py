@@ -21,6 +21,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, run_cli
+from tests.shutdown import ctrl_c_once_handler_goes
 
 SLOW = """
 study: {{name: {name}, trials: {trials}, sampler: random, pruner: none, seed: 5}}
@@ -151,6 +152,19 @@ def test_json_is_alone_on_stdout_when_a_trial_diverges(tmp_path: Path) -> None:
     summary = json.loads(out.stdout)  # the whole of stdout is one JSON document
     assert summary["counts"]["fail"] == 1 and summary["counts"]["complete"] == 1
     assert "Invalid loss" in out.stderr  # Keras did print it, on stderr now
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_a_ctrl_c_after_the_command_has_its_exit_code_does_not_kill_it(tmp_path: Path) -> None:
+    """A search that has finished ends with 0 even when a Ctrl-C lands while the
+    interpreter shuts down (it put the default action back for the command's handler,
+    and the process died by the signal, -2, with no word, after its work was done)."""
+    space = _space(tmp_path, name="late", trials=1, epochs=2, engine="sequential")
+    proc = _start("run", str(space), "--home", str(tmp_path / "m"), "--no-select")
+    sent = ctrl_c_once_handler_goes(proc)
+    _, err = proc.communicate(timeout=120)
+    assert sent
+    assert proc.returncode == 0, err[-2000:]
 
 
 @pytest.mark.parametrize("delay", [0.5, 1.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])

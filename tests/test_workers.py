@@ -24,6 +24,7 @@ from search.study import open_storage
 from search.tracking import ROLE
 from search.workers import EXIT_NO_WORK, plan_slots, serve
 from tests.conftest import ROOT, run_cli
+from tests.shutdown import ctrl_c_once_handler_goes
 
 SPACE = """
 study: {{name: {name}, trials: {trials}, sampler: random, pruner: none}}
@@ -263,6 +264,25 @@ def test_ctrl_c_while_a_worker_loads_its_libraries_ends_it_cleanly(
         os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole group
     _, err = proc.communicate(timeout=120)
     assert proc.returncode in (130, EXIT_NO_WORK), err[-2000:]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_a_ctrl_c_after_a_worker_has_its_exit_code_does_not_kill_it(tmp_path: Path) -> None:
+    """A worker that found no work ends with that code even when a Ctrl-C lands as the
+    interpreter shuts down (it used to put the default action back for the handler, and
+    the worker died by the signal, -2, with no word)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search.worker", "--home", str(tmp_path / "m")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    sent = ctrl_c_once_handler_goes(proc)
+    _, err = proc.communicate(timeout=120)
+    assert sent  # the window is a few hundred ms after TensorFlow has loaded
+    assert proc.returncode == EXIT_NO_WORK, err[-2000:]
 
 
 def test_password_is_masked() -> None:
