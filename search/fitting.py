@@ -238,7 +238,7 @@ def _scored(
     return FoldResult(
         index=-1,
         scores=scores(data.task, arrays.y_val, output),
-        best_epoch=rule.best_epoch(history[rule.key]),
+        best_epoch=rule.best_epoch(history[rule.key], float(params.get("min_delta", 0.0))),
         epochs=len(losses),
         history=history,
     )

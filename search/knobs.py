@@ -2,8 +2,9 @@
 class weights, the learning rate over the epochs and on plateaus.
 
 Each applies to the built-in MLP in the sequential engine, at the refit as in the folds
-(a plateau needs validation rows: not at the refit); the pack engine trains trials that
-leave them at their defaults (`search.packshape.unpackable`).
+(a plateau needs validation rows: not at the refit). The pack engine carries class
+weights and the schedules too; a trial with another loss or ReduceLROnPlateau trains
+in the sequential engine (`search.packshape.unpackable`).
 """
 
 from __future__ import annotations
@@ -50,22 +51,25 @@ def class_weights(params: dict[str, Any], y: np.ndarray, n_classes: int) -> dict
     return {int(c): float(w) for c, w in enumerate(weight) if present[c]}
 
 
+def scheduled_rate(params: dict[str, Any], epoch: int) -> float:
+    """The learning rate of a 0-based epoch under the trial's schedule: cosine decay over
+    its maximum epochs, exponential decay by `lr_decay` each epoch, or constant."""
+    schedule, base = params.get("schedule", "constant"), float(params["learning_rate"])
+    if schedule == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * epoch / int(params["epochs"])))
+    if schedule == "exponential":
+        return base * float(params.get("lr_decay", 0.96)) ** epoch
+    return base
+
+
 def lr_callbacks(
     params: dict[str, Any], *, monitor: str = "", mode: str = "min"
 ) -> list[keras.callbacks.Callback]:
     """The schedule (cosine or exponential decay per epoch from the trial's learning rate,
     cosine over its maximum epochs) and, with a `monitor`, ReduceLROnPlateau."""
     out: list[keras.callbacks.Callback] = []
-    schedule, base = params.get("schedule", "constant"), float(params["learning_rate"])
-    epochs, decay = int(params["epochs"]), float(params.get("lr_decay", 0.96))
-    if schedule == "cosine":
-        out.append(
-            keras.callbacks.LearningRateScheduler(
-                lambda e, lr: base * 0.5 * (1.0 + math.cos(math.pi * e / epochs))
-            )
-        )
-    elif schedule == "exponential":
-        out.append(keras.callbacks.LearningRateScheduler(lambda e, lr: base * decay**e))
+    if params.get("schedule", "constant") != "constant":
+        out.append(keras.callbacks.LearningRateScheduler(lambda e, lr: scheduled_rate(params, e)))
     factor = float(params.get("reduce_lr", 0.0))
     if factor > 0 and monitor:
         out.append(

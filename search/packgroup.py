@@ -22,10 +22,18 @@ from search.data import Dataset
 from search.errors import TrialFailed
 from search.jaxdevice import use_compilation_cache
 from search.metrics import DATA_LOSS, scores
-from search.packmodel import Layers, host_output, initial_state, keras_model, packed_rows, unpad
+from search.packmodel import (
+    Layers,
+    epoch_hyper,
+    host_output,
+    initial_state,
+    keras_model,
+    packed_rows,
+    unpad,
+)
 from search.packshape import Limits, group_shape
 from search.target import target_scale
-from search.training import STOP, EpochHook, FoldResult, Member, Trained
+from search.training import STOP, EpochHook, FoldResult, Member, StopRule, Trained
 
 LOG_KEYS = ("loss", "{q}", "val_loss", "val_{q}", DATA_LOSS)
 
@@ -75,7 +83,7 @@ class Group:
         """One epoch on the device (any thread): every live member's logs, by pack row."""
         from search.packnet import epoch_program
 
-        h = {**self.h, "epoch": np.full(len(self.h["live"]), self.epoch, np.int32)}
+        h = epoch_hyper(self.h, self.epoch, self.members)
         self.state, logs = epoch_program(self.shape, self.state, h, self.d)
         return np.asarray(logs, dtype=np.float64)
 
@@ -132,7 +140,8 @@ class Group:
                 f"(learning_rate={member.params['learning_rate']:.3g})"
             )
             return False
-        if logs[DATA_LOSS] < self.best[i]:
+        # Keras' EarlyStopping: better by more than min_delta (the program keeps those weights)
+        if logs[DATA_LOSS] + float(member.params.get("min_delta", 0.0)) < self.best[i]:
             self.best[i], self.wait[i] = logs[DATA_LOSS], 0
         else:
             self.wait[i] += 1
@@ -180,8 +189,8 @@ class Group:
         out = host_output(self.data.task, member.params, weights, arrays.x_val)
         if not np.all(np.isfinite(out)):
             return Trained(member, error=TrialFailed("the model predicts NaN/inf"))
-        val = np.asarray(self.history[i][DATA_LOSS], dtype=float)
-        best = int(np.nanargmin(val)) + 1 if np.isfinite(val).any() else len(val)
+        val = self.history[i][DATA_LOSS]
+        best = StopRule().best_epoch(val, float(member.params.get("min_delta", 0.0)))
         result = FoldResult(
             index=member.fold,
             scores=scores(self.data.task, arrays.y_val, out),

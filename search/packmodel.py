@@ -10,7 +10,9 @@ import numpy as np
 from scipy.special import erf, expit, softmax
 
 from search.data import Dataset
+from search.knobs import class_weights, scheduled_rate
 from search.model import build_model
+from search.names import NAMED
 from search.packshape import batch
 from search.target import target_scale
 from search.training import FoldArrays, Member
@@ -90,7 +92,38 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         "val_rows": np.int32(len(m.arrays.y_val)),
         "key": np.asarray(jax.random.key_data(jax.random.key(m.seed))),
         "live": True,
+        **({"class_w": _class_weights(shape, m)} if shape.weighted else {}),
+        **({"min_delta": np.float32(params.get("min_delta", 0.0))} if shape.min_delta else {}),
+        "schedule": np.int32(SCHEDULES.index(str(params.get("schedule", "constant")))),
+        "member": np.int32(-1),  # set by `initial_state`: the member this row trains
     }
+
+
+def _class_weights(shape: Any, m: Member) -> np.ndarray:
+    """The member's weight of each class (ones without `class_weight`), from its rows."""
+    classes = 2 if shape.task == "binary" else shape.outputs
+    out = np.ones(classes, np.float32)
+    for c, w in (class_weights(m.params, m.arrays.y_train, classes) or {}).items():
+        out[c] = w
+    return out
+
+
+SCHEDULES = NAMED["schedule"]
+HOST_ONLY = ("schedule", "member")  # what the host reads; the program never sees them
+
+
+def epoch_hyper(h: dict[str, np.ndarray], epoch: int, members: list[Member]) -> dict[str, Any]:
+    """The hyperparameters the program gets for an epoch: each member's learning rate after
+    its schedule, as Keras' LearningRateScheduler sets it at the epoch's start (computed in
+    double precision, stored in float32), and the epoch; not the host's own keys."""
+    out = {k: v for k, v in h.items() if k not in HOST_ONLY}
+    out["epoch"] = np.full(len(h["live"]), epoch, np.int32)
+    if np.any(h["schedule"]):
+        rates = out["learning_rate"].copy()
+        for row in np.flatnonzero(h["schedule"]):
+            rates[row] = scheduled_rate(members[int(h["member"][row])].params, epoch)
+        out["learning_rate"] = rates
+    return out
 
 
 def member_arrays(folds: list[FoldArrays]) -> dict[str, np.ndarray]:
@@ -138,6 +171,7 @@ def initial_state(
     p = {k: np.stack([w[k] for w in weights]) for k in weights[0]}
     h = {k: np.stack([x[k] for x in hyper]) for k in hyper[0]}
     h["live"] = np.arange(size) < len(members)
+    h["member"] = np.asarray(rows, np.int32)
     adagrad = np.array([members[i].params["optimizer"] == "adagrad" for i in rows])
     v0 = {
         k: np.where(adagrad.reshape(-1, *[1] * (a.ndim - 1)), 0.1, 0.0).astype(np.float32)

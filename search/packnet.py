@@ -57,6 +57,8 @@ class Shape:
     penalty: bool  # some member has an L1 or L2 penalty (else none is computed)
     activations: tuple[str, ...]
     optimizers: tuple[str, ...]
+    weighted: bool = False  # some member weighs its classes (a per-row weight in the loss)
+    min_delta: bool = False  # some member's early stopping asks for a least improvement
 
 
 def forward(
@@ -206,7 +208,10 @@ def _loss(
     shape: Shape, h: dict[str, Array], p: Any, x: Array, y: Array, k: Any, stats: Any
 ) -> tuple[Array, Any]:
     logits, moved = forward(shape, p, h, x, k, stats)
-    data = jnp.mean(data_loss(shape, logits, y))
+    rows = data_loss(shape, logits, y)
+    if shape.weighted:  # Keras' class_weight: each row's loss times its class's weight
+        rows = rows * h["class_w"][y.astype(jnp.int32)]  # (its metrics are not weighted)
+    data = jnp.mean(rows)
     return data + penalty(shape, p, h), (jnp.mean(quality(shape, logits, y)), moved)
 
 
@@ -259,7 +264,9 @@ def _validate(
     val_data = jnp.sum(jnp.where(val_mask, data_loss(shape, logits, d["yv"][fold]), 0.0)) / vn
     val_q = jnp.sum(jnp.where(val_mask, quality(shape, logits, d["yv"][fold]), 0.0)) / vn
     live = h["live"]
-    better = live & (val_data < state["best_loss"])
+    # Keras' EarlyStopping: better by more than min_delta (then its weights are restored)
+    bar = val_data + h["min_delta"] if shape.min_delta else val_data
+    better = live & (bar < state["best_loss"])
     keep_live = partial(jax.tree.map, lambda a, b: jnp.where(live, a, b))
     keep_best = partial(jax.tree.map, lambda a, b: jnp.where(better, a, b))
     new_state = {

@@ -76,6 +76,8 @@ def group_shape(
         ),
         activations=_names(limits.activations, [m.params["activation"] for m in members]),
         optimizers=_names(limits.optimizers, [m.params["optimizer"] for m in members]),
+        weighted=any(m.params.get("class_weight", "none") == "balanced" for m in members),
+        min_delta=any(float(m.params.get("min_delta", 0.0)) > 0 for m in members),
     )
     return shape, folds
 
@@ -105,10 +107,7 @@ def unpackable(params: dict[str, Any]) -> str | None:
         "beta_2": "Adam's beta_2",
         "epsilon": "an optimizer's epsilon",
         "loss": "a loss other than the task's",
-        "class_weight": "class weights",
-        "schedule": "a learning-rate schedule",
         "reduce_lr": "ReduceLROnPlateau",
-        "min_delta": "early stopping's min_delta",
         "bias_l1": "a bias regularizer",
         "bias_l2": "a bias regularizer",
         "activity_l1": "an activity regularizer",

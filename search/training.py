@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -77,11 +78,20 @@ class StopRule:
     mode: str = "min"
     scored: str = ""
 
-    def best_epoch(self, values: Sequence[float]) -> int:
-        """The 1-based epoch with the best finite value (the last epoch if none is)."""
+    def best_epoch(self, values: Sequence[float], min_delta: float = 0.0) -> int:
+        """The 1-based epoch whose weights early stopping restores: the first with the best
+        finite value or, with a `min_delta`, the last that beat the best before it by more
+        than that (Keras' EarlyStopping); the last epoch if no value is finite."""
         v = np.asarray(values, dtype=float)
         if not np.isfinite(v).any():
             return len(v)
+        if min_delta > 0:
+            signed = -v if self.mode == "max" else v
+            best, at = math.inf, 0
+            for epoch, value in enumerate(signed):
+                if math.isfinite(value) and value + min_delta < best:
+                    best, at = value, epoch
+            return at + 1
         return int(np.nanargmax(v) if self.mode == "max" else np.nanargmin(v)) + 1
 
 

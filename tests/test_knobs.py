@@ -202,20 +202,25 @@ def test_the_loss_is_compiled_as_asked_and_its_labels_follow(task: str, loss: st
 
 
 def test_the_pack_trains_what_it_can_express_and_leaves_the_rest(tmp_path: Path) -> None:
-    assert unpackable(BASE | {"optimizer": "sgd", "momentum": 0.9, "nesterov": True}) is None
-    for knob in (
+    for knob in (  # the pack carries these (tests/test_pack_knobs.py: as Keras' fit trains)
+        {"optimizer": "sgd", "momentum": 0.9, "nesterov": True},
         {"class_weight": "balanced"},
         {"schedule": "cosine"},
+        {"schedule": "exponential", "lr_decay": 0.9},
+        {"min_delta": 0.01},
+    ):
+        assert unpackable(BASE | knob) is None, knob
+    for knob in (
         {"loss": "hinge"},
         {"beta_1": 0.8},
-        {"min_delta": 0.01},
         {"optimizer": "amsgrad"},
+        {"reduce_lr": 0.5},
     ):
         assert unpackable(BASE | knob) is not None, knob
     data, arrays = _imbalanced()
     members = [
         Member(0, 0, BASE | {"optimizer": "sgd", "momentum": 0.9}, 3, arrays),
-        Member(1, 0, BASE | {"class_weight": "balanced"}, 3, arrays),
+        Member(1, 0, BASE | {"loss": "hinge"}, 3, arrays),
     ]
     done = list(PackEngine(limits=Limits()).train(members, data))
     assert done[0].pack is not None and done[1].pack is None  # the second trained alone

@@ -1,0 +1,130 @@
+"""The course's training knobs in the pack engine: class weights, a learning-rate schedule
+and early stopping's min_delta train a member as Keras' `fit` trains the same network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+from search.callbacks import ValidationDataLoss
+from search.data import Dataset, load_dataset
+from search.folds import make_folds
+from search.knobs import class_weights, lr_callbacks
+from search.metrics import DATA_LOSS, keras_metrics
+from search.pack import PackEngine
+from search.packmodel import _member_weights, keras_model, unpad
+from search.packshape import Limits, group_shape, unpackable
+from search.space import DataSpec, ValidationSpec
+from search.split import split_test
+from search.training import FoldArrays, Member, StopRule, fold_arrays
+from tests.conftest import ROOT
+
+BASE: dict[str, Any] = {
+    "depth": 2,
+    "widths": [12, 7],
+    "activation": "relu",
+    "dropout": 0.0,
+    "l1": 0.0,
+    "l2": 1e-3,
+    "batch_norm": False,
+    "optimizer": "adam",
+    "learning_rate": 0.02,
+    "batch_size": 10_000,  # one batch an epoch: the rows' order does not matter
+    "epochs": 10,
+    "patience": 100,
+    "precision": "float32",
+}
+KNOBS = {
+    "cosine, balanced, min_delta": {
+        "schedule": "cosine",
+        "class_weight": "balanced",
+        "min_delta": 0.01,
+    },
+    "exponential, sgd": {
+        "schedule": "exponential",
+        "lr_decay": 0.7,
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "learning_rate": 0.1,
+    },
+    "balanced, rmsprop": {"class_weight": "balanced", "optimizer": "rmsprop"},
+}
+
+
+def _fold(source: str) -> tuple[Dataset, FoldArrays]:
+    spec = DataSpec(source=source)
+    data = load_dataset(spec, base_dir=ROOT)
+    rows = split_test(data, spec).train
+    folds = make_folds(ValidationSpec(folds=3), data.y[rows], classification=True, seed=1)
+    return data, fold_arrays(data, rows, folds[0])
+
+
+def _keras_fit(member: Member, data: Dataset) -> tuple[keras.Model, dict[str, list[float]], int]:
+    """The member's network with the pack's starting weights, trained by Keras' `fit` with
+    the sequential engine's knobs; its history and the epoch early stopping restored."""
+    shape, _ = group_shape([member], data, Limits())
+    start = {k: v[None] for k, v in _member_weights(shape, member).items()}
+    arrays, params = member.arrays, member.params
+    model = keras_model(params, unpad(shape, params, start, {}, 0, arrays.y_train), data)
+    model.compile(optimizer=model.optimizer, loss=model.loss, metrics=keras_metrics(data.task))
+    stop = keras.callbacks.EarlyStopping(
+        monitor=DATA_LOSS,  # as the sequential engine: val_loss less the L2 penalty
+        mode="min",
+        patience=100,
+        min_delta=float(params.get("min_delta", 0.0)),
+        restore_best_weights=True,
+    )
+    weights = class_weights(params, arrays.y_train, max(2, data.n_classes))
+    history = model.fit(
+        arrays.x_train,
+        arrays.y_train,
+        batch_size=len(arrays.y_train),
+        epochs=int(params["epochs"]),
+        validation_data=(arrays.x_val, arrays.y_val),
+        class_weight=weights,
+        callbacks=[ValidationDataLoss(), *lr_callbacks(params), stop],
+        shuffle=False,
+        verbose=0,
+    ).history
+    return model, history, stop.best_epoch + 1
+
+
+@pytest.mark.parametrize("source", ["breast_cancer", "wine"])
+@pytest.mark.parametrize("knobs", list(KNOBS), ids=list(KNOBS))
+def test_a_member_with_the_courses_knobs_trains_as_keras_fit_does(source: str, knobs: str) -> None:
+    data, arrays = _fold(source)
+    params = BASE | KNOBS[knobs]
+    assert unpackable(params) is None
+    member = Member(0, 0, params, 7, arrays)
+    (packed,) = PackEngine(limits=Limits(width=16)).train([member], data)
+    assert packed.result is not None and packed.build is not None, packed.error
+    model, history, restored = _keras_fit(member, data)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", DATA_LOSS):
+        assert packed.result.history[key] == pytest.approx(history[key], rel=2e-4, abs=1e-5), key
+    assert packed.result.best_epoch == restored
+    ours = np.asarray(packed.build()(arrays.x_val, training=False))
+    assert ours == pytest.approx(np.asarray(model(arrays.x_val, training=False)), abs=1e-4)
+
+
+def test_class_weights_and_schedules_change_the_training() -> None:
+    """The knobs are not ignored: the same member without them ends elsewhere."""
+    data, arrays = _fold("breast_cancer")
+    plain = Member(0, 0, BASE, 7, arrays)
+    knobbed = Member(1, 0, BASE | KNOBS["cosine, balanced, min_delta"], 7, arrays)
+    out = list(PackEngine(limits=Limits(width=16)).train([plain, knobbed], data))
+    assert out[0].result is not None and out[1].result is not None
+    assert out[0].result.history["loss"][0] != pytest.approx(out[1].result.history["loss"][0])
+    assert out[0].result.history["loss"][-1] != pytest.approx(out[1].result.history["loss"][-1])
+
+
+def test_min_delta_restores_the_last_epoch_better_by_that_much() -> None:
+    """Keras' rule, for both engines: an improvement smaller than min_delta is no
+    improvement, and its weights are not the ones restored."""
+    values = [1.0, 0.5, 0.49, 0.3, 0.295, float("nan")]
+    assert StopRule().best_epoch(values) == 5
+    assert StopRule().best_epoch(values, min_delta=0.02) == 4
+    assert StopRule().best_epoch(values, min_delta=0.3) == 2
+    assert StopRule(key="val_accuracy", mode="max").best_epoch([0.5, 0.8, 0.81], 0.05) == 2
