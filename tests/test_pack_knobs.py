@@ -21,21 +21,15 @@ from search.space import DataSpec, ValidationSpec
 from search.split import split_test
 from search.training import FoldArrays, Member, StopRule, fold_arrays
 from tests.conftest import ROOT
+from tests.test_pack import BASE as PACK_BASE
 
-BASE: dict[str, Any] = {
+BASE: dict[str, Any] = PACK_BASE | {
     "depth": 2,
     "widths": [12, 7],
-    "activation": "relu",
-    "dropout": 0.0,
-    "l1": 0.0,
     "l2": 1e-3,
-    "batch_norm": False,
-    "optimizer": "adam",
     "learning_rate": 0.02,
     "batch_size": 10_000,  # one batch an epoch: the rows' order does not matter
     "epochs": 10,
-    "patience": 100,
-    "precision": "float32",
 }
 KNOBS = {
     "cosine, balanced, min_delta": {

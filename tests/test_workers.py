@@ -243,6 +243,19 @@ def test_a_stop_request_during_a_journal_write_waits_until_the_lock_is_released(
         interrupt.REQUESTED.clear()
 
 
+def _lone_worker(tmp_path: Path) -> subprocess.Popen[str]:
+    """A worker process on an empty home (it loads its libraries, then finds no work),
+    in a session of its own, as a terminal's Ctrl-C reaches a group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "search.worker", "--home", str(tmp_path / "m")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
 # from 2 s: before that the interpreter itself may still be starting, before any handler
 @pytest.mark.parametrize("delay", [2.0, 3.0, 4.0, 5.0, 6.0])
 def test_ctrl_c_while_a_worker_loads_its_libraries_ends_it_cleanly(
@@ -251,14 +264,7 @@ def test_ctrl_c_while_a_worker_loads_its_libraries_ends_it_cleanly(
     """A worker's own Ctrl-C handler is in place before TensorFlow loads, and holds the
     request until the import is whole: the worker ends with 130 (or finds no work first),
     never killed by a signal (an import cut in the middle aborted the process at exit)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "search.worker", "--home", str(tmp_path / "m")],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _lone_worker(tmp_path)
     time.sleep(delay)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole group
@@ -271,14 +277,7 @@ def test_a_ctrl_c_after_a_worker_has_its_exit_code_does_not_kill_it(tmp_path: Pa
     """A worker that found no work ends with that code even when a Ctrl-C lands as the
     interpreter shuts down (it used to put the default action back for the handler, and
     the worker died by the signal, -2, with no word)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "search.worker", "--home", str(tmp_path / "m")],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _lone_worker(tmp_path)
     sent = ctrl_c_once_handler_goes(proc)
     _, err = proc.communicate(timeout=120)
     assert sent  # the window is a few hundred ms after TensorFlow has loaded
