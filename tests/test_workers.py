@@ -124,9 +124,10 @@ def _wait_for(home: Path, name: str, state: TrialState, timeout: float = 180.0) 
 
 def test_killed_worker_trial_fails_and_is_retried(tmp_path: Path) -> None:
     home = tmp_path / "m"
-    # long enough that the kill lands mid-trial with either engine (a pack of these trains
-    # 60 epochs in well under the second the test waits)
-    submit(_space(tmp_path, "k", 4, epochs=2000), Queue.open(None, home))
+    # long enough that the kill lands mid-trial: a pack whose program is cached trained
+    # 2,000 epochs of these in about the second the test waits on a quiet machine, and the
+    # trial completed before the kill (CI, 2026-12-02)
+    submit(_space(tmp_path, "k", 4, epochs=5000), Queue.open(None, home))
     pool = _serve_process(home, workers=2)
     try:
         number = _wait_for(home, "k", TrialState.RUNNING)
