@@ -262,11 +262,7 @@ def run() -> None:
     without the interpreter's clean-up: a Ctrl-C inside TensorFlow's import leaves C++
     state half made, whose destructors can abort (SIGABRT) instead of exiting with 130.
     Every write of the command is done by then."""
-    try:
-        code = main()
-    except KeyboardInterrupt:  # landed as `main` returned
-        code = 130
-    interrupt.settled()
+    code = interrupt.ended(main)
     if code == 130:
         sys.stdout.flush()
         sys.stderr.flush()

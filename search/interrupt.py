@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 REQUESTED = threading.Event()
 # A worker's stop request (`search.worker.StopRequest`), read by the engines at each epoch
@@ -69,6 +69,17 @@ def settled() -> None:
     end with the code it had."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def ended(main: Callable[[], int]) -> int:
+    """Run an entry point's `main` and return its exit code: 130 if a Ctrl-C lands as it
+    returns; from then on the code is `settled`."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    settled()
+    return code
 
 
 def check() -> None:

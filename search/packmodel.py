@@ -95,7 +95,6 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         **({"class_w": _class_weights(shape, m)} if shape.weighted else {}),
         **({"min_delta": np.float32(params.get("min_delta", 0.0))} if shape.min_delta else {}),
         "schedule": np.int32(SCHEDULES.index(str(params.get("schedule", "constant")))),
-        "member": np.int32(-1),  # set by `initial_state`: the member this row trains
     }
 
 
@@ -171,7 +170,7 @@ def initial_state(
     p = {k: np.stack([w[k] for w in weights]) for k in weights[0]}
     h = {k: np.stack([x[k] for x in hyper]) for k in hyper[0]}
     h["live"] = np.arange(size) < len(members)
-    h["member"] = np.asarray(rows, np.int32)
+    h["member"] = np.asarray(rows, np.int32)  # the member each row trains (host only)
     adagrad = np.array([members[i].params["optimizer"] == "adagrad" for i in rows])
     v0 = {
         k: np.where(adagrad.reshape(-1, *[1] * (a.ndim - 1)), 0.1, 0.0).astype(np.float32)

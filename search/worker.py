@@ -120,10 +120,8 @@ def _loop(queue: Queue, recycle: int, slot: str, stop: StopRequest) -> int:
     storage = queue.storage()
     contexts: dict[str, SearchContext] = {}
     done = 0
-    from search.training import STOP
-
     try:
-        while done < recycle and not STOP.is_set():
+        while done < recycle and not interrupt.STOP.is_set():
             got: Claim | None = None
             extra: list[optuna.Trial] = []
             try:
@@ -149,7 +147,7 @@ def _loop(queue: Queue, recycle: int, slot: str, stop: StopRequest) -> int:
     finally:  # the trials' queued MLflow writes land before the process ends
         for ctx in contexts.values():
             ctx.tracker.flush()
-    return 130 if STOP.is_set() else EXIT_RECYCLE
+    return 130 if interrupt.STOP.is_set() else EXIT_RECYCLE
 
 
 def _interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
@@ -265,12 +263,7 @@ def _maybe_finish(study: optuna.Study, ctx: SearchContext) -> None:
 
 def run() -> None:
     """`worker_main`, then its exit code, which a late Ctrl-C no longer changes."""
-    try:
-        code = worker_main()
-    except KeyboardInterrupt:  # landed as `worker_main` returned
-        code = 130
-    interrupt.settled()
-    sys.exit(code)
+    sys.exit(interrupt.ended(worker_main))
 
 
 if __name__ == "__main__":
