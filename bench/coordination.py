@@ -23,7 +23,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _service_worker(storage_url: str | None, home: str) -> None:
-    from search.queue import Queue, claim
+    from search.pool.queue import Queue, claim
 
     queue = Queue.open(storage_url, home)
     storage = queue.storage()

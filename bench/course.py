@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SEARCH = [sys.executable, "-m", "search.cli"]
+SEARCH = [sys.executable, "-m", "search.cli.main"]
 
 MNIST_SPACE = """
 study: {{name: mnist, trials: {trials}, sampler: random, pruner: none, seed: 1}}

@@ -26,7 +26,7 @@ def main() -> None:
     home = args.home or tempfile.mkdtemp(prefix="gaps-")
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "search.cli", "run", args.space, "--home", home],
+        [sys.executable, "-m", "search.cli.main", "run", args.space, "--home", home],
         cwd=ROOT,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

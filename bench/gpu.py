@@ -81,8 +81,8 @@ def epoch_times(data: str, precisions: list[str], spes: list[int]) -> list[dict[
     """Seconds per epoch of one MLP by precision and steps_per_execution (after a warm-up)."""
     import keras
 
-    from search.feed import fit_inputs
-    from search.model import build_model
+    from search.engines.feed import fit_inputs
+    from search.models.build import build_model
 
     a = arrays(data, 1)
     n_classes = int(a["n_classes"])
@@ -127,7 +127,7 @@ def service(data: str, trials: int, epochs: int, pack: int, precision: str) -> d
     command = [
         sys.executable,
         "-m",
-        "search.cli",
+        "search.cli.main",
         "run",
         str(space),
         "--home",

@@ -71,7 +71,7 @@ def service(n: int, recycle: int) -> tuple[float, float, float]:
     """RSS of the worker after 10 trials, peak worker RSS over n trials, wall seconds."""
     import optuna
 
-    from search.queue import Queue, submit
+    from search.pool.queue import Queue, submit
     from search.study import open_storage
 
     home = Path(tempfile.mkdtemp())
@@ -82,7 +82,7 @@ def service(n: int, recycle: int) -> tuple[float, float, float]:
         [
             sys.executable,
             "-m",
-            "search.cli",
+            "search.cli.main",
             "serve",
             "--workers",
             "1",

@@ -4,7 +4,7 @@
 
 Compares, in one run, the service's way (host-drawn Glorot weights on JAX/PyTorch, full
 batches of a fresh permutation each epoch, the optimizer's and metrics' variables created
-before `fit`: `search.model.build_state`) with the same less that last step, and with
+before `fit`: `search.models.build.build_state`) with the same less that last step, and with
 Keras' defaults (its own initialiser, NumPy arrays with a ragged last batch), on digits'
 1,150 training rows, 3 models of different widths each (a search varies widths, so every
 model compiles anew). Prints Markdown.
@@ -37,8 +37,8 @@ def main() -> None:
     import keras
     from sklearn.datasets import load_digits
 
-    from search import model as service_model
-    from search.feed import fit_inputs, validation_inputs
+    from search.engines.feed import fit_inputs, validation_inputs
+    from search.models import build as service_model
 
     x, y = load_digits(return_X_y=True)
     x = (x / 16).astype("float32")

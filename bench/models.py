@@ -87,11 +87,11 @@ def _output(task: str, model: Any, x: np.ndarray) -> np.ndarray:
 def bench(name: str, trials: int | None) -> dict[str, Any]:
     """The service and the peers on one data set: test scores, outputs, seconds."""
     from search import run_search
-    from search.data import make_preprocessor
+    from search.data.dataset import make_preprocessor
     from search.metrics import scores
     from search.prepare import prepare
-    from search.selection import select
-    from search.spacefile import load_space
+    from search.selection.selector import select
+    from search.space.file import load_space
 
     folder = Path(tempfile.mkdtemp(prefix=f"models-{name}-"))
     space_path = _space(name, trials, folder)
@@ -156,7 +156,7 @@ def main() -> None:
 
 
 def _lines(name: str, out: dict[str, Any]) -> list[str]:
-    from search.bootstrap import bootstrap_scores, resample_counts
+    from search.selection.bootstrap import bootstrap_scores, resample_counts
 
     task, rows, y = out["task"], out["rows"], out["y"]
     metrics = ("mae", "mse") if task == "regression" else ("log_loss", "accuracy")

@@ -20,7 +20,7 @@ backend.start()
 import optuna  # noqa: E402
 
 from search.runner import run_search  # noqa: E402
-from search.space import load_space  # noqa: E402
+from search.space.schema import load_space  # noqa: E402
 from search.study import open_storage  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def one(space_file: str, seed: int, engine: str) -> dict[str, Any]:
     """One search and its selection, in this process."""
     from search.runner import run_search
-    from search.selection import select
-    from search.spacefile import load_space
+    from search.selection.selector import select
+    from search.space.file import load_space
 
     text = Path(space_file).read_text()
     text = f"training: {{engine: {engine}}}\n" + text.replace(
@@ -59,10 +59,10 @@ def limit() -> dict[str, float]:
     import jax.numpy as jnp
     import numpy as np
 
-    from search.pack import PackEngine
+    from search.engines.base import Member, fold_arrays
+    from search.engines.pack.engine import PackEngine
     from search.prepare import prepare
-    from search.spacefile import load_space
-    from search.training import Member, fold_arrays
+    from search.space.file import load_space
 
     prep = prepare(load_space(ROOT / "spaces/default.yaml"))
     folds = [fold_arrays(prep.data, prep.split.train, f) for f in prep.folds]
@@ -159,7 +159,7 @@ def memory(n: int) -> dict[str, float]:
     import optuna
 
     from search.runner import run_search
-    from search.spacefile import parse_space
+    from search.space.file import parse_space
     from search.study import open_storage
 
     samples: list[tuple[float, float]] = []

@@ -64,10 +64,10 @@ def arrays(data: str, seed: int) -> dict[str, np.ndarray]:
     """The service's own test split and holdout, scaled on the training rows."""
     from sklearn.preprocessing import StandardScaler
 
-    from search.data import load_dataset
-    from search.folds import make_folds
-    from search.space import DataSpec, ValidationSpec
-    from search.split import split_test
+    from search.data.dataset import load_dataset
+    from search.data.folds import make_folds
+    from search.data.split import split_test
+    from search.space.schema import DataSpec, ValidationSpec
 
     spec = DataSpec(source=data, seed=seed)
     ds = load_dataset(spec, base_dir=Path.cwd())
@@ -202,7 +202,7 @@ class EpochCounter:
 def _callbacks(size: dict[str, int], counter: EpochCounter) -> list[Any]:
     import keras
 
-    from search.forward import penalty
+    from search.models.forward import penalty
 
     class Count(keras.callbacks.Callback):  # type: ignore[misc]
         def on_train_begin(self, logs: Any = None) -> None:
@@ -380,8 +380,8 @@ def _service(
     import optuna
 
     from search.runner import run_search
-    from search.selection import select as select_model
-    from search.spacefile import parse_space
+    from search.selection.selector import select as select_model
+    from search.space.file import parse_space
     from search.study import open_storage
 
     home = Path(tempfile.mkdtemp())

@@ -39,7 +39,7 @@ if sys.argv.pop(1) == "thread":
     runner.TrackingProcess = lambda uri, name, *, artifact_root: Inline(
         uri, name, artifact_root=artifact_root
     )
-from search.cli import run
+from search.cli.main import run
 sys.exit(run())
 """
 

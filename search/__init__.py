@@ -37,15 +37,15 @@ _WHERE = {
     "SearchFailed": "search.errors",
     "SpaceError": "search.errors",
     "TrialFailed": "search.errors",
-    "Space": "search.space",
-    "load_space": "search.spacefile",
+    "Space": "search.space.schema",
+    "load_space": "search.space.file",
     "SearchResult": "search.summary",
     "run_search": "search.runner",
-    "select": "search.selection",
+    "select": "search.selection.selector",
     "reproduce": "search.reproduction",
     "study_report": "search.report",
-    "submit": "search.queue",
-    "Queue": "search.queue",
+    "submit": "search.pool.queue",
+    "Queue": "search.pool.queue",
 }
 
 

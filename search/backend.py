@@ -16,6 +16,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
+from search import interrupt
 from search.quiet import silenced_stderr
 
 # Applied before the backend's first import (in a worker's environment, or here): a GPU
@@ -43,8 +44,6 @@ def start(verbose: bool = False, configure: Callable[[], None] | None = None) ->
     package's handlers): an import cut in the middle left TensorFlow half made, and the
     process aborted at exit.
     """
-    from search import interrupt
-
     with interrupt.deferred():
         _start(verbose, configure)
 
@@ -105,3 +104,20 @@ def deterministic() -> None:
         import torch
 
         torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Before Keras, MLflow and Optuna load: their logs at warnings, the backend started,
+    figures drawn to files; a Ctrl-C during the loading stops here."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
+    # MLflow sets its loggers' level from this when it is first imported, here or in a
+    # search's tracking process: importing it now only to quiet it would cost 1 s
+    # before the first trial.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MPLBACKEND", "Agg")  # the report's figures: files, not windows
+    import optuna  # here: after the environment above is set, as MLflow's and TF's imports
+
+    start(verbose)
+    interrupt.check()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable, Iterator
 
 REQUESTED = threading.Event()
-# A worker's stop request (`search.worker.StopRequest`), read by the engines at each epoch
-# (`search.training.STOP` is this event). Here, in a module without imports of weight: a
+# A worker's stop request (`search.pool.worker.StopRequest`), read by the engines at each epoch
+# (`search.engines.base.STOP` is this event). Here, in a module without imports of weight: a
 # signal handler that imported the training modules ran Keras' import inside the one the
 # main thread was in the middle of, and broke it.
 STOP = threading.Event()

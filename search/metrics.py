@@ -6,7 +6,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 # The validation loss of the predictions alone: Keras' val_loss less the L1/L2 penalty
-# (search.objective logs it each epoch; early stopping and the pruner follow it).
+# (search.trials.objective logs it each epoch; early stopping and the pruner follow it).
 DATA_LOSS = "val_data_loss"
 
 # Per-epoch log keys that follow each objective metric (for pruning in holdout).
@@ -16,7 +16,7 @@ EPOCH_KEYS = {
     "mse": DATA_LOSS,
     "accuracy": "val_accuracy",
     "mae": "val_mae",
-    # scored on the validation rows after each epoch (search.fitting), not logged by Keras
+    # scored on the validation rows after each epoch (the sequential engine), not logged by Keras
     "roc_auc": "val_roc_auc",
     "f1": "val_f1",
     "precision": "val_precision",

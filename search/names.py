@@ -19,7 +19,7 @@ OPTIMIZERS = (
 )
 PER_LAYER = ("width", "dropout", "l1", "l2")  # may take one value per hidden layer
 ADAM_LIKE = ("adam", "adamw", "nadam", "adamax", "amsgrad")  # beta_1, beta_2 apply
-# named values of the training knobs (search.model, search.fitting)
+# named values of the training knobs (search.models.build, search.engines.sequential)
 NAMED = {
     "class_weight": ("none", "balanced"),
     "pooling": ("max", "average"),

@@ -8,16 +8,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import optuna
 
-from search.columns import describe, encodings
-from search.data import Dataset, load_dataset
+from search.data.columns import describe, encodings
+from search.data.dataset import Dataset, load_dataset
+from search.data.folds import Fold, make_folds
+from search.data.split import TestSplit, split_test
 from search.errors import DataError, SpaceError
-from search.folds import Fold, make_folds
 from search.metrics import THRESHOLDED
 from search.names import CLASSIFICATION_METRICS, REGRESSION_METRICS, TASK_LOSSES
-from search.sampling import choices, upper
-from search.space import Space
-from search.split import TestSplit, split_test
-from search.study import make_pruner, make_sampler
+from search.space.sampling import choices, upper
+from search.space.schema import Space
+from search.tuners import make_pruner, make_sampler
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,8 @@ def _prepare(space: Space) -> Prepared:
     _check_images(space, data, where)
     split = split_test(data, space.data, where=where)
     if space.model.hypermodel:
-        from search.data import make_preprocessor, shaped
-        from search.hypermodel import check_head, load_hypermodel
+        from search.data.dataset import make_preprocessor, shaped
+        from search.models.hypermodel import check_head, load_hypermodel
 
         hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir, where=where)
         rows = data.X.iloc[split.train]

@@ -42,24 +42,3 @@ def stdout_for_data_only() -> Iterator[TextIO]:
         real.close()
         os.dup2(saved, 1)
         os.close(saved)
-
-
-def quiet_libraries(verbose: bool) -> None:
-    """Before Keras, MLflow and Optuna load: their logs at warnings, the backend started,
-    figures drawn to files; a Ctrl-C during the loading stops here."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
-    # MLflow sets its loggers' level from this when it is first imported, here or in a
-    # search's tracking process: importing it now only to quiet it would cost 1 s
-    # before the first trial.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("MPLBACKEND", "Agg")  # the report's figures: files, not windows
-    import logging
-
-    import optuna
-
-    from search import backend, interrupt
-
-    backend.start(verbose)
-    interrupt.check()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)

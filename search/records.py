@@ -6,7 +6,7 @@ import io
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from search.training import FoldResult
+    from search.engines.base import FoldResult
 
 
 def flat_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -11,18 +11,18 @@ import keras
 import numpy as np
 
 from search.backend import deterministic
-from search.data import Dataset
+from search.data.dataset import Dataset
+from search.engines.base import FoldResult, fold_arrays, steps_per_execution, stop_rule
+from search.engines.sequential import fit_fold
 from search.errors import DataError, InputError
-from search.evaluation import test_output
-from search.fitting import fit_fold
 from search.metrics import scores
 from search.prepare import Prepared, prepare
-from search.refit import Final, refit_params
-from search.spacefile import parse_space
+from search.selection.evaluation import test_output
+from search.selection.refit import Final, refit_params
+from search.space.file import parse_space
 from search.study import DEFAULT_HOME
 from search.tracking import ROLE, default_tracking_uri
 from search.tracking.records import RunReader
-from search.training import FoldResult, fold_arrays, steps_per_execution, stop_rule
 
 
 @dataclass
@@ -158,7 +158,7 @@ def _sequential(
 
 def _replay(record: dict[str, Any], prep: Prepared, trial: int) -> dict[int, FoldResult]:
     """A packed trial: its whole pack trained again, as the search trained it."""
-    from search.pack import replay
+    from search.engines.pack.engine import replay
 
     arrays = {f.index: fold_arrays(prep.data, prep.split.train, f) for f in prep.folds}
     out = {}

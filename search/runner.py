@@ -15,27 +15,28 @@ import optuna
 
 from search import interrupt
 from search.backend import deterministic
-from search.context import SearchContext
-from search.liveness import (
+from search.engines.base import Engine
+from search.engines.choose import make_engine
+from search.pool.liveness import (
     Heartbeat,
     fail_own_running,
     mark_started,
     recover_stale,
     retry_interrupted,
 )
-from search.objective import Objective
-from search.packs import optimize_packs, pack_size
 from search.prepare import Prepared, prepare
 from search.progress import Progress
-from search.space import Space
-from search.spacefile import load_space
-from search.stores import check_stores
+from search.space.file import load_space
+from search.space.schema import Space
+from search.storage.stores import check_stores
 from search.study import DEFAULT_HOME, Budget, counts, open_storage, open_study, optimize
 from search.summary import SearchResult, search_result
 from search.tracking import STUDY, RunWriter, default_tracking_uri, environment_tags
 from search.tracking.parent import close_parent, parent_run, remember_parent
 from search.tracking.process import TrackingProcess
-from search.training import Engine, make_engine
+from search.trials.context import SearchContext
+from search.trials.objective import Objective
+from search.trials.packs import optimize_packs, pack_size
 
 
 def run_search(

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -17,87 +14,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.attrs import Study, Trial
 from search.errors import DataError, InputError, SearchFailed, SpaceError
-from search.journal import SUFFIXES, journal_path, open_journal
+from search.prepare import Prepared
 from search.redact import mask_password
-from search.sampling import grid_space
-from search.space import Space
-
-if TYPE_CHECKING:
-    from search.prepare import Prepared
+from search.space.file import parse_space, ran_text
+from search.space.sampling import center
+from search.space.schema import Space
+from search.storage.journal import SUFFIXES, journal_path, open_journal
 
 DEFAULT_HOME = Path("mlruns")
-
-
-def make_sampler(space: Space) -> optuna.samplers.BaseSampler:
-    name, seed = space.study.sampler, space.study.seed
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if name == "tpe":
-            return optuna.samplers.TPESampler(
-                n_startup_trials=startup_trials(space.study.trials),
-                seed=seed,
-                multivariate=True,
-                group=True,
-                constant_liar=True,
-            )
-        if name == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if name == "qmc":
-            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-        if name == "grid":
-            return optuna.samplers.GridSampler(grid_space(space.params), seed=seed)
-        if name == "cmaes":
-            _require("cmaes", "pip install cmaes  (or: pip install '.[cmaes]')", space)
-            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-        _require("torch", "pip install torch==2.13.0  (or: pip install '.[gp]')", space)
-        return optuna.samplers.GPSampler(
-            n_startup_trials=startup_trials(space.study.trials), seed=seed
-        )
-
-
-def startup_trials(budget: int | None) -> int:
-    """Trials sampled at random before a model-based sampler takes over.
-
-    Optuna's default is 10 whatever the budget, which leaves a 6-trial search all random and a
-    12-trial one mostly random; a quarter of the budget, between 3 and 10, keeps some
-    exploration and gives the model most of a small budget.
-    """
-    return 10 if budget is None else max(3, min(10, budget // 4))
-
-
-def _require(module: str, command: str, space: Space) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise SpaceError(
-            f"the {space.study.sampler!r} sampler needs the `{module}` package, "
-            f"which is not installed; run: {command}",
-            file=space.path,
-            key="study.sampler",
-        )
-
-
-def make_pruner(space: Space, n_folds: int) -> optuna.pruners.BasePruner:
-    """Pruners see per-epoch values in holdout and per-fold scores in k-fold."""
-    name, holdout = space.study.pruner, n_folds == 1
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    if name in ("auto", "median"):
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10 if holdout else 0)
-    if name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=5 if holdout else 1)
-    if name == "hyperband":
-        max_resource = _max_value(space.params.epochs) if holdout else n_folds
-        return optuna.pruners.HyperbandPruner(
-            min_resource=5 if holdout else 1, max_resource=max_resource
-        )
-    return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
-
-
-def _max_value(param: Any) -> int:
-    if hasattr(param, "high"):
-        return int(param.high)
-    if hasattr(param, "choices"):
-        return int(max(param.choices))
-    return int(param)
 
 
 def open_storage(url: str | None, home: Path) -> BaseStorage:
@@ -133,13 +57,13 @@ def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:
         study.set_user_attr(Study.TEST_DIGEST, prep.split.digest())
         study.set_user_attr(Study.METRIC, space.objective.metric)
         study.set_user_attr(Study.SPACE_FILE, space.path)
-        study.set_user_attr(Study.SPACE_TEXT, space.ran_text)
+        study.set_user_attr(Study.SPACE_TEXT, ran_text(space))
         study.set_user_attr(Study.SPACE_DIR, str(space.base_dir))
         study.set_user_attr(Study.CREATED, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         # a hypermodel's parameters are known only once it is built: no center for it
-        center = {} if space.model.hypermodel else space.center()
-        if center and space.study.start == "center" and space.study.sampler != "grid":
-            study.enqueue_trial(center, user_attrs={Trial.START: "center"})
+        middle = {} if space.model.hypermodel else center(space.params)
+        if middle and space.study.start == "center" and space.study.sampler != "grid":
+            study.enqueue_trial(middle, user_attrs={Trial.START: "center"})
         return study
     if study.direction.name.lower() != space.direction:
         raise SpaceError(
@@ -149,8 +73,8 @@ def open_study(prep: Prepared, storage: BaseStorage, name: str) -> optuna.Study:
             key="objective.direction",
         )
     check_same_data(study, prep)
-    if attrs.get(Study.SPACE_TEXT) != space.ran_text:  # selection follows the space that ran last
-        study.set_user_attr(Study.SPACE_TEXT, space.ran_text)
+    if attrs.get(Study.SPACE_TEXT) != ran_text(space):  # selection follows the space that ran last
+        study.set_user_attr(Study.SPACE_TEXT, ran_text(space))
     return study
 
 
@@ -201,8 +125,6 @@ def load_study(name: str, storage: str | None, home: Path) -> optuna.Study:
 
 def study_space(study: optuna.Study) -> Space:
     """The space file a study was created with, as it recorded it."""
-    from search.spacefile import parse_space
-
     text = study.user_attrs.get(Study.SPACE_TEXT)
     if not text:
         raise InputError(

@@ -64,9 +64,9 @@ def tiny_space(
 def run_cli(
     *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m search.cli ARGS` as a user runs it, output captured."""
+    """`python -m search.cli.main ARGS` as a user runs it, output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "search.cli", *args],
+        [sys.executable, "-m", "search.cli.main", *args],
         cwd=cwd,
         env=env,
         text=True,

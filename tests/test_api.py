@@ -56,8 +56,8 @@ def test_every_public_name_is_what_the_readme_says_even_after_every_module_loade
 
 
 def test_selection_follows_a_space_changed_in_memory(tmp_path: Path) -> None:
-    from search.space import SelectionSpec
-    from search.spacefile import load_space
+    from search.space.file import load_space
+    from search.space.schema import SelectionSpec
 
     space = load_space(tiny_space(tmp_path, name="mem", trials=1, folds=2, epochs=2))
     changed = space.model_copy(

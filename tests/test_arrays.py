@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from search import run_search, select
-from search.data import load_dataset
-from search.space import DataSpec
-from search.split import split_test
+from search.data.dataset import load_dataset
+from search.data.split import split_test
+from search.space.schema import DataSpec
 from tests.conftest import run_cli
 from tests.course import idx, images
 from tests.test_hypermodel import GUIDE, GUIDE_FIT, GUIDE_LAYERS

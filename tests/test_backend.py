@@ -15,9 +15,9 @@ import numpy as np
 import optuna
 import pytest
 
-from search import feed
-from search.feed import ShuffledBatches
-from search.model import HostGlorotUniform, build_model
+from search.engines import feed
+from search.engines.feed import ShuffledBatches
+from search.models.build import HostGlorotUniform, build_model
 from tests.conftest import ROOT, run_cli, tiny_space
 
 PARAMS = {
@@ -79,7 +79,7 @@ def test_a_finished_fit_lets_go_of_its_rows(monkeypatch: pytest.MonkeyPatch) -> 
     import gc
     import weakref
 
-    from search.fitting import SequentialEngine
+    from search.engines.sequential import SequentialEngine
     from tests.test_pack import BASE, _data, _members
 
     monkeypatch.setattr(feed, "CACHED_BYTES", 0)
@@ -112,7 +112,7 @@ def test_host_initializer_is_seeded_bounded_and_survives_saving(tmp_path: Path) 
 
 
 def test_precision_policy_is_applied_and_the_head_stays_float32() -> None:
-    from search.model import make_model
+    from search.models.build import make_model
 
     try:
         model = make_model(PARAMS | {"precision": "mixed_bfloat16"}, n_features=3, task="binary")
@@ -161,9 +161,9 @@ def test_a_search_runs_on_the_jax_backend(tmp_path: Path) -> None:
     assert len(champion.predict(rows)) == 5
     # its values: on the test rows, the accuracy the selection reported (JAX-trained
     # weights, TensorFlow forward pass), and probabilities that sum to one
-    from search.data import load_dataset
-    from search.space import DataSpec
-    from search.split import split_test
+    from search.data.dataset import load_dataset
+    from search.data.split import split_test
+    from search.space.schema import DataSpec
 
     spec = DataSpec(source="iris", test_size=0.25)
     data = load_dataset(spec, base_dir=tmp_path)
@@ -193,12 +193,12 @@ def test_a_search_runs_on_the_jax_backend(tmp_path: Path) -> None:
 
 
 def test_a_reused_model_trains_each_fold_exactly_as_a_fresh_one() -> None:
-    from search.data import load_dataset
-    from search.fitting import ModelReuse, fit_fold
-    from search.folds import make_folds
-    from search.space import DataSpec, ValidationSpec
-    from search.split import split_test
-    from search.training import fold_arrays
+    from search.data.dataset import load_dataset
+    from search.data.folds import make_folds
+    from search.data.split import split_test
+    from search.engines.base import fold_arrays
+    from search.engines.sequential import ModelReuse, fit_fold
+    from search.space.schema import DataSpec, ValidationSpec
 
     spec = DataSpec(source="iris")
     data = load_dataset(spec, base_dir=ROOT)
@@ -224,7 +224,7 @@ def test_a_reused_model_trains_each_fold_exactly_as_a_fresh_one() -> None:
 
 
 def test_state_built_before_fit_saves_a_trace_and_trains_the_same() -> None:
-    from search.model import build_state
+    from search.models.build import build_state
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")
@@ -255,8 +255,8 @@ def test_state_built_before_fit_saves_a_trace_and_trains_the_same() -> None:
 PROBE = """
 import json, sys
 import keras, numpy as np
-from search.model import build_model
-from search.forward import penalty, predict
+from search.models.build import build_model
+from search.models.forward import penalty, predict
 
 class Half(keras.regularizers.Regularizer):  # not one of Keras' L1/L2: called as Keras does
     def __call__(self, x):

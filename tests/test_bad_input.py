@@ -14,7 +14,7 @@ import pytest
 
 from search.errors import DataError, SpaceError
 from search.prepare import prepare
-from search.spacefile import load_space, parse_space
+from search.space.file import load_space, parse_space
 from tests.conftest import run_cli
 
 BASE = "data:\n  source: iris\n"
@@ -311,7 +311,7 @@ def test_cli_refuses_before_tensorflow_loads_and_writes_nothing(
         (tmp_path / name).write_bytes(content)
     before = sorted(p.name for p in tmp_path.iterdir())
     code = (
-        "import sys; from search.cli import main; rc = main(sys.argv[1:]); "
+        "import sys; from search.cli.main import main; rc = main(sys.argv[1:]); "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules); sys.exit(rc)"
     )
     import subprocess

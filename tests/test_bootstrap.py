@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.bootstrap import bootstrap_scores, resample_counts
 from search.metrics import scores
+from search.selection.bootstrap import bootstrap_scores, resample_counts
 
 
 def _case(task: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

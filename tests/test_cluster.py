@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.queue import Queue, submit
+from search.pool.queue import Queue, submit
 from search.study import open_storage
 
 if os.environ.get("CI") == "true":  # CI installs the dev extras: Ray must be there
@@ -27,7 +27,7 @@ params: {depth: 1, width: 4, epochs: 2, patience: 1}
 
 
 def test_ray_actors_get_gpus_and_run_the_queue(tmp_path: Path) -> None:
-    from search.cluster import serve_ray
+    from search.pool.cluster import serve_ray
 
     (tmp_path / "r.yaml").write_text(SPACE)
     home = tmp_path / "m"

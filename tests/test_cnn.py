@@ -13,15 +13,15 @@ import optuna
 import pytest
 from sklearn.datasets import load_digits
 
+from search.engines.pack.shape import unpackable
 from search.errors import InputError
-from search.model import build_model
-from search.packshape import unpackable
+from search.models.build import build_model
 from search.prepare import prepare
 from search.reproduction import reproduce
 from search.runner import run_search
-from search.sampling import suggest
-from search.selection import select
-from search.spacefile import parse_space
+from search.selection.selector import select
+from search.space.file import parse_space
+from search.space.sampling import suggest
 from search.study import open_storage
 from tests.conftest import run_cli
 

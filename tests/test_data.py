@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.data import load_dataset, make_preprocessor
+from search.data.dataset import load_dataset, make_preprocessor
+from search.data.split import split_test
 from search.errors import DataError
-from search.space import DataSpec
-from search.split import split_test
+from search.space.schema import DataSpec
 
 
 def _csv(tmp_path: Path, frame: pd.DataFrame, name: str = "d.csv") -> Path:

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from search import reproduce, run_search, select
-from search import selection as selection_module
-from search.data import load_dataset
-from search.ensemble import Ensemble, greedy, out_of_fold
-from search.space import DataSpec
-from search.split import split_test
+from search.data.dataset import load_dataset
+from search.data.split import split_test
+from search.selection.ensemble import Ensemble, greedy, out_of_fold
+from search.selection.selector import selector as selection_module
+from search.space.schema import DataSpec
 
 
 def test_complementary_models_are_averaged_and_a_dominant_one_stays_alone() -> None:

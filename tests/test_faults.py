@@ -46,7 +46,7 @@ def _study(home: Path, name: str) -> optuna.Study:
 
 def _start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "search.cli", *args],
+        [sys.executable, "-m", "search.cli.main", *args],
         cwd=ROOT,
         text=True,
         stdout=subprocess.PIPE,

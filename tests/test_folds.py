@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from search.data.folds import make_folds
 from search.errors import DataError
-from search.folds import make_folds
-from search.space import ValidationSpec
+from search.space.schema import ValidationSpec
 
 
 def _check_partition(folds: list, n: int) -> None:  # type: ignore[type-arg]

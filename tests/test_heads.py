@@ -11,7 +11,7 @@ import keras
 import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
 
-from search import model as model_module
+from search.models import build as model_module
 from search.runner import run_search
 
 SPACE = """

@@ -9,9 +9,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from search.errors import SpaceError
-from search.hypermodel import OptunaHyperParameters, build, load_hypermodel
+from search.models.hypermodel import OptunaHyperParameters, build, load_hypermodel
 from search.runner import run_search
-from search.selection import select
+from search.selection.selector import select
 from search.study import load_study
 from search.tracking import ROLE
 from tests.conftest import run_cli

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search.data import load_dataset
-from search.space import DataSpec
+from search.data.dataset import load_dataset
+from search.space.schema import DataSpec
 from tests.conftest import run_cli
 
 

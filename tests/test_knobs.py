@@ -19,19 +19,19 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from search import run_search
-from search.data import Dataset, load_dataset
-from search.fitting import fit_fold
-from search.folds import make_folds
-from search.knobs import class_weights
-from search.model import build_model, keras_targets, make_optimizer
-from search.pack import PackEngine
-from search.packshape import Limits, unpackable
+from search.data.dataset import Dataset, load_dataset
+from search.data.folds import make_folds
+from search.data.split import split_test
+from search.engines.base import FoldArrays, Member, fold_arrays
+from search.engines.pack.engine import PackEngine
+from search.engines.pack.shape import Limits, unpackable
+from search.engines.sequential import fit_fold
+from search.models.build import build_model, keras_targets, make_optimizer
+from search.models.knobs import class_weights
 from search.prepare import prepare
-from search.sampling import suggest
-from search.space import DataSpec, Params, ValidationSpec
-from search.spacefile import load_space
-from search.split import split_test
-from search.training import FoldArrays, Member, fold_arrays
+from search.space.file import load_space
+from search.space.sampling import suggest
+from search.space.schema import DataSpec, Params, ValidationSpec
 from tests.conftest import ROOT, run_cli
 
 BASE: dict[str, Any] = {
@@ -229,7 +229,7 @@ def test_the_pack_trains_what_it_can_express_and_leaves_the_rest(tmp_path: Path)
 
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_the_packs_sgd_steps_as_keras_sgd(nesterov: bool) -> None:
-    from search.packopt import _leaf
+    from search.engines.pack.optimizers import _leaf
 
     w, g, m = np.array([1.0, 2.0]), np.array([0.5, -0.25]), np.array([0.1, 0.2])
     h = {"learning_rate": 0.1, "momentum": 0.9, "nesterov": float(nesterov)}
@@ -286,7 +286,7 @@ def test_per_layer_dropout_and_regularization_and_bias_penalties() -> None:
         dense = model.get_layer(f"dense_{i}")
         assert float(dense.kernel_regularizer.l2) == pytest.approx(params["l2s"][i])
         assert float(dense.bias_regularizer.l2) == pytest.approx(0.01)
-    from search.forward import penalty
+    from search.models.forward import penalty
     from search.records import flat_params
 
     for i in range(3):

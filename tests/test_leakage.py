@@ -21,11 +21,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from search import feed, packmodel, refit
-from search import fitting as fitting_module
-from search.columns import Preprocessor
+from search.data.columns import Preprocessor
+from search.engines import feed
+from search.engines import sequential as fitting_module
+from search.engines.pack import members as packmodel
 from search.runner import run_search
-from search.selection import select
+from search.selection.selector import refit, select
 
 SPACE = """
 study: {{name: leak, trials: 2, sampler: random, pruner: none, seed: 3}}

@@ -14,11 +14,11 @@ from sklearn import metrics as skm
 from sklearn.datasets import load_breast_cancer
 
 from search import run_search, select
-from search import selection as selection_module
-from search.data import load_dataset
+from search.data.dataset import load_dataset
+from search.data.split import split_test
 from search.metrics import scores, tune_threshold
-from search.space import DataSpec
-from search.split import split_test
+from search.selection.selector import selector as selection_module
+from search.space.schema import DataSpec
 from tests.conftest import run_cli
 
 

@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search.data import Dataset, load_dataset
-from search.folds import make_folds
+from search.data.dataset import Dataset, load_dataset
+from search.data.folds import make_folds
+from search.data.split import split_test
+from search.engines.base import FoldArrays, Member, Trained, fold_arrays
+from search.engines.pack.engine import PackEngine
+from search.engines.pack.shape import Limits
 from search.metrics import scores
-from search.pack import PackEngine
-from search.packshape import Limits
-from search.space import DataSpec, ValidationSpec
-from search.split import split_test
-from search.training import FoldArrays, Member, Trained, fold_arrays
+from search.space.schema import DataSpec, ValidationSpec
 from tests.conftest import ROOT
 
 BASE: dict[str, Any] = {
@@ -194,9 +194,9 @@ def test_a_search_with_the_pack_engine_keeps_each_trials_runs(tmp_path: Path) ->
 
 
 def test_the_pack_engine_refuses_a_hypermodel(tmp_path: Path) -> None:
+    from search.engines.choose import make_engine
     from search.errors import SpaceError
-    from search.spacefile import load_space
-    from search.training import make_engine
+    from search.space.file import load_space
 
     (tmp_path / "hm.py").write_text("def build_model(hp):\n    return None\n")
     space = tmp_path / "s.yaml"

@@ -9,17 +9,17 @@ import keras
 import numpy as np
 import pytest
 
-from search.callbacks import ValidationDataLoss
-from search.data import Dataset, load_dataset
-from search.folds import make_folds
-from search.knobs import class_weights, lr_callbacks
+from search.data.dataset import Dataset, load_dataset
+from search.data.folds import make_folds
+from search.data.split import split_test
+from search.engines.base import FoldArrays, Member, StopRule, fold_arrays
+from search.engines.callbacks import ValidationDataLoss
+from search.engines.pack.engine import PackEngine
+from search.engines.pack.members import _member_weights, keras_model, unpad
+from search.engines.pack.shape import Limits, group_shape, unpackable
 from search.metrics import DATA_LOSS, keras_metrics
-from search.pack import PackEngine
-from search.packmodel import _member_weights, keras_model, unpad
-from search.packshape import Limits, group_shape, unpackable
-from search.space import DataSpec, ValidationSpec
-from search.split import split_test
-from search.training import FoldArrays, Member, StopRule, fold_arrays
+from search.models.knobs import class_weights, lr_callbacks
+from search.space.schema import DataSpec, ValidationSpec
 from tests.conftest import ROOT
 from tests.test_pack import BASE as PACK_BASE
 

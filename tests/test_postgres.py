@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.queue import Queue, status, submit
+from search.pool.queue import Queue, status, submit
 from tests.conftest import ROOT, run_cli
 
 URL = os.environ.get("SEARCH_TEST_POSTGRES")
@@ -60,7 +60,7 @@ def test_pool_on_postgresql_reaches_exact_budgets(pg: str, tmp_path: Path) -> No
         [
             sys.executable,
             "-m",
-            "search.cli",
+            "search.cli.main",
             "serve",
             "--workers",
             "2",
@@ -94,7 +94,7 @@ def test_pool_on_postgresql_reaches_exact_budgets(pg: str, tmp_path: Path) -> No
 
 
 def _command_lines(exclude: int) -> Iterator[tuple[int, str]]:
-    """(pid, command line) of every `search.worker` process running now."""
+    """(pid, command line) of every `search.pool.worker` process running now."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == exclude:
             continue
@@ -102,7 +102,7 @@ def _command_lines(exclude: int) -> Iterator[tuple[int, str]]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "search.worker" in cmdline:
+        if "search.pool.worker" in cmdline:
             yield int(entry.name), cmdline
 
 

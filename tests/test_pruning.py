@@ -15,8 +15,9 @@ from optuna.trial import TrialState
 
 from search.errors import SpaceError
 from search.runner import run_search
-from search.spacefile import parse_space
-from search.study import make_pruner, make_sampler, open_storage
+from search.space.file import parse_space
+from search.study import open_storage
+from search.tuners import make_pruner, make_sampler
 
 SPACE = """
 study: {{name: {name}, trials: {trials}, sampler: {sampler}, pruner: {pruner}, seed: 4}}

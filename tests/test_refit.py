@@ -13,10 +13,10 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.evaluation import Interval, gap_warning
 from search.reproduction import reproduce
 from search.runner import run_search
-from search.selection import SelectionResult, select
+from search.selection.evaluation import Interval, gap_warning
+from search.selection.selector import SelectionResult, select
 from search.study import open_storage
 from search.summary import SearchResult
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from search.best import best_table
+from search.cli.best import best_table
 from search.report import SECTIONS, fold_curves, mean_curve, study_report
 from search.runner import run_search
-from search.selection import select
+from search.selection.selector import select
 from search.study import best_first, load_study
 from search.tracking.runs import Tracker
 from tests.conftest import tiny_space
@@ -76,7 +76,7 @@ def test_best_shows_run_ids_and_marks_without_loading_keras(tmp_path: Path) -> N
     study.set_user_attr("selected", {"trial": best[1].number, "run_id": "r", "version": "1"})
     study.set_user_attr("champion", {"trial": best[0].number, "run_id": "r", "version": "1"})
     code = (
-        "import sys; from search.cli import main; rc = main(sys.argv[1:]); "
+        "import sys; from search.cli.main import main; rc = main(sys.argv[1:]); "
         "print('keras' in sys.modules, 'tensorflow' in sys.modules); sys.exit(rc)"
     )
     out = subprocess.run(

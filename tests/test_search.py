@@ -12,7 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from search.prepare import prepare
 from search.runner import run_search
-from search.spacefile import load_space, parse_space
+from search.space.file import load_space, parse_space
+from search.space.sampling import center
 from search.study import open_storage
 from search.summary import SearchResult
 from search.tracking import ROLE
@@ -67,7 +68,7 @@ def test_the_first_trial_is_the_center_and_its_run_says_so(
     }
     study = optuna.load_study(study_name="tree", storage=open_storage(None, tmp / "mlruns"))
     space = parse_space(study.user_attrs["space_text"])
-    assert study.trials[0].params == space.center() != study.trials[1].params
+    assert study.trials[0].params == center(space.params) != study.trials[1].params
 
 
 def test_trial_runs_carry_params_metrics_tags_and_artifacts(
@@ -187,12 +188,12 @@ def test_early_stopping_restores_the_epoch_whose_predictions_score_best(tmp_path
     """Keras' val_loss adds the L1/L2 penalty, which keeps falling while the weights shrink:
     restoring its minimum hands back a model with a worse validation log loss than an
     earlier epoch had. Early stopping follows the loss of the predictions alone."""
-    from search.data import load_dataset
-    from search.fitting import fit_fold
-    from search.folds import make_folds
-    from search.space import DataSpec, ValidationSpec
-    from search.split import split_test
-    from search.training import fold_arrays
+    from search.data.dataset import load_dataset
+    from search.data.folds import make_folds
+    from search.data.split import split_test
+    from search.engines.base import fold_arrays
+    from search.engines.sequential import fit_fold
+    from search.space.schema import DataSpec, ValidationSpec
 
     spec = DataSpec(source="breast_cancer")
     data = load_dataset(spec, base_dir=tmp_path)

@@ -18,7 +18,7 @@ from sklearn.datasets import load_breast_cancer
 from search.errors import DataError, InputError, SearchFailed
 from search.reproduction import reproduce
 from search.runner import run_search
-from search.selection import SelectionResult, select
+from search.selection.selector import SelectionResult, select
 from search.study import open_storage
 from search.summary import SearchResult
 from search.tracking import ROLE

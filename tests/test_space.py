@@ -11,8 +11,9 @@ import pytest
 
 from search.errors import SpaceError
 from search.runner import run_search
-from search.selection import select
-from search.spacefile import load_space, parse_space
+from search.selection.selector import select
+from search.space.file import load_space, parse_space
+from search.space.sampling import center, suggest
 from tests.conftest import ROOT, run_cli
 from tests.course import write_course_cache
 
@@ -154,7 +155,7 @@ def _trial(space_text: str, seed: int = 0) -> tuple[dict[str, object], optuna.tr
     space = parse_space(space_text)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     trial = study.ask()
-    params = space.suggest(trial)
+    params = suggest(space.params, trial)
     study.tell(trial, 0.0)
     return params, study.trials[-1]
 
@@ -198,8 +199,8 @@ CENTER = BASE + (
 def test_center_is_the_middle_of_every_searched_parameter() -> None:
     space = parse_space(CENTER)
     study = optuna.create_study()
-    study.enqueue_trial(space.center())
-    params = space.suggest(study.ask())
+    study.enqueue_trial(center(space.params))
+    params = suggest(space.params, study.ask())
     assert params["depth"] == 2
     assert params["widths"] == [64, 64]  # geometric middle of 16..256, one per layer
     assert params["dropout"] == pytest.approx(0.2)  # the lower middle of 0, 0.2, 0.4, 0.6
@@ -218,7 +219,7 @@ def test_a_new_study_starts_at_the_center_once(tmp_path: Path) -> None:
     study = open_study(prep, storage, "s")
     first = study.ask()
     assert first.user_attrs == {"start": "center"}
-    assert prep.space.suggest(first)["widths"] == [64, 64]
+    assert suggest(prep.space.params, first)["widths"] == [64, 64]
     study.tell(first, 0.5)
     again = open_study(prep, storage, "s")  # resuming enqueues nothing
     assert again.ask().user_attrs == {}

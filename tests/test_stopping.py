@@ -11,14 +11,15 @@ import optuna
 import pytest
 
 from search import reproduce, run_search
-from search.data import load_dataset
-from search.fitting import fit_fold
-from search.folds import make_folds
+from search.data.dataset import load_dataset
+from search.data.folds import make_folds
+from search.data.split import split_test
+from search.engines.base import StopRule, fold_arrays, stop_rule
+from search.engines.choose import make_engine
+from search.engines.sequential import fit_fold
 from search.metrics import DATA_LOSS
-from search.space import DataSpec, ValidationSpec
-from search.spacefile import load_space
-from search.split import split_test
-from search.training import StopRule, fold_arrays, make_engine, stop_rule
+from search.space.file import load_space
+from search.space.schema import DataSpec, ValidationSpec
 from tests.conftest import ROOT, run_cli
 
 SPACE = """

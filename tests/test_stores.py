@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from search.queue import Queue
+from search.pool.queue import Queue
+from search.pool.workers import STORAGE_ENV, TRACKING_ENV, store_env, worker_args
 from search.redact import mask_text
-from search.workers import STORAGE_ENV, TRACKING_ENV, store_env, worker_args
 from tests.conftest import run_cli, tiny_space
 
 

@@ -9,16 +9,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search import context as context_module
-from search import refit as refit_module
-from search.data import load_dataset
+from search.data.dataset import load_dataset
+from search.data.split import split_test
+from search.engines.base import FoldArrays
 from search.errors import DataError
 from search.reproduction import reproduce
 from search.runner import run_search
-from search.selection import select
-from search.space import DataSpec
-from search.split import split_test
-from search.training import FoldArrays
+from search.selection.selector import refit as refit_module
+from search.selection.selector import select
+from search.space.schema import DataSpec
+from search.trials import context as context_module
 
 SPACE = """
 study: {{name: sub, trials: 2, sampler: random, pruner: none, seed: 3}}

@@ -12,18 +12,18 @@ import pandas as pd
 import pytest
 
 from search import run_search, select
-from search import target as target_module
-from search.data import Dataset, load_dataset
-from search.fitting import SequentialEngine
-from search.folds import make_folds
-from search.forward import predict
+from search.data.dataset import Dataset, load_dataset
+from search.data.dataset import target as target_module
+from search.data.folds import make_folds
+from search.data.split import split_test
+from search.data.target import TargetScale
+from search.engines.base import Engine, Member, fold_arrays
+from search.engines.pack.engine import PackEngine
+from search.engines.pack.shape import Limits
+from search.engines.sequential import SequentialEngine
 from search.metrics import DATA_LOSS
-from search.pack import PackEngine
-from search.packshape import Limits
-from search.space import DataSpec, ValidationSpec
-from search.split import split_test
-from search.target import TargetScale
-from search.training import Engine, Member, fold_arrays
+from search.models.forward import predict
+from search.space.schema import DataSpec, ValidationSpec
 from tests.conftest import ROOT, run_cli
 
 PARAMS: dict[str, Any] = {

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.columns import Preprocessor, encodings
-from search.data import load_dataset
+from search.data.columns import Preprocessor, encodings
+from search.data.dataset import load_dataset
 from search.runner import run_search
-from search.selection import select
-from search.space import DataSpec
+from search.selection.selector import select
+from search.space.schema import DataSpec
 from tests.conftest import run_cli
 
 GOOD, BAD = list(range(20, 40)), list(range(40, 60))  # word indexes of each sentiment

@@ -188,8 +188,8 @@ def test_a_search_stopped_in_its_first_trial_still_names_its_runs(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("search.fitting.fit_fold", interrupted)  # the sequential engine
-    monkeypatch.setattr("search.packgroup.Group.start", interrupted)  # the pack engine
+    monkeypatch.setattr("search.engines.sequential.fit_fold", interrupted)  # the sequential engine
+    monkeypatch.setattr("search.engines.pack.group.Group.start", interrupted)  # the pack engine
     home = tmp_path / "home"
     with pytest.raises(KeyboardInterrupt):
         run_search(tiny_space(tmp_path, name="stop", trials=2), home=home, progress=False)

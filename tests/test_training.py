@@ -9,15 +9,16 @@ import numpy as np
 import optuna
 import pytest
 
-from search.data import Dataset
-from search.fitting import SequentialEngine
-from search.foldcache import FoldCache
-from search.folds import make_folds
-from search.pack import PackEngine
-from search.space import DataSpec, ValidationSpec
-from search.split import split_test
+from search.data.dataset import Dataset
+from search.data.foldcache import FoldCache
+from search.data.folds import make_folds
+from search.data.split import split_test
+from search.engines.base import Engine, Member, fold_arrays
+from search.engines.choose import PACK_BYTES, make_engine
+from search.engines.pack.engine import PackEngine
+from search.engines.sequential import SequentialEngine
+from search.space.schema import DataSpec, ValidationSpec
 from search.study import open_storage
-from search.training import PACK_BYTES, Engine, Member, fold_arrays, make_engine
 from tests.conftest import tiny_space
 from tests.test_pack import BASE, _data, _members
 
@@ -74,8 +75,8 @@ def test_the_sequential_engine_trains_nothing_the_consumer_no_longer_wants() -> 
 
 
 def test_make_engine_follows_the_space_file(tmp_path: Any) -> None:
-    from search.jaxdevice import accelerator_memory
-    from search.spacefile import parse_space
+    from search.engines.pack.device import accelerator_memory
+    from search.space.file import parse_space
 
     def space(training: str, scheme: str = "kfold") -> Any:
         text = f"data: {{source: iris}}\nvalidation: {{scheme: {scheme}}}\n"
@@ -120,7 +121,9 @@ def test_a_search_whose_folds_are_remade_each_trial_scores_the_same(
 ) -> None:
     """The memory budget changes what is kept, never a number: the same trials score the
     same with every fold kept and with every fold remade when read."""
-    from search import context, foldcache, run_search
+    from search import run_search
+    from search.data.dataset import foldcache
+    from search.trials import context
 
     made: list[FoldCache] = []
     real = FoldCache.__init__

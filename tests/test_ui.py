@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from search.cli import UI_URL
+from search.cli.main import UI_URL
 from search.report import study_report
 from search.runner import run_search
-from search.selection import select
+from search.selection.selector import select
 from search.summary import SearchResult
 from tests.conftest import ROOT, mlflow_server
 

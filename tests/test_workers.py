@@ -18,11 +18,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from search.queue import Queue, status, submit
+from search.pool.queue import Queue, status, submit
+from search.pool.workers import EXIT_NO_WORK, plan_slots, serve
 from search.redact import mask_password
 from search.study import open_storage
 from search.tracking import ROLE
-from search.workers import EXIT_NO_WORK, plan_slots, serve
 from tests.conftest import ROOT, run_cli
 from tests.shutdown import ctrl_c_once_handler_goes
 
@@ -94,7 +94,7 @@ def _serve_process(home: Path, workers: int) -> subprocess.Popen[str]:
         [
             sys.executable,
             "-m",
-            "search.cli",
+            "search.cli.main",
             "serve",
             "--workers",
             str(workers),
@@ -183,8 +183,8 @@ def test_interrupted_serve_resumes_to_the_budget(tmp_path: Path) -> None:
 def test_a_stop_request_during_a_claim_waits_until_the_claim_returns() -> None:
     """The signal goes to another thread (as in a worker, which runs TensorFlow's and
     MLflow's threads); Python still runs the handler in the main thread, mid-claim."""
-    from search import worker
-    from search.training import STOP
+    from search.engines.base import STOP
+    from search.pool import worker
 
     go, sent = threading.Event(), threading.Event()
 
@@ -219,9 +219,10 @@ def test_a_stop_request_during_a_journal_write_waits_until_the_lock_is_released(
     """Either Ctrl-C handler this package installs (the command's, a worker's) holds the
     request back while Optuna's journal lock is held: a worker's used to raise inside the
     lock's release, and the trial failed with a FileNotFoundError instead of stopping."""
-    from search import interrupt, worker
-    from search.journal import open_journal
-    from search.training import STOP
+    from search import interrupt
+    from search.engines.base import STOP
+    from search.pool import worker
+    from search.storage.journal import open_journal
 
     path = tmp_path / "optuna.journal"
     backend = open_journal(path)
@@ -248,7 +249,7 @@ def _lone_worker(tmp_path: Path) -> subprocess.Popen[str]:
     """A worker process on an empty home (it loads its libraries, then finds no work),
     in a session of its own, as a terminal's Ctrl-C reaches a group."""
     return subprocess.Popen(
-        [sys.executable, "-m", "search.worker", "--home", str(tmp_path / "m")],
+        [sys.executable, "-m", "search.pool.worker", "--home", str(tmp_path / "m")],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -315,7 +316,7 @@ def test_run_with_workers_prints_json_alone(tmp_path: Path) -> None:
 def test_a_higher_priority_is_served_first_and_equals_share(tmp_path: Path) -> None:
     """The real claim on a real journal: every trial of the urgent study first, then the
     two equal studies in turn (the one with fewer trials taken next)."""
-    from search.queue import claim
+    from search.pool.queue import claim
 
     home = tmp_path / "m"
     queue = Queue.open(None, home)
@@ -355,7 +356,7 @@ def test_recycled_workers_start_again_from_a_fresh_process(tmp_path: Path) -> No
 def test_a_slot_is_configured_by_arguments_and_its_gpu_by_cuda() -> None:
     """A worker's settings are on its command line; only what CUDA reads (its GPU) and
     GPU sharing are in its environment (the stores' URLs travel there too: secrets)."""
-    from search.workers import Slot, slot_args, slot_env
+    from search.pool.workers import Slot, slot_args, slot_env
 
     cpu, gpu = Slot(1, None, 2), Slot(3, "1", 4)
     threads = str(max(1, (os.cpu_count() or 1) // 2))

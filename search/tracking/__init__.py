@@ -6,7 +6,8 @@ training process imports none of it (every MLflow import here is inside a functi
 
 from search.tracking.environment import environment_tags
 from search.tracking.registry import log_champion, register_champion
-from search.tracking.runs import ROLE, STUDY, RunWriter, Tracker, default_tracking_uri
+from search.tracking.runs import RunWriter, Tracker, default_tracking_uri
+from search.tracking.tags import ROLE, STUDY
 
 __all__ = [
     "ROLE",

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
-from search.data import categorical_as_object
-from search.outputs import network_output, output_frame
+from search.data.dataset import categorical_as_object
+from search.models.outputs import network_output, output_frame
 
 
 class ChampionModel(PythonModel):  # type: ignore[misc]
@@ -95,7 +95,7 @@ def save_parts(
 
 def standard_initializers(net: Any) -> None:
     """Name Keras' own Glorot uniform where the search drew the same weights on the host
-    (search.model.HostGlorotUniform): the saved file then opens with
+    (search.models.build.HostGlorotUniform): the saved file then opens with
     `keras.saving.load_model` alone. The weights are unchanged; only the config is."""
     import keras
 

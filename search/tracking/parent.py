@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial
 
 from search.attrs import Study, Trial
 from search.prepare import Prepared
+from search.space.file import ran_text
 from search.study import counts
 from search.tracking.environment import environment_tags
 from search.tracking.runs import RunWriter
@@ -33,7 +34,7 @@ def parent_run(
         tags={"search.data_fingerprint": data.fingerprint, **environment_tags()},
         params=_study_params(prep),
         files={
-            "space.yaml": space.ran_text,
+            "space.yaml": ran_text(space),
             "test_split.json": json.dumps(
                 {"seed": split.seed, "test": split.test.tolist(), "fingerprint": data.fingerprint},
                 indent=2,

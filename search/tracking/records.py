@@ -8,7 +8,7 @@ from typing import Any
 
 from search.errors import InputError
 from search.redact import mask_password
-from search.tracking.runs import ROLE
+from search.tracking.tags import ROLE
 
 
 class RunReader:

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+from search.tracking.records import RunReader
 from search.tracking.store import seed_store, store_lock
+from search.tracking.tags import ROLE, STUDY
 
-ROLE = "search.role"  # study | trial | fold | selection
-STUDY = "search.study"
 # MLflow 3's UI opens an experiment in its classic training view, not its GenAI one, by this
 KIND, TRAINING = "mlflow.experimentKind", "custom_model_development"
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
-
-    from search.tracking.records import RunReader
 
 
 class RunWriter(Protocol):
@@ -198,8 +196,6 @@ class Tracker:
     @property
     def reader(self) -> RunReader:
         """What the store's runs recorded (statuses, histories, texts)."""
-        from search.tracking.records import RunReader
-
         return RunReader(self.tracking_uri)
 
     def set_status(self, run_id: str, status: str) -> None:

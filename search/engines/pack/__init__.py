@@ -1,0 +1,6 @@
+"""The pack engine: many members of the built-in MLP trained together as compiled JAX
+programs. `engine` is the Engine; `shape` what one program is built for; `group` one
+program trained epoch by epoch; `members` between a pack and its members (padded weights,
+rows on the device); `net` the compiled program; `optimizers` Keras' update rules;
+`device` the JAX device and its compile cache.
+"""

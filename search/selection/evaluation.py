@@ -1,0 +1,243 @@
+"""The one look at the test rows: the final model and the baseline on the same
+resamples, paired intervals, and the table a selection prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from optuna.trial import FrozenTrial
+
+from search.data.dataset import Dataset, shaped
+from search.metrics import scores
+from search.models.outputs import network_output
+from search.names import METRICS
+from search.prepare import Prepared
+from search.selection.bootstrap import bootstrap_scores, resample_counts
+from search.selection.refit import Final
+
+_CLASSES = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+)
+REPORT = {  # the final table's metrics, by task
+    "binary": _CLASSES,
+    "multiclass": _CLASSES,
+    "regression": ("mae", "rmse", "r2", "mse"),
+}
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.value:.4f} [{self.low:.4f}, {self.high:.4f}]"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    trial: int
+    search_score: float
+    recheck_score: float
+    recheck_std: float
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """The final, once-only test of the chosen model; `str()` gives the table. Made by
+    `evaluate`; the selection run and the registered champion are added by `replace`."""
+
+    study_name: str
+    metric: str
+    chosen: Candidate
+    candidates: list[Candidate]
+    epochs: int
+    test: dict[str, Interval]
+    baseline: dict[str, Interval]
+    difference: dict[str, Interval]
+    beats_baseline: bool
+    gap: float
+    warnings: list[str] = field(default_factory=list)
+    run_id: str = ""
+    model_uri: str = ""
+    version: str = ""
+    promoted: bool = False
+    registry: str = ""
+    ensemble: str = ""  # the ensemble of trials tried on out-of-fold outputs, and its verdict
+    single: dict[str, Interval] = field(default_factory=dict)  # the chosen trial alone
+    versus_single: dict[str, Interval] = field(default_factory=dict)  # ensemble - single
+    threshold: float | None = None  # a tuned decision threshold (objective.threshold)
+
+    def __str__(self) -> str:
+        lines = ["candidates (search score -> recheck on new folds and seeds):"]
+        for c in self.candidates:
+            mark = "*" if c.trial == self.chosen.trial else " "
+            lines.append(
+                f" {mark} trial {c.trial:>4}  {c.search_score:.4f} -> "
+                f"{c.recheck_score:.4f} ± {c.recheck_std:.4f}"
+            )
+        what = f"trial {self.chosen.trial}"
+        if self.single:  # an ensemble of trials is the model
+            what += " in the ensemble below"
+        lines.append(f"final test ({what}, refit {self.epochs} epochs; 95% bootstrap intervals):")
+        n = max(len("metric"), *(len(name) for name in self.test))
+        w = 2 + max(len(str(iv)) for iv in [*self.test.values(), *self.baseline.values()])
+        lines.append(f"  {'metric':<{n}} {'model':<{w}} {'baseline':<{w}} model - baseline")
+        for name in self.test:
+            lines.append(
+                f"  {name:<{n}} {self.test[name]!s:<{w}} {self.baseline[name]!s:<{w}} "
+                f"{self.difference[name]}"
+            )
+        lines += self._ensemble_lines()
+        if self.threshold is not None:
+            lines.append(
+                f"decision threshold {self.threshold:.4f}: tuned for {self.metric} on the "
+                "recheck's out-of-fold rows (the test rows took no part)"
+            )
+        verdict = "beats" if self.beats_baseline else "does NOT clearly beat"
+        lines.append(
+            f"the model {verdict} the baseline on {self.metric}; validation-to-test "
+            f"gap {self.gap:+.4f}"
+        )
+        lines += [f"warning: {w}" for w in self.warnings]
+        if self.registry:
+            lines.append(self.registry)
+        return "\n".join(lines)
+
+    def _ensemble_lines(self) -> list[str]:
+        lines = [self.ensemble] if self.ensemble else []
+        if self.single:
+            n = max(len("metric"), *(len(name) for name in self.single))
+            w = 2 + max(len(str(iv)) for iv in self.single.values())
+            alone = f"trial {self.chosen.trial} alone"
+            lines.append(f"  {'metric':<{n}} {alone:<{w}} ensemble - single")
+            for name in self.single:
+                single, diff = self.single[name], self.versus_single[name]
+                lines.append(f"  {name:<{n}} {single!s:<{w}} {diff}")
+        return lines
+
+
+def baseline_output(data: Dataset, train_y: np.ndarray, n: int) -> np.ndarray:
+    """The common-sense baseline: class priors (majority class), or the training mean."""
+    if data.task == "regression":
+        return np.full((n, 1), float(np.mean(train_y)))
+    prior = np.bincount(train_y, minlength=data.n_classes) / len(train_y)
+    if data.task == "binary":
+        return np.full((n, 1), prior[1])
+    return np.tile(prior, (n, 1))
+
+
+def test_output(prep: Prepared, final: Final) -> tuple[np.ndarray, np.ndarray]:
+    """The final model's outputs on the test rows, and their targets."""
+    test = prep.split.test
+    x = shaped(prep.data, final.pre.transform(prep.data.X, test).astype(np.float32))
+    return network_output(final.nets, x, final.weights), prep.data.y[test]
+
+
+def gap_warning(validation: float, test: Interval, higher_is_better: bool) -> str:
+    """A warning when the validation score is better than the whole test interval (the
+    search overfitted its validation rows), else ""."""
+    outside = validation > test.high if higher_is_better else validation < test.low
+    if not outside:
+        return ""
+    return (
+        f"the validation score {validation:.4f} lies outside the test interval "
+        f"{test}: the search overfitted its validation data"
+    )
+
+
+def evaluate(
+    prep: Prepared,
+    final: Final,
+    chosen: Candidate,
+    candidates: list[Candidate],
+    trial: FrozenTrial,
+    *,
+    study_name: str,
+    ensemble: str = "",
+    threshold: float | None = None,
+) -> SelectionResult:
+    """The one look at the test rows: model and baseline, with paired bootstrap intervals
+    (and, for an ensemble, the chosen trial alone on the same rows)."""
+    data, space = prep.data, prep.space
+    test, train = prep.split.test, prep.split.refit_rows
+    model_out, y = test_output(prep, final)
+    base_out = baseline_output(data, data.y[train], len(test))
+    names = list(dict.fromkeys([*REPORT[data.task], _named(space.objective.metric, data.task)]))
+    n, seed = space.selection.bootstrap, space.data.seed
+    test_iv, base_iv, diff_iv = _paired(
+        data.task, y, model_out, base_out, names, n, seed, (final.threshold, 0.5)
+    )
+    metric = _named(space.objective.metric, data.task)
+    beats, warnings = _verdict(metric, float(trial.value or 0.0), test_iv, diff_iv)
+    single: dict[str, Interval] = {}
+    versus_single: dict[str, Interval] = {}
+    if len(set(final.trials)) > 1:  # an ensemble: the chosen trial alone, on the same rows
+        single_out, _ = test_output(prep, final.of(chosen.trial))
+        _, single, versus_single = _paired(
+            data.task, y, model_out, single_out, names, n, seed, (final.threshold,) * 2
+        )
+    return SelectionResult(
+        study_name, metric, chosen, candidates, final.epochs, test_iv, base_iv, diff_iv,
+        beats, gap=test_iv[metric].value - float(trial.value or 0.0), warnings=warnings,
+        ensemble=ensemble, single=single, versus_single=versus_single, threshold=threshold,
+    )  # fmt: skip
+
+
+def _verdict(
+    metric: str, validation: float, test: dict[str, Interval], difference: dict[str, Interval]
+) -> tuple[bool, list[str]]:
+    """Whether the model beats the baseline beyond the interval, and the warnings."""
+    better_high = METRICS[metric] == "maximize"
+    d = difference[metric]
+    beats = d.low > 0 if better_high else d.high < 0
+    warnings = [w for w in [gap_warning(validation, test[metric], better_high)] if w]
+    if not beats:
+        warnings.append("the model does not beat the baseline by more than the interval")
+    return beats, warnings
+
+
+def _paired(
+    task: str,
+    y: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    names: list[str],
+    n: int,
+    seed: int,
+    thresholds: tuple[float, float] = (0.5, 0.5),
+) -> tuple[dict[str, Interval], dict[str, Interval], dict[str, Interval]]:
+    """Two models' scores on the test rows (each at its decision threshold), and their
+    difference a - b, each with a 95% interval from the same `n` resamples (paired)."""
+    a_s, b_s = scores(task, y, a, thresholds[0]), scores(task, y, b, thresholds[1])
+    counts = resample_counts(len(y), n, seed)
+    a_v = bootstrap_scores(task, y, a, counts, thresholds[0])
+    b_v = bootstrap_scores(task, y, b, counts, thresholds[1])
+    boots = {k: (a_v[k], b_v[k]) for k in names}
+    a_iv, b_iv, diff_iv = {}, {}, {}
+    for name in names:
+        va, vb = boots[name]
+        a_iv[name] = Interval(a_s[name], *_ci(va))
+        b_iv[name] = Interval(b_s[name], *_ci(vb))
+        diff_iv[name] = Interval(a_s[name] - b_s[name], *_ci(va - vb))
+    return a_iv, b_iv, diff_iv
+
+
+def _named(metric: str, task: str) -> str:
+    if metric == "loss":
+        return "mse" if task == "regression" else "log_loss"
+    return metric
+
+
+def _ci(values: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.nanpercentile(values, [2.5, 97.5])
+    return float(lo), float(hi)

@@ -1,0 +1,277 @@
+"""One trial: suggest its parameters, train its folds through an engine, report, aggregate.
+
+`TrialRun` is one trial's life, in steps an engine's results drive: the members to train,
+a fold done (logged, reported to the pruner), the trial complete, pruned or failed. The
+`Objective` runs one trial at a time; `search.trials.packs` runs several at once through one
+engine call.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+import optuna
+
+from search.attrs import Trial
+from search.data.folds import Fold
+from search.engines.base import (
+    FoldArrays,
+    FoldResult,
+    Member,
+    Trained,
+    collect_garbage,
+    freeze_libraries,
+    precision,
+    trial_seed,
+)
+from search.errors import TrialFailed
+from search.metrics import DATA_LOSS, EPOCH_KEYS
+from search.models.forward import summary_text
+from search.models.hypermodel import hypermodel_values
+from search.models.knobs import own_loss
+from search.records import flat_params, history_csv
+from search.space.file import ran_text
+from search.space.sampling import suggest
+from search.trials.context import SearchContext, origin
+
+
+class Objective:
+    """The callable handed to `study.optimize`: one trial through the context's engine."""
+
+    def __init__(self, ctx: SearchContext) -> None:
+        self.ctx = ctx
+        freeze_libraries()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        collect_garbage()
+        try:
+            run = TrialRun(self.ctx, trial)
+        except Exception as exc:  # its parameters could not be drawn: recorded, study goes on
+            trial.set_user_attr(Trial.FAIL_REASON, f"{type(exc).__name__}: {exc}")
+            raise
+        try:
+            for trained in self.ctx.trial_engine().train(
+                run.members(), self.ctx.data, run.on_epoch
+            ):
+                run.fold_done(trained)
+        except BaseException as exc:
+            run.stopped(exc)
+            raise
+        finally:
+            run.resolve_run_id()
+            keras.backend.clear_session(free_memory=False)
+        return run.complete()
+
+
+class TrialRun:
+    """One trial: its parameters, seed, MLflow run and fold results."""
+
+    def __init__(self, ctx: SearchContext, trial: optuna.Trial) -> None:
+        self.ctx, self.trial, space = ctx, trial, ctx.space
+        if ctx.on_start is not None:
+            ctx.on_start(trial)
+        self.params = suggest(space.params, trial) | {"precision": precision(space)}
+        if space.model.hypermodel:
+            self.params |= hypermodel_values(trial, space)
+        self.seed = trial_seed(space.study.seed, trial.number)
+        self.results: list[FoldResult] = []
+        self.summary = ""
+        self.started = time.perf_counter()
+        self.run_id = ctx.tracker.child_run(
+            ctx.parent_run_id,
+            f"trial-{trial.number}",
+            role="trial",
+            tags={
+                **ctx.tags,
+                "search.trial": str(trial.number),
+                "search.seed": str(self.seed),
+                "search.origin": origin(trial, space.study.sampler),
+            },
+        )
+        if known := ctx.tracker.resolve(self.run_id, wait=False):  # a crashed worker's trial
+            trial.set_user_attr(Trial.RUN_ID, known)  # still names its run
+        trial.set_user_attr(Trial.SEED, self.seed)
+        ctx.tracker.log(self.run_id, params=flat_params(self.params))
+
+    def members(self) -> list[Member]:
+        n, ctx = self.trial.number, self.ctx
+        return [
+            Member(n, f.index, self.params, self.seed + f.index, self._arrays(f)) for f in ctx.folds
+        ]
+
+    def _arrays(self, fold: Fold) -> FoldArrays:
+        return self.ctx.arrays(fold, self.params.get("max_tokens"))
+
+    def on_epoch(self, member: Member, epoch: int, logs: dict[str, float]) -> bool:
+        """Holdout: report the epoch's validation value to the pruner; True to stop."""
+        if self.ctx.on_tick is not None:
+            self.ctx.on_tick(epoch)
+        key = EPOCH_KEYS.get(self.ctx.space.objective.metric)
+        if len(self.ctx.folds) != 1 or key is None:
+            return False
+        if key == DATA_LOSS and own_loss(member.params, self.ctx.data.task):
+            return False  # its val_data_loss is another loss than the objective's
+        value = logs.get(key)
+        if value is None or not math.isfinite(value):
+            return False
+        self.trial.report(float(value), epoch)
+        if epoch + 1 >= int(member.params["epochs"]):  # the last epoch: nothing left to save
+            return False
+        return self.trial.should_prune()
+
+    def fold_done(self, trained: Trained) -> None:
+        """Log a fold; report it (k-fold); raise TrialPruned or TrialFailed to stop."""
+        ctx, n, index = self.ctx, self.trial.number, trained.member.fold
+        if ctx.on_fold is not None:
+            ctx.on_fold(index, len(ctx.folds))
+        fold_run = ctx.tracker.child_run(
+            self.run_id,
+            f"trial-{n}-fold-{index}",
+            role="fold",
+            tags={**ctx.tags, "search.trial": str(n), "search.fold": str(index)},
+        )
+        result = trained.result
+        if result is None:
+            error = trained.error or TrialFailed("the engine returned no result")
+            ctx.tracker.end(fold_run, "FAILED", reason=f"{type(error).__name__}: {error}")
+            raise error
+        if index == 0 and trained.build is not None:
+            self.summary = summary_text(trained.build())
+        trained.build = None
+        if index == self.ctx.folds[0].index:
+            self._log_engine(trained)
+        self._log_fold(fold_run, result, trained.pruned_at >= 0)
+        if trained.pruned_at >= 0:
+            self.trial.set_user_attr(Trial.EPOCHS, [result.epochs])
+            self.trial.set_user_attr(Trial.FIT_S, result.fit_s)
+            self.trial.set_user_attr(Trial.BUILD_S, result.build_s)
+            raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
+        self.results.append(result)
+        self._report_fold(result)
+
+    def _log_engine(self, trained: Trained) -> None:
+        """How the trial was trained: the engine, and a pack's record for reproduce."""
+        for key, value in trained.notes.items():
+            self.trial.set_user_attr(key, value)
+        engine = "pack" if trained.pack is not None else "sequential"
+        self.ctx.tracker.log(self.run_id, tags={"search.engine": engine})
+        if trained.pack is not None:
+            self.ctx.tracker.log_json(self.run_id, trained.pack, "pack.json")
+
+    def _log_fold(self, fold_run: str, result: FoldResult, pruned: bool) -> None:
+        tracker, index = self.ctx.tracker, result.index
+        fold = self.ctx.folds[[f.index for f in self.ctx.folds].index(index)]
+        series = [(k, e, v) for k, vals in result.history.items() for e, v in enumerate(vals)]
+        tracker.log(
+            fold_run,
+            params={"fold": index, "train_rows": len(fold.train), "val_rows": len(fold.val)},
+            metrics={
+                **{f"val_{k}": v for k, v in result.scores.items()},
+                "best_epoch": result.best_epoch,
+                "epochs": result.epochs,
+            },
+            series=[(f"epoch/{k}", e, v) for k, e, v in series],
+        )
+        if pruned:  # stopped on purpose: FINISHED, its state in a tag (as for its trial)
+            tracker.log(fold_run, tags={"search.state": "PRUNED"})
+        tracker.end(fold_run, "FINISHED")
+        tracker.log(self.run_id, series=[(f"fold_{index}/{k}", e, v) for k, e, v in series])
+
+    def _report_fold(self, result: FoldResult) -> None:
+        metric = self.ctx.space.objective.metric
+        value = result.scores[metric]
+        if not math.isfinite(value):
+            raise TrialFailed(f"fold {result.index}: {metric} is {value}")
+        if len(self.ctx.folds) == 1:
+            return
+        # Wilcoxon compares fold by fold; the others see the running mean, which estimates
+        # the final score better than one noisy fold does.
+        raw = self.ctx.space.study.pruner == "wilcoxon"
+        mean = float(np.mean([r.scores[metric] for r in self.results]))
+        self.trial.report(value if raw else mean, result.index)
+        last = len(self.results) == len(self.ctx.folds)  # done: nothing left to save
+        if not last and self.trial.should_prune():
+            self._log_trial()
+            raise optuna.TrialPruned(
+                f"pruned after fold {result.index + 1} of {len(self.ctx.folds)} "
+                f"({metric}={value:.4g})"
+            )
+
+    def stopped(self, exc: BaseException) -> None:
+        """End the trial's run as pruned, failed or interrupted by `exc`."""
+        tracker = self.ctx.tracker
+        if isinstance(exc, optuna.TrialPruned):
+            tracker.log(
+                self.run_id,
+                metrics={"duration_s": time.perf_counter() - self.started},
+                tags={"search.state": "PRUNED"},
+            )
+            tracker.end(self.run_id, "FINISHED", reason=str(exc) or "pruned")
+            return
+        interrupted = isinstance(exc, KeyboardInterrupt)  # Ctrl-C, SIGTERM, a pool's stop
+        reason = "interrupted (Ctrl-C)" if interrupted else f"{type(exc).__name__}: {exc}"
+        self.trial.set_user_attr(Trial.FAIL_REASON, reason)
+        state = "INTERRUPTED" if interrupted else "FAILED"
+        if interrupted:
+            self.trial.set_user_attr(Trial.INTERRUPTED, True)  # retried by the next run
+        tracker.log(self.run_id, tags={"search.state": state})
+        tracker.end(self.run_id, "KILLED" if state == "INTERRUPTED" else "FAILED", reason=reason)
+
+    def resolve_run_id(self) -> None:
+        if Trial.RUN_ID not in self.trial.user_attrs:  # created in the background: known now
+            resolved = self.ctx.tracker.resolve(self.run_id)
+            if resolved:
+                self.trial.set_user_attr(Trial.RUN_ID, resolved)
+
+    def complete(self) -> float:
+        """Log the trial's aggregate and end its run; the objective value."""
+        if len(self.results) < len(self.ctx.folds):
+            raise TrialFailed(f"{len(self.results)} of {len(self.ctx.folds)} folds trained")
+        value = self._log_trial()
+        self.ctx.tracker.log(
+            self.run_id,
+            metrics={"duration_s": time.perf_counter() - self.started},
+            tags={"search.state": "COMPLETE"},
+        )
+        self.ctx.tracker.end(self.run_id)
+        return value
+
+    def _log_trial(self) -> float:
+        ctx, trial, results = self.ctx, self.trial, self.results
+        metric = ctx.space.objective.metric
+        agg: dict[str, float] = {}
+        for name in results[0].scores:
+            values = np.array([r.scores[name] for r in results], dtype=float)
+            agg[f"cv_{name}"] = float(np.mean(values))
+            agg[f"cv_{name}_std"] = float(np.std(values))
+        value, spread = agg[f"cv_{metric}"], agg[f"cv_{metric}_std"]
+        best_epochs = [r.best_epoch for r in results]
+        metrics = {
+            **agg,
+            "score": value,
+            "score_std": spread,
+            "best_epoch_median": float(np.median(best_epochs)),
+            "folds_done": float(len(results)),
+            **{f"fold_{r.index}/best_epoch": r.best_epoch for r in results},
+            # not fold_i/{metric}: with metric "loss" it would land in the epoch series
+            **{f"fold_{r.index}/score": r.scores[metric] for r in results},
+        }
+        ctx.tracker.log(self.run_id, metrics=metrics)
+        ctx.tracker.log_text(self.run_id, ran_text(ctx.space), "space.yaml")
+        ctx.tracker.log_json(self.run_id, self.params, "params.json")
+        ctx.tracker.log_text(self.run_id, history_csv(results), "history.csv")
+        if self.summary:
+            ctx.tracker.log_text(self.run_id, self.summary, "model_summary.txt")
+        trial.set_user_attr(Trial.SCORE_STD, spread)
+        trial.set_user_attr(Trial.BEST_EPOCHS, best_epochs)
+        trial.set_user_attr(Trial.EPOCHS, [r.epochs for r in results])
+        trial.set_user_attr(Trial.FIT_S, sum(r.fit_s for r in results))
+        trial.set_user_attr(Trial.BUILD_S, sum(r.build_s for r in results))
+        trial.set_user_attr(Trial.VAL_LOSS_MIN, [min(r.history["val_loss"]) for r in results])
+        trial.set_user_attr(Trial.FOLD_SCORES, [r.scores[metric] for r in results])
+        trial.set_user_attr(Trial.CV_SCORES, agg)
+        trial.set_user_attr(Trial.PARAMS, self.params)
+        return value
