@@ -129,7 +129,7 @@ def test_rows_are_transformed_in_blocks_exactly_as_all_at_once(
     scikit-learn ColumnTransformer over the whole table, with missing values and text."""
     from sklearn.compose import ColumnTransformer
 
-    from search.data.dataset import columns
+    from search.data import columns
 
     frame = _frame().drop(columns=["price"])
     rng = np.random.default_rng(1)

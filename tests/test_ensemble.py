@@ -15,8 +15,8 @@ import pytest
 from search import reproduce, run_search, select
 from search.data.dataset import load_dataset
 from search.data.split import split_test
+from search.selection import selector as selection_module
 from search.selection.ensemble import Ensemble, greedy, out_of_fold
-from search.selection.selector import selector as selection_module
 from search.space.schema import DataSpec
 
 

@@ -26,7 +26,8 @@ from search.engines import feed
 from search.engines import sequential as fitting_module
 from search.engines.pack import members as packmodel
 from search.runner import run_search
-from search.selection.selector import refit, select
+from search.selection import refit
+from search.selection.selector import select
 
 SPACE = """
 study: {{name: leak, trials: 2, sampler: random, pruner: none, seed: 3}}

@@ -17,7 +17,7 @@ from search import run_search, select
 from search.data.dataset import load_dataset
 from search.data.split import split_test
 from search.metrics import scores, tune_threshold
-from search.selection.selector import selector as selection_module
+from search.selection import selector as selection_module
 from search.space.schema import DataSpec
 from tests.conftest import run_cli
 

@@ -15,7 +15,7 @@ from search.engines.base import FoldArrays
 from search.errors import DataError
 from search.reproduction import reproduce
 from search.runner import run_search
-from search.selection.selector import refit as refit_module
+from search.selection import refit as refit_module
 from search.selection.selector import select
 from search.space.schema import DataSpec
 from search.trials import context as context_module

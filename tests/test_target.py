@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from search import run_search, select
+from search.data import target as target_module
 from search.data.dataset import Dataset, load_dataset
-from search.data.dataset import target as target_module
 from search.data.folds import make_folds
 from search.data.split import split_test
 from search.data.target import TargetScale

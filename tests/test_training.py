@@ -122,7 +122,7 @@ def test_a_search_whose_folds_are_remade_each_trial_scores_the_same(
     """The memory budget changes what is kept, never a number: the same trials score the
     same with every fold kept and with every fold remade when read."""
     from search import run_search
-    from search.data.dataset import foldcache
+    from search.data import foldcache
     from search.trials import context
 
     made: list[FoldCache] = []
