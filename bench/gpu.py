@@ -83,6 +83,7 @@ def epoch_times(data: str, precisions: list[str], spes: list[int]) -> list[dict[
 
     from search.engines.feed import fit_inputs
     from search.models.build import build_model
+    from search.params import TrialParams
 
     a = arrays(data, 1)
     n_classes = int(a["n_classes"])
@@ -94,7 +95,7 @@ def epoch_times(data: str, precisions: list[str], spes: list[int]) -> list[dict[
                 keras.config.set_dtype_policy(precision)
                 params = MLP | {"widths": [width] * 3}
                 model = build_model(
-                    params,
+                    TrialParams.read(params),
                     n_features=a["x_train"].shape[1],
                     task=task,
                     n_classes=n_classes,

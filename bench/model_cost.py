@@ -39,6 +39,7 @@ def main() -> None:
 
     from search.engines.feed import fit_inputs, validation_inputs
     from search.models import build as service_model
+    from search.params import TrialParams
 
     x, y = load_digits(return_X_y=True)
     x = (x / 16).astype("float32")
@@ -57,7 +58,10 @@ def main() -> None:
             keras.utils.set_random_seed(width)
             t0 = time.perf_counter()
             net = service_model.build_model(
-                params | {"widths": [width] * 3}, n_features=64, task="multiclass", n_classes=10
+                TrialParams.read(params | {"widths": [width] * 3}),
+                n_features=64,
+                task="multiclass",
+                n_classes=10,
             )
             if way == "service":
                 service_model.build_state(net, xt, yt)

@@ -61,6 +61,7 @@ def limit() -> dict[str, float]:
 
     from search.engines.base import Member, fold_arrays
     from search.engines.pack.engine import PackEngine
+    from search.params import TrialParams
     from search.prepare import prepare
     from search.space.file import load_space
 
@@ -81,7 +82,8 @@ def limit() -> dict[str, float]:
         "patience": 1000,
         "precision": "float32",
     }
-    members = [Member(t, i, params, t * 10 + i, a) for t in range(8) for i, a in enumerate(folds)]
+    trial = TrialParams.read(params)
+    members = [Member(t, i, trial, t * 10 + i, a) for t in range(8) for i, a in enumerate(folds)]
     list(PackEngine().train(members, prep.data))  # compile outside the clock
     started = time.perf_counter()
     list(PackEngine().train(members, prep.data))

@@ -5,31 +5,38 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+from search.params import SCHEMA, TrialParams
+
 if TYPE_CHECKING:
     from search.engines.base import FoldResult
 
 
-def flat_params(params: dict[str, Any]) -> dict[str, Any]:
+def flat_params(params: TrialParams) -> dict[str, Any]:
+    """The knobs the trial set, one MLflow column each: one per layer for a per-layer
+    knob, `hp.NAME` for a hypermodel's values, and the record's schema version."""
     hidden = ("widths", "dropouts", "l1s", "l2s", "hp", "hypermodel_dir", "hypermodel_compiles")
-    flat = {k: v for k, v in params.items() if k not in hidden}
-    flat.update({f"hp.{k}": v for k, v in params.get("hp", {}).items()})
-    if "hypermodel" in params:  # only what applied: not the MLP's own architecture, and
+    values = params.model_dump(mode="json", exclude_unset=True)
+    flat = {k: v for k, v in values.items() if k not in hidden}
+    flat.update({f"hp.{k}": v for k, v in params.hp.items()})
+    flat["schema"] = SCHEMA
+    if params.hypermodel is not None:  # only what applied: not the MLP's own architecture,
         unused = {"depth", "activation", "dropout", "l1", "l2", "batch_norm"}
-        if params.get("hypermodel_compiles"):  # not the optimizer of a self-compiled model
+        if params.compiles_own:  # and not the optimizer of a self-compiled model
             unused |= {"optimizer", "learning_rate", "momentum", "nesterov", "weight_decay"}
             unused |= {"beta_1", "beta_2", "epsilon", "loss"}
         return {k: v for k, v in flat.items() if k not in unused}
-    flat.update({f"width_{i}": w for i, w in enumerate(params["widths"])})
-    for name in ("dropout", "l1", "l2"):
-        flat.update({f"{name}_{i}": v for i, v in enumerate(params.get(f"{name}s", []))})
+    flat.update({f"width_{i}": w for i, w in enumerate(params.widths)})
+    per_layer = {"dropout": params.dropouts, "l1": params.l1s, "l2": params.l2s}
+    for name, layers in per_layer.items():
+        flat.update({f"{name}_{i}": v for i, v in enumerate(layers)})
     return flat
 
 
-def shown_params(params: dict[str, Any]) -> dict[str, Any]:
+def shown_params(params: TrialParams) -> dict[str, Any]:
     """A trial's parameters as a person reads them: one `width` when the layers share it,
-    no run settings (precision)."""
-    flat = {k: v for k, v in flat_params(params).items() if k != "precision"}
-    widths = params.get("widths") or []
+    no run settings (precision, the schema)."""
+    flat = {k: v for k, v in flat_params(params).items() if k not in ("precision", "schema")}
+    widths = params.widths if params.hypermodel is None else ()
     if len(set(widths)) != 1:
         return flat
     out: dict[str, Any] = {}

@@ -13,9 +13,11 @@ import numpy as np
 from search.backend import deterministic
 from search.data.dataset import Dataset
 from search.engines.base import FoldResult, fold_arrays, steps_per_execution, stop_rule
+from search.engines.pack.engine import replay
 from search.engines.sequential import fit_fold
 from search.errors import DataError, InputError
 from search.metrics import scores
+from search.params import TrialParams
 from search.prepare import Prepared, prepare
 from search.selection.evaluation import test_output
 from search.selection.refit import Final, refit_params
@@ -57,7 +59,7 @@ def reproduce(
     run = runs.run(run_id)
     role = _reproducible(run)
     source = runs.run(run.data.tags["mlflow.parentRunId"]) if role == "fold" else run
-    params = json.loads(runs.text(source.info.run_id, "params.json"))
+    params = TrialParams.read(json.loads(runs.text(source.info.run_id, "params.json")))
     prep = _prepared(runs, run, source)
     seed = int(source.data.tags["search.seed"])
     deterministic()
@@ -139,11 +141,11 @@ def _compare_folds(
 
 
 def _sequential(
-    prep: Prepared, params: dict[str, Any], seed: int, indices: list[int]
+    prep: Prepared, params: TrialParams, seed: int, indices: list[int]
 ) -> dict[int, FoldResult]:
     folds, out = {f.index: f for f in prep.folds}, {}
     for index in indices:
-        arrays = fold_arrays(prep.data, prep.split.train, folds[index], params.get("max_tokens"))
+        arrays = fold_arrays(prep.data, prep.split.train, folds[index], params.max_tokens)
         _, out[index] = fit_fold(
             params,
             arrays,
@@ -158,8 +160,6 @@ def _sequential(
 
 def _replay(record: dict[str, Any], prep: Prepared, trial: int) -> dict[int, FoldResult]:
     """A packed trial: its whole pack trained again, as the search trained it."""
-    from search.engines.pack.engine import replay
-
     arrays = {f.index: fold_arrays(prep.data, prep.split.train, f) for f in prep.folds}
     out = {}
     for t in replay(record, arrays, prep.data):
@@ -175,7 +175,7 @@ def _selection(
     runs: RunReader,
     run: Any,
     prep: Prepared,
-    params: dict[str, Any],
+    params: TrialParams,
     seed: int,
 ) -> None:
     """Refit the selection's model (one trial, or each trial of its ensemble) and compare
@@ -184,7 +184,9 @@ def _selection(
         members = json.loads(runs.text(run.info.run_id, "ensemble.json"))
         final = Final(None, [], 0)
         for m in members:
-            part = refit_params(prep, m["params"], epochs=int(m["epochs"]), seed=int(m["seed"]))
+            part = refit_params(
+                prep, TrialParams.read(m["params"]), epochs=int(m["epochs"]), seed=int(m["seed"])
+            )
             final.pre = final.pre or part.pre
             final.nets += part.nets
             final.trials += [int(m["trial"])] * len(part.nets)

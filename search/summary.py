@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.attrs import Trial
+from search.params import TrialParams
 from search.prepare import Prepared
 from search.records import shown_params
 from search.redact import mask_password
@@ -85,7 +86,7 @@ def search_result(
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     best = study.best_trial if complete else None
     params = (
-        shown_params(best.user_attrs[Trial.PARAMS])
+        shown_params(TrialParams.read(best.user_attrs[Trial.PARAMS]))
         if best and Trial.PARAMS in best.user_attrs
         else {}
     )

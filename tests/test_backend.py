@@ -18,6 +18,7 @@ import pytest
 from search.engines import feed
 from search.engines.feed import ShuffledBatches
 from search.models.build import HostGlorotUniform, build_model
+from search.params import TrialParams
 from tests.conftest import ROOT, run_cli, tiny_space
 
 PARAMS = {
@@ -65,7 +66,12 @@ def test_large_rows_are_read_from_the_array_itself(monkeypatch: pytest.MonkeyPat
     train, val = feed.fit_inputs(x, y, batch_size=32, seed=1), feed.validation_inputs(x_val, y_val)
     assert train["x"].x is x and val["validation_data"].x is x_val
     keras.utils.set_random_seed(0)
-    model = build_model({**PARAMS, "widths": [8]}, n_features=6, task="binary", n_classes=2)
+    model = build_model(
+        TrialParams.read({**PARAMS, "widths": [8]}),
+        n_features=6,
+        task="binary",
+        n_classes=2,
+    )
     history = model.fit(**train, **val, epochs=2, verbose=0)
     evaluated = model.evaluate(x_val, y_val, verbose=0, return_dict=True)["loss"]
     assert history.history["val_loss"][-1] == pytest.approx(evaluated, rel=1e-5)
@@ -115,12 +121,16 @@ def test_precision_policy_is_applied_and_the_head_stays_float32() -> None:
     from search.models.build import make_model
 
     try:
-        model = make_model(PARAMS | {"precision": "mixed_bfloat16"}, n_features=3, task="binary")
+        model = make_model(
+            TrialParams.read(PARAMS | {"precision": "mixed_bfloat16"}),
+            n_features=3,
+            task="binary",
+        )
         assert model.get_layer("dense_0").compute_dtype == "bfloat16"
         assert model.get_layer("output").compute_dtype == "float32"
     finally:
         keras.config.set_dtype_policy("float32")
-    model = build_model(PARAMS, n_features=3, task="binary")
+    model = build_model(TrialParams.read(PARAMS), n_features=3, task="binary")
     assert model.get_layer("dense_0").compute_dtype == "float32"
 
 
@@ -216,8 +226,15 @@ def test_a_reused_model_trains_each_fold_exactly_as_a_fresh_one() -> None:
     held = []
     for fold in folds:
         arrays = fold_arrays(data, rows, fold)
-        model, reused = fit_fold(params, arrays, data=data, seed=5 + fold.index, spe=4, reuse=reuse)
-        _, fresh = fit_fold(params, arrays, data=data, seed=5 + fold.index, spe=4)
+        model, reused = fit_fold(
+            TrialParams.read(params),
+            arrays,
+            data=data,
+            seed=5 + fold.index,
+            spe=4,
+            reuse=reuse,
+        )
+        _, fresh = fit_fold(TrialParams.read(params), arrays, data=data, seed=5 + fold.index, spe=4)
         held.append(model)
         assert reused.scores == fresh.scores and reused.history == fresh.history
     assert held[0] is held[1] is held[2]  # one traced model served every fold
@@ -232,7 +249,9 @@ def test_state_built_before_fit_saves_a_trace_and_trains_the_same() -> None:
     runs = []
     for prebuild in (False, True):
         keras.utils.set_random_seed(3)
-        model = build_model(PARAMS, n_features=4, task="binary", steps_per_execution=4)
+        model = build_model(
+            TrialParams.read(PARAMS), n_features=4, task="binary", steps_per_execution=4
+        )
         traces: list[int] = []
         step = model.train_step
 
@@ -266,7 +285,7 @@ out = {}
 for name, (l1, l2) in {"l1": (0.01, 0.0), "l2": (0.0, 0.02), "l1l2": (0.01, 0.02)}.items():
     keras.utils.set_random_seed(1)
     params = {**json.loads(sys.argv[1]), "l1": l1, "l2": l2, "batch_norm": True, "dropout": 0.3}
-    model = build_model(params, n_features=6, task="multiclass", n_classes=3)
+    model = build_model(TrialParams.read(params), n_features=6, task="multiclass", n_classes=3)
     model.get_layer("dense_1").kernel.regularizer = Half()
     x = np.random.default_rng(0).normal(size=(40, 6)).astype("float32")
     ours = predict(model, x)

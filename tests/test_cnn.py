@@ -16,6 +16,7 @@ from sklearn.datasets import load_digits
 from search.engines.pack.shape import unpackable
 from search.errors import InputError
 from search.models.build import build_model
+from search.params import TrialParams
 from search.prepare import prepare
 from search.reproduction import reproduce
 from search.runner import run_search
@@ -44,7 +45,7 @@ def test_blocks_double_their_filters_and_halve_the_image(
     shape: tuple[int, ...], sizes: list[tuple[int, int]]
 ) -> None:
     params = {**PARAMS, "conv_blocks": 2, "filters": 8, "kernel_size": 3, "pooling": "average"}
-    model = build_model(params, n_features=shape, task="multiclass", n_classes=10)
+    model = build_model(TrialParams.read(params), n_features=shape, task="multiclass", n_classes=10)
     convs = [model.get_layer(f"conv_{b}") for b in range(2)]
     assert [c.filters for c in convs] == [8, 16] and convs[0].kernel_size == (3, 3)
     pools = [model.get_layer(f"pool_{b}") for b in range(2)]
@@ -52,7 +53,7 @@ def test_blocks_double_their_filters_and_halve_the_image(
     assert [tuple(p.output.shape[1:3]) for p in pools] == sizes
     assert model.get_layer("output").units == 10
     assert model.predict(np.zeros((2, *shape), np.float32), verbose=0).shape == (2, 10)
-    plain = build_model(PARAMS, n_features=shape, task="multiclass", n_classes=10)
+    plain = build_model(TrialParams.read(PARAMS), n_features=shape, task="multiclass", n_classes=10)
     assert not any(layer.name.startswith("conv") for layer in plain.layers)  # the MLP
 
 
@@ -64,11 +65,14 @@ def test_convolution_knobs_apply_only_with_blocks() -> None:
     seen = {}
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(12):
-        params = suggest(space.params, study.ask())
+        params = suggest(space.params, study.ask()).record()
         seen[params["conv_blocks"]] = params
     assert {"filters", "kernel_size", "pooling"} <= set(seen[2])
     assert not {"filters", "kernel_size", "pooling"} & set(seen[0])
-    assert unpackable(seen[2]) == "convolution blocks" and unpackable(seen[0]) is None
+    assert (
+        unpackable(TrialParams.read(seen[2])) == "convolution blocks"
+        and unpackable(TrialParams.read(seen[0])) is None
+    )
     plain = suggest(parse_space("data: {source: digits}\n").params, study.ask())
     assert "conv_blocks" not in plain  # a space without them: the MLP's parameters only
 

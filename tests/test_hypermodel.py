@@ -1,4 +1,4 @@
-"""A KerasTuner `build_model(hp)`, unchanged, driven by Optuna under the service."""
+"""A KerasTuner `build_model(TrialParams.read(hp))`, unchanged, driven by Optuna under the service."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from search.engines.pack.shape import Limits, unpackable
 from search.engines.sequential import fit_fold
 from search.models.build import build_model, keras_targets, make_optimizer
 from search.models.knobs import class_weights
+from search.params import TrialParams
 from search.prepare import prepare
 from search.space.file import load_space
 from search.space.sampling import suggest
@@ -66,7 +67,7 @@ BASE: dict[str, Any] = {
 def test_optimizers_are_keras_own_with_its_defaults(
     params: dict[str, Any], kind: str, config: dict[str, Any]
 ) -> None:
-    optimizer = make_optimizer({"learning_rate": 0.01, **params})
+    optimizer = make_optimizer(TrialParams.read({"learning_rate": 0.01, **params}))
     assert type(optimizer).__name__ == kind
     got = optimizer.get_config()
     for key, value in config.items():
@@ -78,7 +79,7 @@ def _suggested(text: str) -> dict[str, Any]:
 
     params = Params.model_validate(yaml.safe_load(text))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    return suggest(params, study.ask())
+    return suggest(params, study.ask()).record()
 
 
 def test_only_the_knobs_that_apply_are_a_trials_parameters() -> None:
@@ -144,15 +145,21 @@ def _imbalanced() -> tuple[Dataset, FoldArrays]:
 
 def test_balanced_weights_follow_the_training_rows_and_lift_the_rare_class() -> None:
     data, arrays = _imbalanced()
-    weights = class_weights({"class_weight": "balanced"}, arrays.y_train, 2)
+    weights = class_weights(TrialParams.read({"class_weight": "balanced"}), arrays.y_train, 2)
     assert weights is not None
     counts = np.bincount(arrays.y_train)
     assert weights[0] * counts[0] == pytest.approx(weights[1] * counts[1])  # equal totals
-    assert class_weights({}, arrays.y_train, 2) is None
+    assert class_weights(TrialParams.read({}), arrays.y_train, 2) is None
     rare = arrays.x_val[arrays.y_val == 0]
     mean_rare: dict[str, float] = {}
     for weight in ("none", "balanced"):
-        model, _ = fit_fold(BASE | {"class_weight": weight}, arrays, data=data, seed=1, spe=1)
+        model, _ = fit_fold(
+            TrialParams.read(BASE | {"class_weight": weight}),
+            arrays,
+            data=data,
+            seed=1,
+            spe=1,
+        )
         mean_rare[weight] = float(np.mean(np.asarray(model(rare, training=False))))
     # P(benign) on the rare (malignant) rows falls when their class weighs more
     assert mean_rare["balanced"] < mean_rare["none"]
@@ -168,22 +175,24 @@ def _regression() -> tuple[Dataset, FoldArrays]:
 
 def test_schedules_set_the_learning_rate_each_epoch() -> None:
     data, arrays = _regression()
-    _, cosine = fit_fold(BASE | {"schedule": "cosine"}, arrays, data=data, seed=1, spe=1)
+    _, cosine = fit_fold(
+        TrialParams.read(BASE | {"schedule": "cosine"}), arrays, data=data, seed=1, spe=1
+    )
     expected = [0.01 * 0.5 * (1 + math.cos(math.pi * e / 8)) for e in range(8)]
     assert cosine.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
     params = BASE | {"schedule": "exponential", "lr_decay": 0.5}
-    _, decay = fit_fold(params, arrays, data=data, seed=1, spe=1)
+    _, decay = fit_fold(TrialParams.read(params), arrays, data=data, seed=1, spe=1)
     assert decay.history["learning_rate"] == pytest.approx([0.01 * 0.5**e for e in range(8)])
 
 
 def test_plateaus_cut_the_rate_and_min_delta_stops_sooner() -> None:
     data, arrays = _regression()
     params = BASE | {"reduce_lr": 0.5, "reduce_lr_patience": 0, "epochs": 12, "learning_rate": 0.5}
-    _, plateau = fit_fold(params, arrays, data=data, seed=1, spe=1)
+    _, plateau = fit_fold(TrialParams.read(params), arrays, data=data, seed=1, spe=1)
     rates = plateau.history["learning_rate"]
     assert rates[0] == pytest.approx(0.5) and min(rates) < 0.5  # cut after a worse epoch
     strict = BASE | {"epochs": 40, "patience": 2, "min_delta": 1e9}
-    _, stopped = fit_fold(strict, arrays, data=data, seed=1, spe=1)
+    _, stopped = fit_fold(TrialParams.read(strict), arrays, data=data, seed=1, spe=1)
     assert stopped.epochs == 3  # no epoch improves by a billion: stopped at patience + 1
 
 
@@ -193,7 +202,10 @@ def test_plateaus_cut_the_rate_and_min_delta_stops_sooner() -> None:
 )
 def test_the_loss_is_compiled_as_asked_and_its_labels_follow(task: str, loss: str) -> None:
     model = build_model(
-        {**BASE, "loss": loss}, n_features=3, task=task, n_classes=3 if task == "multiclass" else 0
+        TrialParams.read({**BASE, "loss": loss}),
+        n_features=3,
+        task=task,
+        n_classes=3 if task == "multiclass" else 0,
     )
     assert model.loss == loss
     y = np.array([0, 2, 1])
@@ -209,18 +221,24 @@ def test_the_pack_trains_what_it_can_express_and_leaves_the_rest(tmp_path: Path)
         {"schedule": "exponential", "lr_decay": 0.9},
         {"min_delta": 0.01},
     ):
-        assert unpackable(BASE | knob) is None, knob
+        assert unpackable(TrialParams.read(BASE | knob)) is None, knob
     for knob in (
         {"loss": "hinge"},
         {"beta_1": 0.8},
         {"optimizer": "amsgrad"},
         {"reduce_lr": 0.5},
     ):
-        assert unpackable(BASE | knob) is not None, knob
+        assert unpackable(TrialParams.read(BASE | knob)) is not None, knob
     data, arrays = _imbalanced()
     members = [
-        Member(0, 0, BASE | {"optimizer": "sgd", "momentum": 0.9}, 3, arrays),
-        Member(1, 0, BASE | {"loss": "hinge"}, 3, arrays),
+        Member(
+            0,
+            0,
+            TrialParams.read(BASE | {"optimizer": "sgd", "momentum": 0.9}),
+            3,
+            arrays,
+        ),
+        Member(1, 0, TrialParams.read(BASE | {"loss": "hinge"}), 3, arrays),
     ]
     done = list(PackEngine(limits=Limits()).train(members, data))
     assert done[0].pack is not None and done[1].pack is None  # the second trained alone
@@ -279,7 +297,9 @@ def test_per_layer_dropout_and_regularization_and_bias_penalties() -> None:
     )
     assert len(params["dropouts"]) == len(params["l2s"]) == 3 and "dropout" not in params
     assert len(set(params["dropouts"])) == 3  # one draw per layer
-    model = build_model(params | {"precision": "float32"}, n_features=4, task="binary")
+    model = build_model(
+        TrialParams.read(params | {"precision": "float32"}), n_features=4, task="binary"
+    )
     rates = [model.get_layer(f"dropout_{i}").rate for i in range(3)]
     assert rates == pytest.approx(params["dropouts"])
     for i in range(3):
@@ -297,9 +317,9 @@ def test_per_layer_dropout_and_regularization_and_bias_penalties() -> None:
     )
     biases = 0.01 * sum(model.get_layer(f"dense_{i}").units for i in range(3))
     assert penalty(model) == pytest.approx(kernels + biases, rel=1e-5)
-    flat = flat_params(params)
+    flat = flat_params(TrialParams.read(params))
     assert {"dropout_0", "dropout_2", "l2_1"} <= set(flat) and "dropouts" not in flat
-    assert unpackable(params) == "per-layer dropout"
+    assert unpackable(TrialParams.read(params)) == "per-layer dropout"
 
 
 def _parts(tmp_path: Path) -> tuple[pd.DataFrame, ...]:
@@ -365,10 +385,10 @@ def test_an_activity_penalty_is_left_out_of_the_validation_data_loss() -> None:
     restored epoch it equals the fold's MSE of the restored model."""
     data, arrays = _regression()
     params = BASE | {"activity_l2": 0.05, "l2": 0.01}
-    model, result = fit_fold(params, arrays, data=data, seed=1, spe=1)
+    model, result = fit_fold(TrialParams.read(params), arrays, data=data, seed=1, spe=1)
     assert float(model.get_layer("dense_0").activity_regularizer.l2) == pytest.approx(0.05)
     best = result.best_epoch - 1
     assert result.history["val_data_loss"][best] == pytest.approx(result.scores["mse"], rel=1e-3)
     standardized = result.history["val_data_loss"][best] / float(np.std(arrays.y_train)) ** 2
     assert result.history["val_loss"][best] > standardized + 1e-4  # Keras': with penalties
-    assert unpackable(params) == "an activity regularizer"
+    assert unpackable(TrialParams.read(params)) == "an activity regularizer"

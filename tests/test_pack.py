@@ -15,6 +15,7 @@ from search.engines.base import FoldArrays, Member, Trained, fold_arrays
 from search.engines.pack.engine import PackEngine
 from search.engines.pack.shape import Limits
 from search.metrics import scores
+from search.params import TrialParams
 from search.space.schema import DataSpec, ValidationSpec
 from tests.conftest import ROOT
 
@@ -58,7 +59,7 @@ def _data(source: str = "iris") -> tuple[Dataset, list[FoldArrays]]:
 
 def _members(folds: list[FoldArrays], variants: list[dict[str, Any]]) -> list[Member]:
     return [
-        Member(t, i, params, 100 * t + i, arrays)
+        Member(t, i, TrialParams.read(params), 100 * t + i, arrays)
         for t, params in enumerate(variants)
         for i, arrays in enumerate(folds)
     ]
@@ -81,7 +82,7 @@ def test_each_member_is_its_own_unpadded_keras_network() -> None:
         model = trained.build() if trained.build else None
         assert model is not None and trained.result is not None
         widths = [layer.units for layer in model.layers if layer.name.startswith("dense_")]
-        assert widths == [int(w) for w in trained.member.params["widths"]]
+        assert widths == [int(w) for w in trained.member.params.widths]
         x_val, y_val = trained.member.arrays.x_val, trained.member.arrays.y_val
         predicted = np.asarray(model(x_val, training=False))
         expected = scores(data.task, y_val, predicted)
@@ -97,7 +98,7 @@ def test_padding_is_exact_a_member_trains_as_it_would_in_its_own_shape() -> None
     members = _members(folds[:1], VARIANTS)
     packed = _train(members, data, width=32)
     for member, together in zip(members, packed, strict=True):
-        own = max(int(w) for w in member.params["widths"])
+        own = max(int(w) for w in member.params.widths)
         alone = _train([member], data, width=own)[0]
         assert _loss(alone) == pytest.approx(_loss(together), rel=1e-4, abs=1e-5)
         assert alone.result and together.result

@@ -19,6 +19,7 @@ from search.engines.pack.members import _member_weights, keras_model, unpad
 from search.engines.pack.shape import Limits, group_shape, unpackable
 from search.metrics import DATA_LOSS, keras_metrics
 from search.models.knobs import class_weights, lr_callbacks
+from search.params import TrialParams
 from search.space.schema import DataSpec, ValidationSpec
 from tests.conftest import ROOT
 from tests.test_pack import BASE as PACK_BASE
@@ -68,7 +69,7 @@ def _keras_fit(member: Member, data: Dataset) -> tuple[keras.Model, dict[str, li
         monitor=DATA_LOSS,  # as the sequential engine: val_loss less the L2 penalty
         mode="min",
         patience=100,
-        min_delta=float(params.get("min_delta", 0.0)),
+        min_delta=params.min_delta,
         restore_best_weights=True,
     )
     weights = class_weights(params, arrays.y_train, max(2, data.n_classes))
@@ -76,7 +77,7 @@ def _keras_fit(member: Member, data: Dataset) -> tuple[keras.Model, dict[str, li
         arrays.x_train,
         arrays.y_train,
         batch_size=len(arrays.y_train),
-        epochs=int(params["epochs"]),
+        epochs=params.epochs,
         validation_data=(arrays.x_val, arrays.y_val),
         class_weight=weights,
         callbacks=[ValidationDataLoss(), *lr_callbacks(params), stop],
@@ -91,8 +92,8 @@ def _keras_fit(member: Member, data: Dataset) -> tuple[keras.Model, dict[str, li
 def test_a_member_with_the_courses_knobs_trains_as_keras_fit_does(source: str, knobs: str) -> None:
     data, arrays = _fold(source)
     params = BASE | KNOBS[knobs]
-    assert unpackable(params) is None
-    member = Member(0, 0, params, 7, arrays)
+    assert unpackable(TrialParams.read(params)) is None
+    member = Member(0, 0, TrialParams.read(params), 7, arrays)
     (packed,) = PackEngine(limits=Limits(width=16)).train([member], data)
     assert packed.result is not None and packed.build is not None, packed.error
     model, history, restored = _keras_fit(member, data)
@@ -106,8 +107,8 @@ def test_a_member_with_the_courses_knobs_trains_as_keras_fit_does(source: str, k
 def test_class_weights_and_schedules_change_the_training() -> None:
     """The knobs are not ignored: the same member without them ends elsewhere."""
     data, arrays = _fold("breast_cancer")
-    plain = Member(0, 0, BASE, 7, arrays)
-    knobbed = Member(1, 0, BASE | KNOBS["cosine, balanced, min_delta"], 7, arrays)
+    plain = Member(0, 0, TrialParams.read(BASE), 7, arrays)
+    knobbed = Member(1, 0, TrialParams.read(BASE | KNOBS["cosine, balanced, min_delta"]), 7, arrays)
     out = list(PackEngine(limits=Limits(width=16)).train([plain, knobbed], data))
     assert out[0].result is not None and out[1].result is not None
     assert out[0].result.history["loss"][0] != pytest.approx(out[1].result.history["loss"][0])

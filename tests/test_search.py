@@ -10,6 +10,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from search.params import TrialParams
 from search.prepare import prepare
 from search.runner import run_search
 from search.space.file import load_space, parse_space
@@ -206,7 +207,9 @@ def test_early_stopping_restores_the_epoch_whose_predictions_score_best(tmp_path
         **{"l1": 0.0, "l2": 0.03, "optimizer": "adam", "learning_rate": 0.01},
         **{"batch_size": 32, "epochs": 30, "patience": 30, "precision": "float32"},
     }
-    _, result = fit_fold(params, fold_arrays(data, rows, fold), data=data, seed=3, spe=4)
+    _, result = fit_fold(
+        TrialParams.read(params), fold_arrays(data, rows, fold), data=data, seed=3, spe=4
+    )
     data_loss = np.array(result.history["val_data_loss"])
     assert result.best_epoch == int(np.argmin(data_loss)) + 1
     assert result.scores["log_loss"] == pytest.approx(data_loss.min(), rel=1e-3)

@@ -155,7 +155,7 @@ def _trial(space_text: str, seed: int = 0) -> tuple[dict[str, object], optuna.tr
     space = parse_space(space_text)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     trial = study.ask()
-    params = suggest(space.params, trial)
+    params = suggest(space.params, trial).record()
     study.tell(trial, 0.0)
     return params, study.trials[-1]
 
@@ -200,7 +200,7 @@ def test_center_is_the_middle_of_every_searched_parameter() -> None:
     space = parse_space(CENTER)
     study = optuna.create_study()
     study.enqueue_trial(center(space.params))
-    params = suggest(space.params, study.ask())
+    params = suggest(space.params, study.ask()).record()
     assert params["depth"] == 2
     assert params["widths"] == [64, 64]  # geometric middle of 16..256, one per layer
     assert params["dropout"] == pytest.approx(0.2)  # the lower middle of 0, 0.2, 0.4, 0.6
@@ -219,7 +219,7 @@ def test_a_new_study_starts_at_the_center_once(tmp_path: Path) -> None:
     study = open_study(prep, storage, "s")
     first = study.ask()
     assert first.user_attrs == {"start": "center"}
-    assert suggest(prep.space.params, first)["widths"] == [64, 64]
+    assert suggest(prep.space.params, first).widths == (64, 64)
     study.tell(first, 0.5)
     again = open_study(prep, storage, "s")  # resuming enqueues nothing
     assert again.ask().user_attrs == {}

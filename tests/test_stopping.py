@@ -18,6 +18,7 @@ from search.engines.base import StopRule, fold_arrays, stop_rule
 from search.engines.choose import make_engine
 from search.engines.sequential import fit_fold
 from search.metrics import DATA_LOSS
+from search.params import TrialParams
 from search.space.file import load_space
 from search.space.schema import DataSpec, ValidationSpec
 from tests.conftest import ROOT, run_cli
@@ -80,7 +81,14 @@ def test_a_fold_stops_and_restores_on_the_objective(tmp_path: Path) -> None:
         "epochs": 15, "patience": 4, "precision": "float32",
     }  # fmt: skip
     rule = StopRule("val_roc_auc", "max", "roc_auc")
-    _, result = fit_fold(params, fold_arrays(data, rows, fold), data=data, seed=2, spe=1, rule=rule)
+    _, result = fit_fold(
+        TrialParams.read(params),
+        fold_arrays(data, rows, fold),
+        data=data,
+        seed=2,
+        spe=1,
+        rule=rule,
+    )
     auc = result.history["val_roc_auc"]
     assert len(auc) == result.epochs == len(result.history[DATA_LOSS])
     assert result.best_epoch == int(np.argmax(auc)) + 1

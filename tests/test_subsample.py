@@ -13,6 +13,7 @@ from search.data.dataset import load_dataset
 from search.data.split import split_test
 from search.engines.base import FoldArrays
 from search.errors import DataError
+from search.params import TrialParams
 from search.reproduction import reproduce
 from search.runner import run_search
 from search.selection import refit as refit_module
@@ -64,7 +65,7 @@ def test_the_search_sees_the_subsample_and_the_refit_every_row(
 
     def spy_fold(params: Any, arrays: FoldArrays, **kwargs: Any) -> Any:  # refit: ensemble
         seen["refit"].append(len(arrays.x_train) + len(arrays.x_val))
-        return fit_fold(params, arrays, **kwargs)
+        return fit_fold(TrialParams.read(params), arrays, **kwargs)
 
     monkeypatch.setattr(context_module, "fold_arrays", spy_folds)
     monkeypatch.setattr(refit_module, "fit_inputs", spy_inputs)

@@ -23,6 +23,7 @@ from search.engines.pack.shape import Limits
 from search.engines.sequential import SequentialEngine
 from search.metrics import DATA_LOSS
 from search.models.forward import predict
+from search.params import TrialParams
 from search.space.schema import DataSpec, ValidationSpec
 from tests.conftest import ROOT, run_cli
 
@@ -62,7 +63,10 @@ def _diabetes() -> tuple[Dataset, list[Member]]:
     data = load_dataset(spec, base_dir=ROOT)
     rows = split_test(data, spec).train
     folds = make_folds(ValidationSpec(folds=2), data.y[rows], classification=False, seed=3)
-    members = [Member(0, f.index, PARAMS, 7 + f.index, fold_arrays(data, rows, f)) for f in folds]
+    members = [
+        Member(0, f.index, TrialParams.read(PARAMS), 7 + f.index, fold_arrays(data, rows, f))
+        for f in folds
+    ]
     return data, members
 
 
@@ -91,9 +95,11 @@ def test_each_engine_trains_on_the_standardized_target_and_predicts_in_its_units
 
 def test_a_hypermodel_gets_the_raw_target() -> None:
     y = np.linspace(100.0, 300.0, 30, dtype=np.float32)
-    assert target_module.target_scale({"hypermodel": "m.py:build"}, y) is None
-    assert target_module.target_scale({}, np.arange(30, dtype=np.int32)) is None  # classes
-    assert target_module.target_scale({}, y) == TargetScale.of(y)
+    assert target_module.target_scale(TrialParams.read({"hypermodel": "m.py:build"}), y) is None
+    assert (
+        target_module.target_scale(TrialParams.read({}), np.arange(30, dtype=np.int32)) is None
+    )  # classes
+    assert target_module.target_scale(TrialParams.read({}), y) == TargetScale.of(y)
 
 
 SPACE = """

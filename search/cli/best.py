@@ -7,6 +7,7 @@ from pathlib import Path
 from optuna.trial import FrozenTrial
 
 from search.attrs import Study, Trial
+from search.params import TrialParams
 from search.records import shown_params
 from search.study import best_first, load_study
 
@@ -43,8 +44,8 @@ def best_table(study_name: str, *, storage: str | None, home: str | Path, n: int
     )
 
 
-def _params(trial: FrozenTrial) -> dict[str, object]:
-    return dict(trial.user_attrs.get(Trial.PARAMS, {"widths": []}))
+def _params(trial: FrozenTrial) -> TrialParams:
+    return TrialParams.read(trial.user_attrs.get(Trial.PARAMS, {"widths": []}))
 
 
 def _marks(attrs: dict[str, object], number: int) -> str:

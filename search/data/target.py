@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from search.metrics import DATA_LOSS
+from search.params import TrialParams
 
 # Per-epoch log keys in the target's units, and the one that scales as the loss does.
 _LINEAR = ("mae", "val_mae")
@@ -68,8 +69,8 @@ class TargetScale:
                 logs[key] = float(logs[key]) * self.scale**power
 
 
-def target_scale(params: dict[str, Any], y_train: np.ndarray) -> TargetScale | None:
+def target_scale(params: TrialParams, y_train: np.ndarray) -> TargetScale | None:
     """The scale a member trains with: a regression target (float) of the built-in MLP."""
-    if params.get("hypermodel") or not np.issubdtype(np.asarray(y_train).dtype, np.floating):
+    if params.hypermodel or not np.issubdtype(np.asarray(y_train).dtype, np.floating):
         return None
     return TargetScale.of(y_train)

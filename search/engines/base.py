@@ -26,6 +26,7 @@ from search.data.dataset import Dataset, make_preprocessor, shaped
 from search.data.folds import Fold
 from search.metrics import DATA_LOSS, EPOCH_KEYS, SCORED_EACH_EPOCH
 from search.names import METRICS
+from search.params import TrialParams
 from search.space.schema import Space
 
 
@@ -160,7 +161,7 @@ class Member:
 
     trial: int
     fold: int
-    params: dict[str, Any]
+    params: TrialParams
     seed: int
     arrays: FoldArrays
 

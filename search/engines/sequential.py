@@ -11,6 +11,7 @@ import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -39,7 +40,9 @@ from search.errors import TrialFailed
 from search.metrics import keras_metrics, scores
 from search.models.build import build_state, keras_targets, make_model
 from search.models.forward import predict
+from search.models.hypermodel import fit_with, load_hypermodel, own_fit
 from search.models.knobs import class_weights, loss_power, lr_callbacks
+from search.params import TrialParams
 from search.space.schema import Space
 
 LOSS = StopRule()
@@ -82,7 +85,7 @@ class ModelReuse:
 
 
 def fit_fold(
-    params: dict[str, Any],
+    params: TrialParams,
     arrays: FoldArrays,
     *,
     data: Dataset,
@@ -105,7 +108,7 @@ def fit_fold(
     if target is not None:
         y_train, y_val = target.forward(y_train), target.forward(y_val)
     fitted = _callbacks(params, arrays, data, rule, target, y_val) + list(callbacks or [])
-    run = {"epochs": int(params["epochs"]), "callbacks": fitted, "verbose": verbose}
+    run = {"epochs": params.epochs, "callbacks": fitted, "verbose": verbose}
     fit_started = time.perf_counter()
     fit = _fit(model, params, arrays, data, (y_train, y_val), seed, run)
     fit_s = time.perf_counter() - fit_started
@@ -118,7 +121,7 @@ def fit_fold(
 
 def _fit(
     model: keras.Model,
-    params: dict[str, Any],
+    params: TrialParams,
     arrays: FoldArrays,
     data: Dataset,
     targets: tuple[np.ndarray, np.ndarray],
@@ -130,8 +133,6 @@ def _fit(
     y_train, y_val = targets
     hypermodel = own_fit_hypermodel(params)
     if hypermodel is not None:  # KerasTuner's way: its fit gets the rows and ours
-        from search.models.hypermodel import fit_with
-
         validation = (arrays.x_val, y_val)
         return fit_with(
             hypermodel,
@@ -142,7 +143,7 @@ def _fit(
             validation_data=validation,
             **run,
         )
-    train = fit_inputs(arrays.x_train, y_train, batch_size=int(params["batch_size"]), seed=seed)
+    train = fit_inputs(arrays.x_train, y_train, batch_size=params.batch_size, seed=seed)
     val = validation_inputs(arrays.x_val, y_val)
     weights = class_weights(params, arrays.y_train, data.n_classes)
     try:
@@ -152,7 +153,7 @@ def _fit(
 
 
 def _callbacks(
-    params: dict[str, Any],
+    params: TrialParams,
     arrays: FoldArrays,
     data: Dataset,
     rule: StopRule,
@@ -165,12 +166,12 @@ def _callbacks(
     stop = keras.callbacks.EarlyStopping(
         monitor=rule.key,
         mode=rule.mode,
-        patience=int(params["patience"]),
-        min_delta=float(params.get("min_delta", 0.0)),
+        patience=params.patience,
+        min_delta=params.min_delta,
         restore_best_weights=True,
     )
     rows = None  # `y_val`: the validation targets as the model trains on them
-    if params.get("activity_l1") or params.get("activity_l2"):  # a penalty on the outputs
+    if params.activity_l1 or params.activity_l2:  # a penalty on the outputs
         rows = (arrays.x_val, y_val)
     return [
         ValidationDataLoss(target, loss_power(params), rows),
@@ -182,20 +183,16 @@ def _callbacks(
     ]
 
 
-def own_fit_hypermodel(params: dict[str, Any]) -> Any | None:
+def own_fit_hypermodel(params: TrialParams) -> Any | None:
     """The space's KerasTuner HyperModel when it trains with a `fit` of its own."""
-    if not params.get("hypermodel"):
+    if not params.hypermodel:
         return None
-    from pathlib import Path
-
-    from search.models.hypermodel import load_hypermodel, own_fit
-
-    hypermodel = load_hypermodel(params["hypermodel"], Path(params["hypermodel_dir"]))
+    hypermodel = load_hypermodel(params.hypermodel, Path(params.hypermodel_dir or "."))
     return hypermodel if own_fit(hypermodel) else None
 
 
 def _fresh_model(
-    params: dict[str, Any],
+    params: TrialParams,
     arrays: FoldArrays,
     data: Dataset,
     seed: int,
@@ -221,7 +218,7 @@ def _fresh_model(
 
 def _scored(
     model: keras.Model,
-    params: dict[str, Any],
+    params: TrialParams,
     arrays: FoldArrays,
     data: Dataset,
     history: dict[str, list[float]],
@@ -232,9 +229,7 @@ def _scored(
     if losses.size == 0 or not np.all(np.isfinite(losses)):
         bad = int(np.flatnonzero(~np.isfinite(losses))[0]) + 1 if losses.size else 0
         rate = (
-            ""
-            if params.get("hypermodel_compiles")
-            else (f" (learning_rate={params['learning_rate']:.3g})")
+            "" if params.hypermodel_compiles else (f" (learning_rate={params.learning_rate:.3g})")
         )
         raise TrialFailed(f"training diverged: loss became NaN/inf at epoch {bad}{rate}")
     output = predict(model, arrays.x_val)
@@ -243,7 +238,7 @@ def _scored(
     return FoldResult(
         index=-1,
         scores=scores(data.task, arrays.y_val, output),
-        best_epoch=rule.best_epoch(history[rule.key], float(params.get("min_delta", 0.0))),
+        best_epoch=rule.best_epoch(history[rule.key], params.min_delta),
         epochs=len(losses),
         history=history,
     )

@@ -1,13 +1,16 @@
-"""params + task -> compiled Keras model. The architecture lives here only."""
+"""TrialParams + task -> compiled Keras model. The architecture lives here only."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from search.models.hypermodel import OptunaHyperParameters, build, load_hypermodel
 from search.models.knobs import loss_of
+from search.params import TrialParams
 
 # Output layer and loss follow the task, as every Keras course teaches.
 HEADS: dict[str, tuple[str, str]] = {
@@ -44,7 +47,7 @@ def _kernel_initializer() -> keras.initializers.Initializer | str:
 
 
 def build_model(
-    params: dict[str, Any],
+    params: TrialParams,
     *,
     n_features: int | tuple[int, ...],
     task: str,
@@ -57,7 +60,7 @@ def build_model(
     convolution blocks when the trial has them (a CNN)."""
     shape = _shape(n_features)
     inputs = keras.Input(shape=shape, name="features")
-    blocks = int(params.get("conv_blocks", 0))
+    blocks = params.conv_blocks
     x = _convolutions(inputs, shape, params, blocks) if blocks else inputs
     x = keras.layers.Flatten(name="flatten")(x) if len(shape) > 1 else x
     x = _dense_layers(x, params)
@@ -73,7 +76,7 @@ def build_model(
     model = keras.Model(inputs, outputs, name="mlp")
     model.compile(
         optimizer=make_optimizer(params),
-        loss=loss if params.get("loss", "auto") == "auto" else params["loss"],
+        loss=loss if params.loss == "auto" else params.loss,
         metrics=metrics,
         steps_per_execution=steps_per_execution,
     )
@@ -81,7 +84,7 @@ def build_model(
 
 
 def make_model(
-    params: dict[str, Any],
+    params: TrialParams,
     *,
     n_features: int | tuple[int, ...],
     task: str,
@@ -91,8 +94,8 @@ def make_model(
 ) -> keras.Model:
     """The built-in MLP, or the space's KerasTuner hypermodel with the trial's values;
     `n_features` is the number of features, or each sample's shape."""
-    keras.config.set_dtype_policy(params.get("precision", "float32"))
-    if not params.get("hypermodel"):
+    keras.config.set_dtype_policy(params.precision)
+    if params.hypermodel is None:
         return build_model(
             params,
             n_features=n_features,
@@ -101,12 +104,8 @@ def make_model(
             steps_per_execution=steps_per_execution,
             metrics=metrics,
         )
-    from pathlib import Path
-
-    from search.models.hypermodel import OptunaHyperParameters, build, load_hypermodel
-
-    hypermodel = load_hypermodel(params["hypermodel"], Path(params["hypermodel_dir"]))
-    model = build(hypermodel, OptunaHyperParameters(fixed=params.get("hp", {})))
+    hypermodel = load_hypermodel(params.hypermodel, Path(params.hypermodel_dir or "."))
+    model = build(hypermodel, OptunaHyperParameters(fixed=params.hp))
     if not model.built:  # `keras.Sequential()` without an `Input`: built on a sample row
         model(np.zeros((1, *_shape(n_features)), dtype="float32"))
     if not model.compiled:  # a build function that leaves compiling to us
@@ -138,51 +137,46 @@ def keras_targets(model: keras.Model, y: np.ndarray, n_classes: int) -> np.ndarr
     return y
 
 
-def _dense_layers(x: keras.KerasTensor, params: dict[str, Any]) -> keras.KerasTensor:
+def _dense_layers(x: keras.KerasTensor, params: TrialParams) -> keras.KerasTensor:
     """[Dense -> (BatchNorm) -> activation -> (Dropout)] for each hidden layer, each with
     its own width and (per layer or shared) dropout and L1/L2."""
-    depth = len(params["widths"])
-    l1s, l2s = layer_values(params, "l1", depth), layer_values(params, "l2", depth)
-    dropouts = layer_values(params, "dropout", depth)
-    bias = _regularizer(params.get("bias_l1", 0.0), params.get("bias_l2", 0.0))
-    activity = _regularizer(params.get("activity_l1", 0.0), params.get("activity_l2", 0.0))
-    for i, width in enumerate(params["widths"]):
+    l1s, l2s = params.layer_values("l1"), params.layer_values("l2")
+    dropouts = params.layer_values("dropout")
+    bias = _regularizer(params.bias_l1, params.bias_l2)
+    activity = _regularizer(params.activity_l1, params.activity_l2)
+    for i, width in enumerate(params.widths):
         x = keras.layers.Dense(
             int(width),
             kernel_initializer=_kernel_initializer(),
             kernel_regularizer=_regularizer(l1s[i], l2s[i]),
-            bias_regularizer=None if params["batch_norm"] else bias,
+            bias_regularizer=None if params.batch_norm else bias,
             activity_regularizer=activity,
-            use_bias=not params["batch_norm"],
+            use_bias=not params.batch_norm,
             name=f"dense_{i}",
         )(x)
-        if params["batch_norm"]:
+        if params.batch_norm:
             x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
-        x = keras.layers.Activation(params["activation"], name=f"act_{i}")(x)
+        x = keras.layers.Activation(params.activation, name=f"act_{i}")(x)
         if dropouts[i] > 0:
             x = keras.layers.Dropout(dropouts[i], name=f"dropout_{i}")(x)
     return x
 
 
 def _convolutions(
-    inputs: keras.KerasTensor, shape: tuple[int, ...], params: dict[str, Any], blocks: int
+    inputs: keras.KerasTensor, shape: tuple[int, ...], params: TrialParams, blocks: int
 ) -> keras.KerasTensor:
     """[Conv2D -> pooling] x blocks, as the course's convnets: `filters` in the first block,
     twice as many in each next one, `kernel_size` square kernels ("same" padding), 2 x 2
     max or average pooling while the image is larger than one pixel."""
     x = keras.layers.Reshape((*shape, 1), name="channels")(inputs) if len(shape) == 2 else inputs
-    pool = (
-        keras.layers.MaxPooling2D
-        if params.get("pooling", "max") == "max"
-        else (keras.layers.AveragePooling2D)
-    )
+    pool = keras.layers.MaxPooling2D if params.pooling == "max" else keras.layers.AveragePooling2D
     size = min(shape[:2])
     for b in range(blocks):
         x = keras.layers.Conv2D(
-            int(params.get("filters", 32)) * 2**b,
-            int(params.get("kernel_size", 3)),
+            params.filters * 2**b,
+            params.kernel_size,
             padding="same",
-            activation=params["activation"],
+            activation=params.activation,
             kernel_initializer=_kernel_initializer(),
             name=f"conv_{b}",
         )(x)
@@ -196,13 +190,6 @@ def _shape(n_features: int | tuple[int, ...]) -> tuple[int, ...]:
     return (n_features,) if isinstance(n_features, int) else tuple(int(d) for d in n_features)
 
 
-def layer_values(params: dict[str, Any], name: str, depth: int) -> list[float]:
-    """A per-layer parameter's value for each hidden layer (`dropouts`, `l1s`, `l2s` when
-    the space searched one per layer; else the one value for all)."""
-    values = params.get(f"{name}s")
-    return [float(v) for v in values] if values else [float(params.get(name, 0.0))] * depth
-
-
 def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
     if l1 > 0 and l2 > 0:
         return keras.regularizers.L1L2(l1=l1, l2=l2)
@@ -213,21 +200,22 @@ def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
     return None
 
 
-def make_optimizer(params: dict[str, Any]) -> keras.optimizers.Optimizer:
+def make_optimizer(params: TrialParams) -> keras.optimizers.Optimizer:
     """The trial's optimizer with Keras' own defaults for what the space leaves unset."""
-    name, lr = params["optimizer"].lower(), float(params["learning_rate"])
-    extra = {k: float(params[k]) for k in ("beta_1", "beta_2", "epsilon") if k in params}
+    name, lr = params.optimizer.lower(), params.learning_rate
+    constants = {"beta_1": params.beta_1, "beta_2": params.beta_2, "epsilon": params.epsilon}
+    extra = {k: v for k, v in constants.items() if v is not None}
     if name == "sgd":
         return keras.optimizers.SGD(
             lr,
-            momentum=float(params.get("momentum", 0.0)),
-            nesterov=bool(params.get("nesterov", False)),
+            momentum=params.momentum,
+            nesterov=params.nesterov,
         )
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(lr, momentum=float(params.get("momentum", 0.0)), **extra)
+        return keras.optimizers.RMSprop(lr, momentum=params.momentum, **extra)
     if name in ("adamw", "lion"):
         cls = keras.optimizers.AdamW if name == "adamw" else keras.optimizers.Lion
-        return cls(lr, weight_decay=params.get("weight_decay", 0.004), **extra)
+        return cls(lr, weight_decay=params.keras_weight_decay, **extra)
     if name == "amsgrad":
         return keras.optimizers.Adam(lr, amsgrad=True, **extra)
     if name == "ftrl":

@@ -22,6 +22,7 @@ import optuna
 
 from search.attrs import Trial
 from search.errors import SpaceError
+from search.params import TrialParams
 
 if TYPE_CHECKING:
     from search.space.schema import Space
@@ -199,9 +200,9 @@ class _FitRecorder:
         return None
 
 
-def fit_with(hypermodel: Any, params: dict[str, Any], model: keras.Model, **kwargs: Any) -> Any:
+def fit_with(hypermodel: Any, params: TrialParams, model: keras.Model, **kwargs: Any) -> Any:
     """Train `model` through the hypermodel's own `fit` with the trial's values; the
     History (or Keras' `model.history` when its `fit` returns something else)."""
-    hp = OptunaHyperParameters(fixed=params.get("hp", {}))
+    hp = OptunaHyperParameters(fixed=params.hp)
     returned = hypermodel.fit(hp, model, **kwargs)
     return returned if hasattr(returned, "history") else model.history

@@ -16,6 +16,7 @@ from search.engines.choose import make_engine
 from search.errors import SearchFailed
 from search.models.forward import predict
 from search.names import ONE_FOLD
+from search.params import TrialParams
 from search.prepare import Prepared
 from search.progress import Ticker
 from search.selection.evaluation import Candidate
@@ -104,9 +105,9 @@ def _members(prep: Prepared, trials: list[FrozenTrial], folds: list[Fold]) -> li
         return cache.fold((fold.index, max_tokens))
 
     return [
-        Member(t.number, f.index, params, seed + f.index, rows(f, params.get("max_tokens")))
+        Member(t.number, f.index, params, seed + f.index, rows(f, params.max_tokens))
         for t in trials
-        for params in [t.user_attrs[Trial.PARAMS]]
+        for params in [TrialParams.read(t.user_attrs[Trial.PARAMS])]
         for seed in [trial_seed(prep.space.study.seed, t.number) + RECHECK_SEED]
         for f in folds
     ]

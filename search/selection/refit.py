@@ -18,7 +18,9 @@ from search.engines.base import FoldArrays, steps_per_execution, stop_rule, tria
 from search.engines.feed import fit_inputs, release
 from search.engines.sequential import fit_fold, own_fit_hypermodel
 from search.models.build import build_state, keras_targets, make_model
+from search.models.hypermodel import fit_with
 from search.models.knobs import class_weights, lr_callbacks
+from search.params import TrialParams
 from search.prepare import Prepared, refit_folds
 from search.progress import Ticker
 
@@ -66,7 +68,7 @@ def refit(prep: Prepared, trial: FrozenTrial, say: Ticker | None = None) -> Fina
         force=True,
     )
     final = refit_params(
-        prep, dict(trial.user_attrs[Trial.PARAMS]), epochs=epochs, seed=seed, say=say
+        prep, TrialParams.read(trial.user_attrs[Trial.PARAMS]), epochs=epochs, seed=seed, say=say
     )
     final.trials = [trial.number] * len(final.nets)
     return final
@@ -74,14 +76,14 @@ def refit(prep: Prepared, trial: FrozenTrial, say: Ticker | None = None) -> Fina
 
 def refit_params(
     prep: Prepared,
-    params: dict[str, Any],
+    params: TrialParams,
     *,
     epochs: int,
     seed: int,
     say: Ticker | None = None,
 ) -> Final:
     data, rows = prep.data, prep.split.refit_rows
-    tokens = params.get("max_tokens") or data.max_tokens
+    tokens = params.max_tokens or data.max_tokens
     pre = make_preprocessor(data.encodings, tokens).fit(data.X.iloc[rows])
     x = shaped(data, pre.transform(data.X, rows).astype(np.float32, copy=False))
     spe = steps_per_execution(prep.space)
@@ -110,7 +112,7 @@ def refit_params(
 
 def _fit_all(
     net: Any,
-    params: dict[str, Any],
+    params: TrialParams,
     x: np.ndarray,
     y: np.ndarray,
     labels: np.ndarray,
@@ -133,12 +135,10 @@ def _fit_all(
     }
     hypermodel = own_fit_hypermodel(params)
     if hypermodel is not None:  # a KerasTuner HyperModel trains with its own fit
-        from search.models.hypermodel import fit_with
-
         fit_with(hypermodel, params, net, x=x, y=y, **run)
         return
     weights = class_weights(params, labels, n_classes)
-    train = fit_inputs(x, y, batch_size=int(params["batch_size"]), seed=seed)
+    train = fit_inputs(x, y, batch_size=params.batch_size, seed=seed)
     try:
         net.fit(**train, class_weight=weights, **run)
     finally:
@@ -146,7 +146,7 @@ def _fit_all(
 
 
 def _fold_net(
-    prep: Prepared, x: np.ndarray, fold: Fold, params: dict[str, Any], seed: int, spe: int
+    prep: Prepared, x: np.ndarray, fold: Fold, params: TrialParams, seed: int, spe: int
 ) -> Any:
     y = prep.data.y[prep.split.refit_rows]
     arrays = FoldArrays(x[fold.train], y[fold.train], x[fold.val], y[fold.val])

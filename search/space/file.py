@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from search.errors import SpaceError
+from search.space.check import check_semantics
 from search.space.schema import Params, Range, Space
 from search.space.yamltext import DuplicateKey, Loader, line_of
 
@@ -66,8 +67,6 @@ def parse_space(text: str, *, file: str = "<space>", origin: str | None = None) 
         )
     except ValidationError as exc:
         raise _space_error(exc, file, root) from None
-    from search.space.check import check_semantics
-
     check_semantics(space, file, root)
     return space
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from search.names import ADAM_LIKE, INT_PARAMS, PER_LAYER
+from search.names import INT_PARAMS, PER_LAYER
+from search.params import QUIET_KNOBS, TrialParams, applies, default
 from search.space.schema import Choice, Params, Range, Scalar
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def choices(param: Range | Choice | Scalar) -> tuple[Scalar, ...]:
     return () if isinstance(param, Range) else (param,)
 
 
-def suggest(params: Params, trial: optuna.Trial) -> dict[str, Any]:
+def suggest(params: Params, trial: optuna.Trial) -> TrialParams:
     """Resolve every hyperparameter for one trial (per-layer widths as `widths`; per-layer
     dropout, l1, l2 as `dropouts`, `l1s`, `l2s`)."""
     out: dict[str, Any] = {}
@@ -54,42 +55,13 @@ def _per_layer(param: Range | Choice | Scalar | None) -> bool:
     return isinstance(param, Range | Choice) and param.per_layer
 
 
-def _applied(params: Params, out: dict[str, Any]) -> dict[str, Any]:
-    """Only the parameters that apply to the trial's choices; knobs the space leaves at
-    their fixed defaults are not listed (the model uses the defaults)."""
-    optimizer = out["optimizer"]
-    keep = {
-        "momentum": optimizer in ("sgd", "rmsprop"),
-        "nesterov": optimizer == "sgd",
-        "weight_decay": optimizer in ("adamw", "lion"),
-        "beta_1": optimizer in ADAM_LIKE,
-        "beta_2": optimizer in ADAM_LIKE,
-        "epsilon": optimizer not in ("sgd", "ftrl", "lion"),
-        "lr_decay": out.get("schedule") == "exponential",
-        "reduce_lr_patience": bool(out.get("reduce_lr")),
-        "filters": bool(out.get("conv_blocks")),
-        "kernel_size": bool(out.get("conv_blocks")),
-        "pooling": bool(out.get("conv_blocks")),
-    }
-    for name, default in _KNOB_DEFAULTS.items():
-        if getattr(params, name) == default:
-            keep[name] = False
-    return {k: v for k, v in out.items() if keep.get(k, True)}
-
-
-# knobs left out of a trial's parameters when the space leaves them at these values
-_KNOB_DEFAULTS = {
-    "min_delta": 0.0,
-    "loss": "auto",
-    "class_weight": "none",
-    "schedule": "constant",
-    "reduce_lr": 0.0,
-    "bias_l1": 0.0,
-    "bias_l2": 0.0,
-    "activity_l1": 0.0,
-    "activity_l2": 0.0,
-    "conv_blocks": 0,
-}
+def _applied(params: Params, out: dict[str, Any]) -> TrialParams:
+    """Only the parameters that apply to the trial's choices; the training knobs the space
+    leaves at their defaults are not listed (the trial takes the defaults)."""
+    quiet = {name for name in QUIET_KNOBS if getattr(params, name) == default(name)}
+    return TrialParams.model_validate(
+        {k: v for k, v in out.items() if applies(k, out) and k not in quiet}
+    )
 
 
 def _suggest_one(trial: optuna.Trial, name: str, param: Range | Choice | Scalar) -> Any:

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from search.names import METRICS
+from search.params import default
 from search.space.yamltext import Loader, line_of
 
 Scalar = bool | int | float | str
@@ -91,42 +92,43 @@ Param = Annotated[
 
 
 class Params(_Strict):
-    """The hyperparameters; each one fixed, a range or a choice."""
+    """The hyperparameters; each one fixed, a range or a choice; one left out takes its
+    default (`search.params.TrialParams`)."""
 
-    depth: Param = 2
-    width: Param = 64
-    activation: Param = "relu"
-    dropout: Param = 0.0
-    l1: Param = 0.0
-    l2: Param = 0.0
-    batch_norm: Param = False
-    optimizer: Param = "adam"
-    learning_rate: Param = 1e-3
-    momentum: Param = 0.0  # SGD and RMSprop, Keras' default
-    nesterov: Param = False  # SGD, Keras' default
-    weight_decay: Param = 0.004
-    beta_1: Param | None = None  # Adam and its kin; unset: Keras' default (0.9)
-    beta_2: Param | None = None  # unset: Keras' default (0.999)
-    epsilon: Param | None = None  # every optimizer that has one; unset: Keras' (1e-7)
-    batch_size: Param = 32
-    epochs: Param = 100
-    patience: Param = 10
-    min_delta: Param = 0.0  # the least change early stopping counts as better
-    loss: Param = "auto"  # the task's: binary/categorical cross-entropy, MSE
-    class_weight: Param = "none"  # balanced: rows weighted by the inverse class frequency
-    schedule: Param = "constant"  # the learning rate over the epochs
-    lr_decay: Param = 0.96  # `exponential`: the factor per epoch
-    reduce_lr: Param = 0.0  # ReduceLROnPlateau's factor; 0: off
-    reduce_lr_patience: Param = 5
-    bias_l1: Param = 0.0  # L1/L2 on the hidden layers' biases (`l1`, `l2`: their kernels)
-    bias_l2: Param = 0.0
-    activity_l1: Param = 0.0  # L1/L2 on the hidden layers' outputs
-    activity_l2: Param = 0.0
-    conv_blocks: Param = 0  # convolution blocks before the Dense layers (images): a CNN
-    filters: Param = 32  # the first block's; twice as many in each next block
-    kernel_size: Param = 3
-    pooling: Param = "max"  # or average: 2 x 2 after each block
-    max_tokens: Param | None = None  # words a text column keeps; unset: data.max_tokens
+    depth: Param = default("depth")
+    width: Param = default("width")
+    activation: Param = default("activation")
+    dropout: Param = default("dropout")
+    l1: Param = default("l1")
+    l2: Param = default("l2")
+    batch_norm: Param = default("batch_norm")
+    optimizer: Param = default("optimizer")
+    learning_rate: Param = default("learning_rate")
+    momentum: Param = default("momentum")
+    nesterov: Param = default("nesterov")
+    weight_decay: Param | None = None
+    beta_1: Param | None = None
+    beta_2: Param | None = None
+    epsilon: Param | None = None
+    batch_size: Param = default("batch_size")
+    epochs: Param = default("epochs")
+    patience: Param = default("patience")
+    min_delta: Param = default("min_delta")
+    loss: Param = default("loss")
+    class_weight: Param = default("class_weight")
+    schedule: Param = default("schedule")
+    lr_decay: Param = default("lr_decay")
+    reduce_lr: Param = default("reduce_lr")
+    reduce_lr_patience: Param = default("reduce_lr_patience")
+    bias_l1: Param = default("bias_l1")
+    bias_l2: Param = default("bias_l2")
+    activity_l1: Param = default("activity_l1")
+    activity_l2: Param = default("activity_l2")
+    conv_blocks: Param = default("conv_blocks")
+    filters: Param = default("filters")
+    kernel_size: Param = default("kernel_size")
+    pooling: Param = default("pooling")
+    max_tokens: Param | None = None
 
 
 class StudySpec(_Strict):

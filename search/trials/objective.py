@@ -32,9 +32,11 @@ from search.metrics import DATA_LOSS, EPOCH_KEYS
 from search.models.forward import summary_text
 from search.models.hypermodel import hypermodel_values
 from search.models.knobs import own_loss
+from search.params import TrialParams
 from search.records import flat_params, history_csv
 from search.space.file import ran_text
 from search.space.sampling import suggest
+from search.space.schema import Space
 from search.trials.context import SearchContext, origin
 
 
@@ -66,6 +68,15 @@ class Objective:
         return run.complete()
 
 
+def trial_params(trial: optuna.Trial, space: Space) -> TrialParams:
+    """What one trial means: its space's knobs sampled by Optuna, the precision its models
+    train in, and a hypermodel's own values."""
+    params = suggest(space.params, trial).with_values(precision=precision(space))
+    if space.model.hypermodel:
+        params = params.with_values(**hypermodel_values(trial, space))
+    return params
+
+
 class TrialRun:
     """One trial: its parameters, seed, MLflow run and fold results."""
 
@@ -73,9 +84,7 @@ class TrialRun:
         self.ctx, self.trial, space = ctx, trial, ctx.space
         if ctx.on_start is not None:
             ctx.on_start(trial)
-        self.params = suggest(space.params, trial) | {"precision": precision(space)}
-        if space.model.hypermodel:
-            self.params |= hypermodel_values(trial, space)
+        self.params = trial_params(trial, space)
         self.seed = trial_seed(space.study.seed, trial.number)
         self.results: list[FoldResult] = []
         self.summary = ""
@@ -103,7 +112,7 @@ class TrialRun:
         ]
 
     def _arrays(self, fold: Fold) -> FoldArrays:
-        return self.ctx.arrays(fold, self.params.get("max_tokens"))
+        return self.ctx.arrays(fold, self.params.max_tokens)
 
     def on_epoch(self, member: Member, epoch: int, logs: dict[str, float]) -> bool:
         """Holdout: report the epoch's validation value to the pruner; True to stop."""
@@ -118,7 +127,7 @@ class TrialRun:
         if value is None or not math.isfinite(value):
             return False
         self.trial.report(float(value), epoch)
-        if epoch + 1 >= int(member.params["epochs"]):  # the last epoch: nothing left to save
+        if epoch + 1 >= member.params.epochs:  # the last epoch: nothing left to save
             return False
         return self.trial.should_prune()
 
@@ -261,7 +270,7 @@ class TrialRun:
         }
         ctx.tracker.log(self.run_id, metrics=metrics)
         ctx.tracker.log_text(self.run_id, ran_text(ctx.space), "space.yaml")
-        ctx.tracker.log_json(self.run_id, self.params, "params.json")
+        ctx.tracker.log_json(self.run_id, self.params.record(), "params.json")
         ctx.tracker.log_text(self.run_id, history_csv(results), "history.csv")
         if self.summary:
             ctx.tracker.log_text(self.run_id, self.summary, "model_summary.txt")
@@ -273,5 +282,5 @@ class TrialRun:
         trial.set_user_attr(Trial.VAL_LOSS_MIN, [min(r.history["val_loss"]) for r in results])
         trial.set_user_attr(Trial.FOLD_SCORES, [r.scores[metric] for r in results])
         trial.set_user_attr(Trial.CV_SCORES, agg)
-        trial.set_user_attr(Trial.PARAMS, self.params)
+        trial.set_user_attr(Trial.PARAMS, self.params.record())
         return value

@@ -18,6 +18,7 @@ from search.engines.base import EpochHook, FoldArrays, Member, Trained
 from search.engines.pack.group import Group, run_together
 from search.engines.pack.shape import Limits, unpackable, width_class
 from search.engines.sequential import SequentialEngine
+from search.params import TrialParams
 from search.space.sampling import choices
 from search.space.schema import Space
 
@@ -69,9 +70,9 @@ class PackEngine:
         out: dict[tuple[int, int, int], list[int]] = {}
         for i, m in enumerate(members):
             if unpackable(m.params) is None and m.arrays.x_train.ndim == 2:  # not images
-                size = int(m.params["batch_size"]) if m.params.get("batch_norm") else 0
+                size = m.params.batch_size if m.params.batch_norm else 0
                 width = max(self.limits.width, width_class(m.params))
-                depth = 0 if self.limits.depth else len(m.params["widths"])
+                depth = 0 if self.limits.depth else len(m.params.widths)
                 out.setdefault((width, depth, size), []).append(i)
         return out
 
@@ -80,7 +81,13 @@ def replay(record: dict[str, Any], arrays: dict[int, FoldArrays], data: Dataset)
     """Train a recorded pack again: the same members in the same order, each stopped by
     the hook where the pruner stopped it; the numbers are those of the search."""
     members = [
-        Member(int(m["trial"]), int(m["fold"]), m["params"], int(m["seed"]), arrays[int(m["fold"])])
+        Member(
+            int(m["trial"]),
+            int(m["fold"]),
+            TrialParams.read(m["params"]),
+            int(m["seed"]),
+            arrays[int(m["fold"])],
+        )
         for m in record["members"]
     ]
     stops = {

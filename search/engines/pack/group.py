@@ -73,7 +73,7 @@ class Group:
         self.slot = list(range(len(self.members)))
         self.live = [True] * len(self.members)
         self.epoch = 0
-        self.epochs = max(int(m.params["epochs"]) for m in self.members)
+        self.epochs = max(m.params.epochs for m in self.members)
 
     @property
     def running(self) -> bool:
@@ -119,7 +119,7 @@ class Group:
                     "trial": m.trial,
                     "fold": m.fold,
                     "seed": m.seed,
-                    "params": m.params,
+                    "params": m.params.record(),
                     "stopped_at": self.pruned[i],
                 }
                 for i, m in enumerate(self.members)
@@ -137,19 +137,19 @@ class Group:
         if not math.isfinite(logs["loss"]):
             self.error[i] = TrialFailed(
                 f"training diverged: loss became NaN/inf at epoch {epoch + 1} "
-                f"(learning_rate={member.params['learning_rate']:.3g})"
+                f"(learning_rate={member.params.learning_rate:.3g})"
             )
             return False
         # Keras' EarlyStopping: better by more than min_delta (the program keeps those weights)
-        if logs[DATA_LOSS] + float(member.params.get("min_delta", 0.0)) < self.best[i]:
+        if logs[DATA_LOSS] + member.params.min_delta < self.best[i]:
             self.best[i], self.wait[i] = logs[DATA_LOSS], 0
         else:
             self.wait[i] += 1
         if self.hook is not None and self.hook(member, epoch, logs):
             self.pruned[i] = epoch
             return False
-        stop = self.wait[i] >= int(member.params["patience"]) and epoch > 0
-        return not stop and epoch + 1 < int(member.params["epochs"])
+        stop = self.wait[i] >= member.params.patience and epoch > 0
+        return not stop and epoch + 1 < member.params.epochs
 
     def _compact(self) -> None:
         """Drop finished members from the pack (their best weights are copied out first)."""
@@ -190,7 +190,7 @@ class Group:
         if not np.all(np.isfinite(out)):
             return Trained(member, error=TrialFailed("the model predicts NaN/inf"))
         val = self.history[i][DATA_LOSS]
-        best = StopRule().best_epoch(val, float(member.params.get("min_delta", 0.0)))
+        best = StopRule().best_epoch(val, member.params.min_delta)
         result = FoldResult(
             index=member.fold,
             scores=scores(self.data.task, arrays.y_val, out),

@@ -16,6 +16,7 @@ from search.engines.pack.shape import batch
 from search.models.build import build_model
 from search.models.knobs import class_weights, scheduled_rate
 from search.names import NAMED
+from search.params import TrialParams
 
 # Per Dense layer, output last: "kernel" and "bias", or (batch normalization) "kernel",
 # "gamma", "beta", "mean" and "var".
@@ -45,7 +46,7 @@ def _glorot(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
 
 def _member_weights(shape: Any, m: Member) -> dict[str, np.ndarray]:
     """Glorot-uniform kernels at the member's true sizes, zero biases, zero padding."""
-    rng, widths = np.random.default_rng(m.seed), [int(w) for w in m.params["widths"]]
+    rng, widths = np.random.default_rng(m.seed), [int(w) for w in m.params.widths]
     W, D = shape.width, shape.depth
     p = {
         "w0": np.zeros((shape.features, W), np.float32),
@@ -68,21 +69,21 @@ def _member_weights(shape: Any, m: Member) -> dict[str, np.ndarray]:
 def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
     import jax
 
-    params, widths = m.params, [int(w) for w in m.params["widths"]]
+    params, widths = m.params, [int(w) for w in m.params.widths]
     mask = np.zeros((shape.depth, shape.width), np.float32)
     for i, w in enumerate(widths):
         mask[i, :w] = 1.0
     return {
-        "learning_rate": np.float32(params["learning_rate"]),
-        "l1": np.float32(params.get("l1", 0.0)),
-        "l2": np.float32(params.get("l2", 0.0)),
-        "dropout": np.float32(params.get("dropout", 0.0)),
-        "weight_decay": np.float32(params.get("weight_decay", 0.0)),
-        "momentum": np.float32(params.get("momentum", 0.0)),
-        "nesterov": np.float32(bool(params.get("nesterov", False))),
-        "batch_norm": np.float32(bool(params.get("batch_norm"))),
-        "activation": np.int32(shape.activations.index(str(params["activation"]).lower())),
-        "optimizer": np.int32(shape.optimizers.index(str(params["optimizer"]).lower())),
+        "learning_rate": np.float32(params.learning_rate),
+        "l1": np.float32(params.l1),
+        "l2": np.float32(params.l2),
+        "dropout": np.float32(params.dropout),
+        "weight_decay": np.float32(params.keras_weight_decay or 0.0),
+        "momentum": np.float32(params.momentum),
+        "nesterov": np.float32(params.nesterov),
+        "batch_norm": np.float32(params.batch_norm),
+        "activation": np.int32(shape.activations.index(params.activation.lower())),
+        "optimizer": np.int32(shape.optimizers.index(params.optimizer.lower())),
         "mask": mask,
         "active": (np.arange(shape.depth) < len(widths)).astype(np.float32),
         "fold": np.int32(fold),
@@ -93,8 +94,8 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         "key": np.asarray(jax.random.key_data(jax.random.key(m.seed))),
         "live": True,
         **({"class_w": _class_weights(shape, m)} if shape.weighted else {}),
-        **({"min_delta": np.float32(params.get("min_delta", 0.0))} if shape.min_delta else {}),
-        "schedule": np.int32(SCHEDULES.index(str(params.get("schedule", "constant")))),
+        **({"min_delta": np.float32(params.min_delta)} if shape.min_delta else {}),
+        "schedule": np.int32(SCHEDULES.index(params.schedule)),
     }
 
 
@@ -138,7 +139,7 @@ def member_arrays(folds: list[FoldArrays]) -> dict[str, np.ndarray]:
     }
     for i, f in enumerate(folds):
         d["x"][i, : len(f.y_train)] = f.x_train
-        target = target_scale({}, f.y_train)  # packs train the built-in MLP only
+        target = target_scale(TrialParams(), f.y_train)  # packs train the built-in MLP only
         forward = target.forward if target is not None else np.asarray
         d["y"][i, : len(f.y_train)] = forward(f.y_train)
         d["xv"][i, : len(f.y_val)] = f.x_val
@@ -171,7 +172,7 @@ def initial_state(
     h = {k: np.stack([x[k] for x in hyper]) for k in hyper[0]}
     h["live"] = np.arange(size) < len(members)
     h["member"] = np.asarray(rows, np.int32)  # the member each row trains (host only)
-    adagrad = np.array([members[i].params["optimizer"] == "adagrad" for i in rows])
+    adagrad = np.array([members[i].params.optimizer == "adagrad" for i in rows])
     v0 = {
         k: np.where(adagrad.reshape(-1, *[1] * (a.ndim - 1)), 0.1, 0.0).astype(np.float32)
         * np.ones_like(a)
@@ -203,7 +204,7 @@ def _moving_stats(shape: Any, size: int) -> dict[str, np.ndarray]:
 
 def unpad(
     shape: Any,
-    params: dict[str, Any],
+    params: TrialParams,
     best: dict[str, np.ndarray],
     stats: dict[str, np.ndarray],
     row: int,
@@ -211,7 +212,7 @@ def unpad(
 ) -> Layers:
     """A member's own weights out of the pack's padded ones; its training targets give
     the scale of a regression head."""
-    widths = [int(w) for w in params["widths"]]
+    widths = [int(w) for w in params.widths]
     kernels = [best["w0"][row][:, : widths[0]]]
     biases = [best["b0"][row][: widths[0]]]
     for i in range(1, len(widths)):
@@ -219,7 +220,7 @@ def unpad(
         biases.append(best["bh"][row][i - 1][: widths[i]])
     layers: Layers = []
     for i, (kernel, bias) in enumerate(zip(kernels, biases, strict=True)):
-        if params.get("batch_norm"):
+        if params.batch_norm:
             w = widths[i]
             layers.append(
                 {
@@ -240,9 +241,9 @@ def unpad(
     return layers
 
 
-def host_output(task: str, params: dict[str, Any], layers: Layers, x: np.ndarray) -> np.ndarray:
+def host_output(task: str, params: TrialParams, layers: Layers, x: np.ndarray) -> np.ndarray:
     """The member's network on the host, as Keras' `predict` gives it (float32)."""
-    act = HOST_ACTIVATIONS[str(params["activation"])]
+    act = HOST_ACTIVATIONS[params.activation]
     h = x.astype(np.float32)
     for layer in layers[:-1]:
         z: np.ndarray = h @ layer["kernel"]
@@ -260,7 +261,7 @@ def host_output(task: str, params: dict[str, Any], layers: Layers, x: np.ndarray
     return np.asarray(z, dtype=np.float32)
 
 
-def keras_model(params: dict[str, Any], layers: Layers, data: Dataset) -> keras.Model:
+def keras_model(params: TrialParams, layers: Layers, data: Dataset) -> keras.Model:
     """The member as a plain compiled Keras model, with its trained weights."""
     model = build_model(
         params, n_features=layers[0]["kernel"].shape[0], task=data.task, n_classes=data.n_classes

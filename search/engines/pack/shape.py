@@ -9,6 +9,7 @@ from typing import Any
 
 from search.data.dataset import Dataset
 from search.engines.base import FoldArrays, Member
+from search.params import TrialParams
 
 
 @dataclass(frozen=True)
@@ -31,16 +32,16 @@ class Limits:
         }
 
 
-def width_class(params: dict[str, Any]) -> int:
+def width_class(params: TrialParams) -> int:
     """The padded width a member trains at: the power of two at or above its widest layer
     (at least 8). Members are grouped by it: arithmetic grows with the square of the
     width, so a narrow member padded to a wide one would pay many times its own cost."""
-    widest = max(int(w) for w in params["widths"])
+    widest = max(int(w) for w in params.widths)
     return 1 << max(3, (widest - 1).bit_length())
 
 
-def batch(params: dict[str, Any], rows: int) -> int:
-    return max(1, min(int(params["batch_size"]), rows))
+def batch(params: TrialParams, rows: int) -> int:
+    return max(1, min(params.batch_size, rows))
 
 
 def group_shape(
@@ -60,7 +61,7 @@ def group_shape(
         len(m.arrays.y_train) // b * (b // micro) for m, b in zip(members, sizes, strict=True)
     )
     shape = Shape(
-        depth=max(limits.depth, *(len(m.params["widths"]) for m in members)),
+        depth=max(limits.depth, *(len(m.params.widths) for m in members)),
         width=max(limits.width, *(width_class(m.params) for m in members)),
         features=int(folds[0].x_train.shape[1]),
         outputs=data.n_classes if data.task == "multiclass" else 1,
@@ -68,16 +69,13 @@ def group_shape(
         micro=micro,
         steps=steps,
         task=data.task,
-        batch_norm=any(bool(m.params.get("batch_norm")) for m in members),
-        dropout=any(float(m.params.get("dropout", 0.0)) > 0 for m in members),
-        penalty=any(
-            float(m.params.get("l1", 0.0)) > 0 or float(m.params.get("l2", 0.0)) > 0
-            for m in members
-        ),
-        activations=_names(limits.activations, [m.params["activation"] for m in members]),
-        optimizers=_names(limits.optimizers, [m.params["optimizer"] for m in members]),
-        weighted=any(m.params.get("class_weight", "none") == "balanced" for m in members),
-        min_delta=any(float(m.params.get("min_delta", 0.0)) > 0 for m in members),
+        batch_norm=any(m.params.batch_norm for m in members),
+        dropout=any(m.params.dropout > 0 for m in members),
+        penalty=any(m.params.l1 > 0 or m.params.l2 > 0 for m in members),
+        activations=_names(limits.activations, [m.params.activation for m in members]),
+        optimizers=_names(limits.optimizers, [m.params.optimizer for m in members]),
+        weighted=any(m.params.class_weight == "balanced" for m in members),
+        min_delta=any(m.params.min_delta > 0 for m in members),
     )
     return shape, folds
 
@@ -86,37 +84,36 @@ def _names(allowed: tuple[str, ...], used: list[Any]) -> tuple[str, ...]:
     return tuple(sorted({*allowed, *(str(u).lower() for u in used)}))
 
 
-def unpackable(params: dict[str, Any]) -> str | None:
+def unpackable(params: TrialParams) -> str | None:
     """Why a member cannot be packed, or None when it can."""
     from search.engines.pack.net import ACTIVATIONS, OPTIMIZERS
 
-    if params.get("hypermodel"):
+    if params.hypermodel:
         return "a KerasTuner hypermodel"
-    if str(params["optimizer"]).lower() not in OPTIMIZERS:
-        return f"the {params['optimizer']} optimizer"
-    if params["activation"] not in ACTIVATIONS:
-        return f"the {params['activation']} activation"
-    if params.get("precision", "float32") != "float32":
+    if params.optimizer.lower() not in OPTIMIZERS:
+        return f"the {params.optimizer} optimizer"
+    if params.activation not in ACTIVATIONS:
+        return f"the {params.activation} activation"
+    if params.precision != "float32":
         return "mixed precision"
-    if params.get("conv_blocks"):
+    if params.conv_blocks:
         return "convolution blocks"
-    if params.get("max_tokens"):
+    if params.max_tokens:
         return "a searched vocabulary size (members of several input widths)"
+    per_layer = {"dropout": params.dropouts, "l1": params.l1s, "l2": params.l2s}
+    for name, values in per_layer.items():
+        if values:
+            return f"per-layer {name}"
     unpacked = {  # knobs the pack's program does not carry: trained one model at a time
-        "beta_1": "Adam's beta_1",
-        "beta_2": "Adam's beta_2",
-        "epsilon": "an optimizer's epsilon",
-        "loss": "a loss other than the task's",
-        "reduce_lr": "ReduceLROnPlateau",
-        "bias_l1": "a bias regularizer",
-        "bias_l2": "a bias regularizer",
-        "activity_l1": "an activity regularizer",
-        "activity_l2": "an activity regularizer",
+        "Adam's beta_1": params.beta_1 is not None,
+        "Adam's beta_2": params.beta_2 is not None,
+        "an optimizer's epsilon": params.epsilon is not None,
+        "a loss other than the task's": params.loss != "auto",
+        "ReduceLROnPlateau": params.reduce_lr > 0,
+        "a bias regularizer": params.bias_l1 > 0 or params.bias_l2 > 0,
+        "an activity regularizer": params.activity_l1 > 0 or params.activity_l2 > 0,
     }
-    for key in ("dropouts", "l1s", "l2s"):
-        if key in params:
-            return f"per-layer {key[:-1]}"
-    for key, what in unpacked.items():
-        if key in params and params[key] not in ("auto", "none", "constant", 0.0):
+    for what, applies in unpacked.items():
+        if applies:
             return what
     return None
