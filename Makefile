@@ -70,6 +70,7 @@ lint: $(DEV)
 	$(BIN)/ruff check search tests
 	$(BIN)/ruff format --check search tests
 	$(BIN)/mypy search
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

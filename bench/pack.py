@@ -59,7 +59,8 @@ def limit() -> dict[str, float]:
     import jax.numpy as jnp
     import numpy as np
 
-    from search.engines.base import Member, fold_arrays
+    from search.data.foldarrays import fold_arrays
+    from search.engines.base import Member
     from search.engines.pack.engine import PackEngine
     from search.params import TrialParams
     from search.prepare import prepare

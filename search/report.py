@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.attrs import Study, Trial
-from search.cli.best import best_table
+from search.best import best_table
 from search.errors import InputError
 from search.metrics import DATA_LOSS
 from search.study import DEFAULT_HOME, best_first, load_study

@@ -12,7 +12,8 @@ import numpy as np
 
 from search.backend import deterministic
 from search.data.dataset import Dataset
-from search.engines.base import FoldResult, fold_arrays, steps_per_execution, stop_rule
+from search.data.foldarrays import fold_arrays
+from search.engines.base import FoldResult, steps_per_execution, stop_rule
 from search.engines.pack.engine import replay
 from search.engines.sequential import fit_fold
 from search.errors import DataError, InputError

@@ -17,7 +17,7 @@ from search import interrupt
 from search.backend import deterministic
 from search.engines.base import Engine
 from search.engines.choose import make_engine
-from search.pool.liveness import (
+from search.liveness import (
     Heartbeat,
     fail_own_running,
     mark_started,

@@ -204,9 +204,9 @@ def test_a_search_runs_on_the_jax_backend(tmp_path: Path) -> None:
 
 def test_a_reused_model_trains_each_fold_exactly_as_a_fresh_one() -> None:
     from search.data.dataset import load_dataset
+    from search.data.foldarrays import fold_arrays
     from search.data.folds import make_folds
     from search.data.split import split_test
-    from search.engines.base import fold_arrays
     from search.engines.sequential import ModelReuse, fit_fold
     from search.space.schema import DataSpec, ValidationSpec
 

@@ -20,9 +20,10 @@ from sklearn.datasets import load_breast_cancer
 
 from search import run_search
 from search.data.dataset import Dataset, load_dataset
+from search.data.foldarrays import FoldArrays, fold_arrays
 from search.data.folds import make_folds
 from search.data.split import split_test
-from search.engines.base import FoldArrays, Member, fold_arrays
+from search.engines.base import Member
 from search.engines.pack.engine import PackEngine
 from search.engines.pack.shape import Limits, unpackable
 from search.engines.sequential import fit_fold

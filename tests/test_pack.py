@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from search.data.dataset import Dataset, load_dataset
+from search.data.foldarrays import FoldArrays, fold_arrays
 from search.data.folds import make_folds
 from search.data.split import split_test
-from search.engines.base import FoldArrays, Member, Trained, fold_arrays
+from search.engines.base import Member, Trained
 from search.engines.pack.engine import PackEngine
 from search.engines.pack.shape import Limits
 from search.metrics import scores

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from search.data.dataset import Dataset, load_dataset
+from search.data.foldarrays import FoldArrays, fold_arrays
 from search.data.folds import make_folds
 from search.data.split import split_test
-from search.engines.base import FoldArrays, Member, StopRule, fold_arrays
+from search.engines.base import Member, StopRule
 from search.engines.callbacks import ValidationDataLoss
 from search.engines.pack.engine import PackEngine
 from search.engines.pack.members import _member_weights, keras_model, unpad

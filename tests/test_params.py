@@ -14,9 +14,10 @@ import pytest
 
 from search.attrs import Trial
 from search.data.dataset import load_dataset
+from search.data.foldarrays import fold_arrays
 from search.data.folds import make_folds
 from search.data.split import split_test
-from search.engines.base import Member, fold_arrays
+from search.engines.base import Member
 from search.engines.pack.members import _member_hyper
 from search.engines.pack.net import OPTIMIZERS as PACKED_OPTIMIZERS
 from search.engines.pack.shape import Limits, group_shape

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from search.cli.best import best_table
+from search.best import best_table
 from search.report import SECTIONS, fold_curves, mean_curve, study_report
 from search.runner import run_search
 from search.selection.selector import select

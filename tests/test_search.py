@@ -190,9 +190,9 @@ def test_early_stopping_restores_the_epoch_whose_predictions_score_best(tmp_path
     restoring its minimum hands back a model with a worse validation log loss than an
     earlier epoch had. Early stopping follows the loss of the predictions alone."""
     from search.data.dataset import load_dataset
+    from search.data.foldarrays import fold_arrays
     from search.data.folds import make_folds
     from search.data.split import split_test
-    from search.engines.base import fold_arrays
     from search.engines.sequential import fit_fold
     from search.space.schema import DataSpec, ValidationSpec
 

@@ -12,9 +12,10 @@ import pytest
 
 from search import reproduce, run_search
 from search.data.dataset import load_dataset
+from search.data.foldarrays import fold_arrays
 from search.data.folds import make_folds
 from search.data.split import split_test
-from search.engines.base import StopRule, fold_arrays, stop_rule
+from search.engines.base import StopRule, stop_rule
 from search.engines.choose import make_engine
 from search.engines.sequential import fit_fold
 from search.metrics import DATA_LOSS

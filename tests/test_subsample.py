@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from search.data.dataset import load_dataset
+from search.data.foldarrays import FoldArrays
 from search.data.split import split_test
-from search.engines.base import FoldArrays
 from search.errors import DataError
 from search.params import TrialParams
 from search.reproduction import reproduce

@@ -14,10 +14,11 @@ import pytest
 from search import run_search, select
 from search.data import target as target_module
 from search.data.dataset import Dataset, load_dataset
+from search.data.foldarrays import fold_arrays
 from search.data.folds import make_folds
 from search.data.split import split_test
 from search.data.target import TargetScale
-from search.engines.base import Engine, Member, fold_arrays
+from search.engines.base import Engine, Member
 from search.engines.pack.engine import PackEngine
 from search.engines.pack.shape import Limits
 from search.engines.sequential import SequentialEngine

@@ -10,10 +10,11 @@ import optuna
 import pytest
 
 from search.data.dataset import Dataset
+from search.data.foldarrays import fold_arrays
 from search.data.foldcache import FoldCache
 from search.data.folds import make_folds
 from search.data.split import split_test
-from search.engines.base import Engine, Member, fold_arrays
+from search.engines.base import Engine, Member
 from search.engines.choose import PACK_BYTES, make_engine
 from search.engines.pack.engine import PackEngine
 from search.engines.sequential import SequentialEngine

@@ -84,7 +84,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "best":
-        from search.cli.best import best_table
+        from search.best import best_table
 
         print(best_table(args.study, storage=args.storage, home=args.home, n=args.n))
         return 0

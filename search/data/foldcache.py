@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from search.engines.base import FoldArrays
+from search.data.foldarrays import FoldArrays
 
 Key = tuple[int, int | None]  # a fold's index, a vocabulary size (None: the data's)
 KEEP_BYTES = 256 * 2**20  # preprocessed folds kept between trials, whatever the data's size

@@ -39,7 +39,7 @@ def read_source(spec: DataSpec, base_dir: Path, where: str) -> Source:
         return Source(frame, target, spec.source, shape, parts)
     folder = _folder(spec.source, base_dir)
     if folder is not None:  # one subfolder per class of images
-        from search.data.images import read_image_folder
+        from search.data.images import read_image_folder  # Pillow: image folders only
 
         size = (spec.image_size[0], spec.image_size[1])
         frame, target, shape, _ = read_image_folder(

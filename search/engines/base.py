@@ -22,22 +22,12 @@ import keras
 import numpy as np
 
 from search import interrupt
-from search.data.dataset import Dataset, make_preprocessor, shaped
-from search.data.folds import Fold
+from search.data.dataset import Dataset
+from search.data.foldarrays import FoldArrays
 from search.metrics import DATA_LOSS, EPOCH_KEYS, SCORED_EACH_EPOCH
 from search.names import METRICS
 from search.params import TrialParams
 from search.space.schema import Space
-
-
-@dataclass(frozen=True)
-class FoldArrays:
-    """A fold's rows, preprocessed with statistics of its training rows only."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -49,22 +39,6 @@ class FoldResult:
     history: dict[str, list[float]]
     fit_s: float = 0.0  # seconds inside Keras `fit` (the benchmark's overhead measure)
     build_s: float = 0.0  # seconds building, compiling and making the variables of the model
-
-
-def fold_arrays(
-    data: Dataset, rows: np.ndarray, fold: Fold, max_tokens: int | None = None
-) -> FoldArrays:
-    """Fit the preprocessing on the fold's training rows only, then transform both parts
-    (a text column keeps `max_tokens` words: a trial's own, or the data's)."""
-    X, y = data.X, data.y
-    tr, va = rows[fold.train], rows[fold.val]
-    pre = make_preprocessor(data.encodings, max_tokens or data.max_tokens).fit(X.iloc[tr])
-    return FoldArrays(
-        shaped(data, pre.transform(X, tr).astype(np.float32, copy=False)),
-        y[tr],
-        shaped(data, pre.transform(X, va).astype(np.float32, copy=False)),
-        y[va],
-    )
 
 
 @dataclass(frozen=True)

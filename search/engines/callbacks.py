@@ -9,8 +9,9 @@ import math
 import keras
 import numpy as np
 
+from search.data.foldarrays import FoldArrays
 from search.data.target import TargetScale
-from search.engines.base import STOP, EpochHook, FoldArrays, Member
+from search.engines.base import STOP, EpochHook, Member
 from search.metrics import DATA_LOSS, scores
 from search.models.forward import penalty, predict
 

@@ -18,10 +18,10 @@ import keras
 import numpy as np
 
 from search.data.dataset import Dataset
+from search.data.foldarrays import FoldArrays
 from search.data.target import TargetScale, target_scale
 from search.engines.base import (
     EpochHook,
-    FoldArrays,
     FoldResult,
     Member,
     StopRule,

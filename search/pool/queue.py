@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.attrs import Study
 from search.errors import InputError
-from search.pool.liveness import GRACE_S, HEARTBEAT_S, mark_started, recover_stale
+from search.liveness import GRACE_S, HEARTBEAT_S, mark_started, recover_stale
 from search.prepare import Prepared, prepare
 from search.space.file import load_space
 from search.space.schema import Space
@@ -89,7 +89,7 @@ def submit(
     study_name: str | None = None,
 ) -> str:
     """Queue a study: validate everything, create it, record its budget and priority."""
-    from search.tracking.parent import parent_run
+    from search.tracking.parent import parent_run  # MLflow: not for `search status`
 
     if isinstance(space, Prepared):
         prep, space = space, space.space
@@ -264,7 +264,7 @@ def _sweep(tracker: Tracker, study: optuna.Study) -> None:
 
 def close_parents(queue: Queue) -> None:
     """After the pool stops: no study run is left RUNNING."""
-    from search.tracking.parent import close_parent
+    from search.tracking.parent import close_parent  # MLflow: not for `search status`
 
     storage = queue.storage()
     for st in status(queue):

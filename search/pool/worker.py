@@ -2,6 +2,10 @@
 from the most urgent study, train it, tell the study, keep its heartbeat; exit after
 `--recycle` trials so that the pool starts a fresh process. SIGINT and SIGTERM stop it
 between claims; the trials it was training end failed ("interrupted") and are retried.
+
+The layers below (TensorFlow, Optuna, MLflow and the modules that load them) are imported
+inside the functions: the stop handler is in place before they load, and a Ctrl-C in the
+middle of an import left TensorFlow half made and the process aborted at exit.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ class StopRequest:
 
 def _loop(queue: Queue, recycle: int, slot: str, stop: StopRequest) -> int:
     from search.backend import deterministic
-    from search.pool.liveness import Heartbeat
+    from search.liveness import Heartbeat
     from search.pool.queue import claim, pending
 
     deterministic()

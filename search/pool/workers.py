@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the pool process stays light: TensorFlow is imported by wor
     from search.pool.queue import Queue
 
 from search.backend import GPU_SHARING_ENV
+from search.errors import InputError, SearchFailed
 
 EXIT_NO_WORK = 3
 EXIT_RECYCLE = 0
@@ -51,8 +52,6 @@ def visible_gpus() -> list[str]:
 
 def plan_slots(gpus: str | None, *, per_gpu: int = 1, workers: int | None = None) -> list[Slot]:
     """`--gpus 0,1 --per-gpu 2` -> slots on GPUs 0, 0, 1, 1; no GPUs -> CPU workers."""
-    from search.errors import InputError
-
     if per_gpu < 1:
         raise InputError(f"--per-gpu must be >= 1, got {per_gpu}")
     ids = (
@@ -214,8 +213,6 @@ class _Pool:
 
     def replace(self, slot: Slot, code: int) -> bool:
         """Whether a worker that exited with `code` gets a fresh process in its slot."""
-        from search.errors import SearchFailed
-
         if code == EXIT_NO_WORK:
             return False
         report = self.report

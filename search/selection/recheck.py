@@ -9,9 +9,10 @@ import numpy as np
 from optuna.trial import FrozenTrial
 
 from search.attrs import Trial
+from search.data.foldarrays import FoldArrays, fold_arrays
 from search.data.foldcache import KEEP_BYTES, FoldCache
 from search.data.folds import Fold, make_folds
-from search.engines.base import FoldArrays, Member, collect_garbage, fold_arrays, trial_seed
+from search.engines.base import Member, collect_garbage, trial_seed
 from search.engines.choose import make_engine
 from search.errors import SearchFailed
 from search.models.forward import predict

@@ -12,9 +12,10 @@ from optuna.trial import FrozenTrial
 
 from search.attrs import Trial
 from search.data.dataset import make_preprocessor, shaped
+from search.data.foldarrays import FoldArrays
 from search.data.folds import Fold
 from search.data.target import target_scale
-from search.engines.base import FoldArrays, steps_per_execution, stop_rule, trial_seed
+from search.engines.base import steps_per_execution, stop_rule, trial_seed
 from search.engines.feed import fit_inputs, release
 from search.engines.sequential import fit_fold, own_fit_hypermodel
 from search.models.build import build_state, keras_targets, make_model

@@ -16,10 +16,10 @@ from search.backend import deterministic
 from search.data.dataset import shaped
 from search.engines.base import trial_seed
 from search.errors import InputError
+from search.liveness import recover_stale
 from search.metrics import tune_threshold
 from search.models.outputs import network_output, output_frame
 from search.names import METRICS
-from search.pool.liveness import recover_stale
 from search.prepare import Prepared, prepare
 from search.progress import Ticker
 from search.selection.ensemble import greedy, out_of_fold

@@ -10,10 +10,11 @@ import optuna
 
 from search.attrs import Trial
 from search.data.dataset import Dataset
+from search.data.foldarrays import FoldArrays, fold_arrays
 from search.data.foldcache import KEEP_BYTES, FoldCache
 from search.data.folds import Fold
 from search.data.split import TestSplit
-from search.engines.base import Engine, FoldArrays, fold_arrays
+from search.engines.base import Engine
 from search.engines.sequential import sequential_engine
 from search.space.schema import Space
 from search.tracking import RunWriter

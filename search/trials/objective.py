@@ -16,9 +16,9 @@ import numpy as np
 import optuna
 
 from search.attrs import Trial
+from search.data.foldarrays import FoldArrays
 from search.data.folds import Fold
 from search.engines.base import (
-    FoldArrays,
     FoldResult,
     Member,
     Trained,

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.data.dataset import Dataset
-from search.engines.base import EpochHook, FoldArrays, Member, Trained
+from search.data.foldarrays import FoldArrays
+from search.engines.base import EpochHook, Member, Trained
 from search.engines.pack.group import Group, run_together
 from search.engines.pack.shape import Limits, unpackable, width_class
 from search.engines.sequential import SequentialEngine
@@ -27,6 +28,7 @@ def space_limits(space: Space) -> Limits:
     """The space's packable activations and optimizers (members of every depth and width
     class train in programs of their own: a shallow member padded to the deepest would
     compute the layers it does not have)."""
+    # JAX loads with the compiled program's module, when a pack first trains
     from search.engines.pack.net import ACTIVATIONS, OPTIMIZERS
 
     params = space.params

@@ -81,6 +81,7 @@ class Group:
 
     def compute(self) -> np.ndarray:
         """One epoch on the device (any thread): every live member's logs, by pack row."""
+        # JAX loads with the compiled program's module, when a pack first trains
         from search.engines.pack.net import epoch_program
 
         h = epoch_hyper(self.h, self.epoch, self.members)

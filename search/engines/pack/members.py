@@ -10,8 +10,9 @@ import numpy as np
 from scipy.special import erf, expit, softmax
 
 from search.data.dataset import Dataset
+from search.data.foldarrays import FoldArrays
 from search.data.target import target_scale
-from search.engines.base import FoldArrays, Member
+from search.engines.base import Member
 from search.engines.pack.shape import batch
 from search.models.build import build_model
 from search.models.knobs import class_weights, scheduled_rate

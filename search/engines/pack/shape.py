@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from search.data.dataset import Dataset
-from search.engines.base import FoldArrays, Member
+from search.data.foldarrays import FoldArrays
+from search.engines.base import Member
 from search.params import TrialParams
 
 
@@ -48,6 +49,7 @@ def group_shape(
     members: list[Member], data: Dataset, limits: Limits
 ) -> tuple[Any, list[FoldArrays]]:
     """The program's shape for these members, and the distinct folds they train on."""
+    # JAX loads with the compiled program's module, when a pack first trains
     from search.engines.pack.net import Shape
 
     folds: list[FoldArrays] = []
@@ -86,6 +88,7 @@ def _names(allowed: tuple[str, ...], used: list[Any]) -> tuple[str, ...]:
 
 def unpackable(params: TrialParams) -> str | None:
     """Why a member cannot be packed, or None when it can."""
+    # JAX loads with the compiled program's module, when a pack first trains
     from search.engines.pack.net import ACTIVATIONS, OPTIMIZERS
 
     if params.hypermodel:

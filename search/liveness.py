@@ -128,7 +128,7 @@ def _end_runs(
     study: optuna.Study, stale: list[tuple[FrozenTrial, str]], tracking_uri: str, home: Path
 ) -> None:
     """The MLflow runs of dead trials end FAILED; the study run too, when nothing runs now."""
-    from search.tracking.runs import Tracker
+    from search.tracking.runs import Tracker  # MLflow: loaded only when a run must end
 
     tracker = Tracker(tracking_uri, study.study_name, artifact_root=home / "artifacts")
     running = tracker.reader.running(tracker.experiment_id)
