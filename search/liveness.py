@@ -22,6 +22,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from search.attrs import Trial
+from search.storage.optuna_private import storage_of, study_id, trial_id
 
 HEARTBEAT_S = 5.0
 GRACE_S = 30.0
@@ -56,9 +57,9 @@ class Heartbeat:
 
     def _beat(self, storage: BaseStorage, every: float) -> None:
         while not self._stop.wait(every):
-            for trial_id in list(self._ids):
+            for held in list(self._ids):
                 with contextlib.suppress(Exception):  # the trial may have just finished
-                    storage.set_trial_user_attr(trial_id, Trial.HEARTBEAT, time.time())
+                    storage.set_trial_user_attr(held, Trial.HEARTBEAT, time.time())
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -104,7 +105,7 @@ def recover_stale(
     for summary in storage.get_all_studies():
         if studies is not None and summary.study_name not in studies:
             continue
-        trials = storage.get_all_trials(summary._study_id, deepcopy=False)
+        trials = storage.get_all_trials(study_id(storage, summary), deepcopy=False)
         stale = [
             (t, reason)
             for t in trials
@@ -115,8 +116,8 @@ def recover_stale(
         retried = {t.user_attrs.get(Trial.RETRY_OF) for t in trials}
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         for t, reason in stale:
-            storage.set_trial_user_attr(t._trial_id, Trial.FAIL_REASON, reason)
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            storage.set_trial_user_attr(trial_id(t), Trial.FAIL_REASON, reason)
+            storage.set_trial_state_values(trial_id(t), TrialState.FAIL)
             if t.number not in retried and Trial.RETRY_OF not in t.user_attrs:
                 study.enqueue_trial(t.params, user_attrs={Trial.RETRY_OF: t.number})
             recovered.append(t.number)
@@ -166,11 +167,11 @@ def fail_own_running(study: optuna.Study) -> list[int]:
     """After Ctrl-C: this process's trials still RUNNING (the signal landed between two of
     Optuna's writes) end FAIL as interrupted, to be retried by the next run."""
     ended = []
-    storage = study._storage
+    storage = storage_of(study)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.user_attrs.get(Trial.WORKER) == owner():
-            storage.set_trial_user_attr(t._trial_id, Trial.FAIL_REASON, "KeyboardInterrupt: ")
-            storage.set_trial_user_attr(t._trial_id, Trial.INTERRUPTED, True)
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            storage.set_trial_user_attr(trial_id(t), Trial.FAIL_REASON, "KeyboardInterrupt: ")
+            storage.set_trial_user_attr(trial_id(t), Trial.INTERRUPTED, True)
+            storage.set_trial_state_values(trial_id(t), TrialState.FAIL)
             ended.append(t.number)
     return ended

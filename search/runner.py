@@ -28,6 +28,7 @@ from search.prepare import Prepared, prepare
 from search.progress import Progress
 from search.space.file import load_space
 from search.space.schema import Space
+from search.storage.optuna_private import storage_of, trial_id
 from search.storage.stores import check_stores
 from search.study import DEFAULT_HOME, Budget, counts, open_storage, open_study, optimize
 from search.summary import SearchResult, search_result
@@ -96,7 +97,7 @@ def _run(
     name = study_name or space.name
     uri = tracking_uri or default_tracking_uri(_mkdir(home))
     study = open_study(prep, open_storage(storage, home), name)
-    recover_stale(study._storage, tracking_uri=uri, home=home, studies=[name])
+    recover_stale(storage_of(study), tracking_uri=uri, home=home, studies=[name])
     planned = n_trials if n_trials is not None else space.study.trials
     budget = Budget(
         trials=trials_left(study, planned),
@@ -205,14 +206,14 @@ def _search(
 
 def _heartbeat(study: optuna.Study, ctx: SearchContext, budget: Budget) -> Heartbeat:
     """A heartbeat for each trial this process runs, from its start to its end."""
-    beat = Heartbeat(study._storage)
+    beat = Heartbeat(storage_of(study))
 
     def own(trial: optuna.Trial) -> None:
         mark_started(trial)
-        beat.add(trial._trial_id)
+        beat.add(trial_id(trial))
 
     ctx.on_start = own
-    budget.callbacks.append(lambda _, trial: beat.discard(trial._trial_id))
+    budget.callbacks.append(lambda _, trial: beat.discard(trial_id(trial)))
     return beat
 
 

@@ -276,6 +276,7 @@ import json, sys
 import keras, numpy as np
 from search.models.build import build_model
 from search.models.forward import penalty, predict
+from search.params import TrialParams
 
 class Half(keras.regularizers.Regularizer):  # not one of Keras' L1/L2: called as Keras does
     def __call__(self, x):

@@ -95,3 +95,57 @@ def test_a_missing_database_driver_names_the_install_command(
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert command in out.stderr and "hunter2" not in out.stderr
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_optunas_private_names_still_mean_what_the_service_reads(tmp_path: Path, kind: str) -> None:
+    """The study's storage and a trial's storage id: Optuna has no public accessor, so
+    `search.storage.optuna_private` reads them; this fails when Optuna changes either."""
+    import optuna
+
+    from search.storage.optuna_private import storage_of, study_id, trial_id
+
+    if kind == "journal":
+        backend = optuna.storages.journal.JournalFileBackend(str(tmp_path / "s.journal"))
+        storage: optuna.storages.BaseStorage = optuna.storages.JournalStorage(backend)
+    else:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+    for name in ("a", "b"):
+        study = optuna.create_study(storage=storage, study_name=name)
+        held = storage_of(study)  # the storage itself, or Optuna's cache around an RDB one
+        assert isinstance(held, optuna.storages.BaseStorage)
+        assert held.get_study_id_from_name(name) == storage.get_study_id_from_name(name)
+        live = [study.ask() for _ in range(3)]
+        for t in live:
+            study.tell(t, 0.0)
+        sid = storage.get_study_id_from_name(name)
+        for t, frozen in zip(live, study.get_trials(deepcopy=False), strict=True):
+            expected = storage.get_trial_id_from_study_id_trial_number(sid, t.number)
+            assert trial_id(t) == trial_id(frozen) == expected
+    for summary in optuna.get_all_study_summaries(storage):
+        assert study_id(storage, summary) == storage.get_study_id_from_name(summary.study_name)
+
+
+def test_no_other_module_reads_a_private_name_of_optuna() -> None:
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "search"
+    found = []
+    for path in package.rglob("*.py"):
+        if path.name == "optuna_private.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            private_attr = isinstance(node, ast.Attribute) and node.attr in (
+                "_storage",
+                "_trial_id",
+                "_study_id",
+                "_cached_frozen_trial",
+            )
+            private_module = (
+                isinstance(node, ast.ImportFrom)
+                and any(part.startswith("_") for part in (node.module or "").split(".")[1:])
+                and (node.module or "").startswith("optuna")
+            )
+            if private_attr or private_module:
+                found.append(f"{path.name}:{node.lineno}")
+    assert found == []

@@ -27,6 +27,7 @@ from search.liveness import GRACE_S, HEARTBEAT_S, mark_started, recover_stale
 from search.prepare import Prepared, prepare
 from search.space.file import load_space
 from search.space.schema import Space
+from search.storage.optuna_private import study_id
 from search.study import DEFAULT_HOME, open_storage, open_study
 from search.tracking import Tracker, default_tracking_uri
 
@@ -139,7 +140,7 @@ def status(queue: Queue) -> list[StudyStatus]:
     for summary in storage.get_all_studies():
         if Study.BUDGET not in summary.user_attrs:
             continue
-        trials = storage.get_all_trials(summary._study_id, deepcopy=False)
+        trials = storage.get_all_trials(study_id(storage, summary), deepcopy=False)
         out.append(_status(summary, trials))
     return sorted(out, key=lambda s: (-s.priority, s.name))
 
@@ -198,7 +199,7 @@ def claim(queue: Queue, storage: BaseStorage) -> Claim | None:
             attrs = summary.user_attrs
             if Study.BUDGET not in attrs:
                 continue
-            trials = storage.get_all_trials(summary._study_id, deepcopy=False)
+            trials = storage.get_all_trials(study_id(storage, summary), deepcopy=False)
             s = _status(summary, trials)
             taken = s.complete + s.pruned + s.running
             if taken >= s.budget or s.failed >= max(3, 2 * s.budget):
@@ -220,7 +221,7 @@ def claim_more(queue: Queue, storage: BaseStorage, study: optuna.Study, k: int) 
         return []
     with queue.lock(storage):
         summary = next(s for s in storage.get_all_studies() if s.study_name == study.study_name)
-        s = _status(summary, storage.get_all_trials(summary._study_id, deepcopy=False))
+        s = _status(summary, storage.get_all_trials(study_id(storage, summary), deepcopy=False))
         room = s.budget - (s.complete + s.pruned + s.running)
         trials = [study.ask() for _ in range(max(0, min(k, room)))]
         for trial in trials:
@@ -232,7 +233,7 @@ def pending(storage: BaseStorage) -> bool:
     """Is any queued study still unfinished (so a trial may need a retry later)?"""
     for summary in storage.get_all_studies():
         if Study.BUDGET in summary.user_attrs:
-            trials = storage.get_all_trials(summary._study_id, deepcopy=False)
+            trials = storage.get_all_trials(study_id(storage, summary), deepcopy=False)
             if _status(summary, trials).state != "finished":
                 return True
     return False

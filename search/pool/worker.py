@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from search import interrupt
 from search.attrs import Study, Trial
 from search.pool.workers import EXIT_NO_WORK, EXIT_RECYCLE, STORAGE_ENV, TRACKING_ENV
+from search.storage.optuna_private import trial_id
 
 if TYPE_CHECKING:
     import optuna
@@ -139,7 +140,7 @@ def _loop(queue: Queue, recycle: int, slot: str, stop: StopRequest) -> int:
                 ctx = _study_context(queue, got, contexts, slot)
                 with stop.held():
                     extra = _rest_of_pack(queue, storage, got, ctx, recycle - done)
-                ids = [t._trial_id for t in [got.trial, *extra]]
+                ids = [trial_id(t) for t in [got.trial, *extra]]
                 with Heartbeat(storage, ids, queue.heartbeat_s):
                     _run_trials(got, extra, ctx)
             except KeyboardInterrupt:

@@ -28,6 +28,7 @@ from search.selection.recheck import Outputs, recheck
 from search.selection.refit import Final, refit, refit_ensemble
 from search.space.file import ran_text
 from search.space.schema import Space
+from search.storage.optuna_private import storage_of
 from search.study import DEFAULT_HOME, best_first, check_same_data, load_study, study_space
 from search.tracking import (
     STUDY,
@@ -56,7 +57,7 @@ def select(
     home = Path(home)
     study = load_study(study_name, storage, home)
     uri = tracking_uri or default_tracking_uri(home)
-    recover_stale(study._storage, tracking_uri=uri, home=home, studies=[study_name])
+    recover_stale(storage_of(study), tracking_uri=uri, home=home, studies=[study_name])
     space = study_space(study)
     prep = prepare(space)
     check_same_data(study, prep)
