@@ -13,9 +13,9 @@ import numpy as np
 from search.backend import deterministic
 from search.data.dataset import Dataset
 from search.data.foldarrays import fold_arrays
-from search.engines.base import FoldResult, steps_per_execution, stop_rule
+from search.engines.base import FoldResult, Member
 from search.engines.pack.engine import replay
-from search.engines.sequential import fit_fold
+from search.engines.sequential import sequential_engine
 from search.errors import DataError, InputError
 from search.metrics import scores
 from search.params import TrialParams
@@ -144,18 +144,23 @@ def _compare_folds(
 def _sequential(
     prep: Prepared, params: TrialParams, seed: int, indices: list[int]
 ) -> dict[int, FoldResult]:
-    folds, out = {f.index: f for f in prep.folds}, {}
-    for index in indices:
-        arrays = fold_arrays(prep.data, prep.split.train, folds[index], params.max_tokens)
-        _, out[index] = fit_fold(
+    """The trial's folds trained again by the sequential engine, as the search did."""
+    folds = {f.index: f for f in prep.folds}
+    members = [
+        Member(
+            -1,
+            i,
             params,
-            arrays,
-            data=prep.data,
-            seed=seed + index,
-            spe=steps_per_execution(prep.space),
-            rule=stop_rule(prep.space),
+            seed + i,
+            fold_arrays(prep.data, prep.split.train, folds[i], params.max_tokens),
         )
-        keras.backend.clear_session()
+        for i in indices
+    ]
+    out = {}
+    for trained in sequential_engine(prep.space).train(members, prep.data):
+        if trained.result is None:
+            raise InputError(f"fold {trained.member.fold} failed again: {trained.error}")
+        out[trained.member.fold] = trained.result
     return out
 
 

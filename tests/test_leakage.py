@@ -22,11 +22,11 @@ from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 from search.data.columns import Preprocessor
+from search.engines import exact as exact_module
 from search.engines import feed
 from search.engines import sequential as fitting_module
 from search.engines.pack import members as packmodel
 from search.runner import run_search
-from search.selection import refit
 from search.selection.selector import select
 
 SPACE = """
@@ -94,7 +94,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     monkeypatch.setattr(Preprocessor, "fit", spy_fit)
     monkeypatch.setattr(Preprocessor, "transform", spy_transform)
     monkeypatch.setattr(fitting_module, "fit_inputs", spy_inputs)
-    monkeypatch.setattr(refit, "fit_inputs", spy_inputs)
+    monkeypatch.setattr(exact_module, "fit_inputs", spy_inputs)  # the refit
     monkeypatch.setattr(packmodel, "member_arrays", spy_members)
     return seen
 

@@ -13,7 +13,6 @@ from search.data.dataset import load_dataset
 from search.data.foldarrays import FoldArrays
 from search.data.split import split_test
 from search.errors import DataError
-from search.params import TrialParams
 from search.reproduction import reproduce
 from search.runner import run_search
 from search.selection import refit as refit_module
@@ -57,19 +56,20 @@ def test_the_search_sees_the_subsample_and_the_refit_every_row(
         seen["search"].append(len(rows))
         return fold_arrays(data, rows, fold, *rest)
 
-    fit_inputs, fit_fold = refit_module.fit_inputs, refit_module.fit_fold
+    engine = refit_module.sequential_engine
 
-    def spy_inputs(x: np.ndarray, y: np.ndarray, **kwargs: Any) -> Any:  # the single refit
-        seen["refit"].append(len(x))
-        return fit_inputs(x, y, **kwargs)
+    class SpyEngine:  # the refit's members: every training row, in one model or a fold's
+        def __init__(self, space: Any) -> None:
+            self.real = engine(space)
+            self.name = self.real.name
 
-    def spy_fold(params: Any, arrays: FoldArrays, **kwargs: Any) -> Any:  # refit: ensemble
-        seen["refit"].append(len(arrays.x_train) + len(arrays.x_val))
-        return fit_fold(TrialParams.read(params), arrays, **kwargs)
+        def train(self, members: Any, data: Any, on_epoch: Any = None) -> Any:
+            for m in members:
+                seen["refit"].append(len(m.arrays.x_train) + len(m.arrays.x_val))
+            return self.real.train(members, data, on_epoch)
 
     monkeypatch.setattr(context_module, "fold_arrays", spy_folds)
-    monkeypatch.setattr(refit_module, "fit_inputs", spy_inputs)
-    monkeypatch.setattr(refit_module, "fit_fold", spy_fold)
+    monkeypatch.setattr(refit_module, "sequential_engine", SpyEngine)
     (tmp_path / "sub.yaml").write_text(SPACE.format(refit=refit))
     run_search(tmp_path / "sub.yaml", home=tmp_path / "m", progress=False)
     final = select("sub", home=tmp_path / "m")

@@ -131,13 +131,19 @@ STOP = interrupt.STOP  # set by a worker's signal handler: end the trial at the 
 
 @dataclass(frozen=True)
 class Member:
-    """One model to train: a trial's fold, with the trial's parameters and the fold's seed."""
+    """One model to train: a trial's fold, with the trial's parameters and the fold's seed.
+
+    With `epochs`, the member trains exactly that many epochs on its training rows and
+    stops on nothing (the refit on every training row: no validation rows are left); its
+    result has no scores.
+    """
 
     trial: int
     fold: int
     params: TrialParams
     seed: int
     arrays: FoldArrays
+    epochs: int | None = None
 
 
 # Called after each epoch of a member with that epoch's logs (`loss`, `val_loss`,

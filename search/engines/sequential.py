@@ -1,4 +1,5 @@
-"""The sequential engine: one Keras model per member, fitted with early stopping.
+"""The sequential engine: one Keras model per member, fitted with early stopping (or, for
+a member with `epochs`, for exactly that many: `search.engines.exact`).
 
 Any model trains here: the built-in MLP and a KerasTuner hypermodel alike. The members of
 one trial share one compiled model (`ModelReuse`); each starts from freshly seeded
@@ -11,7 +12,6 @@ import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -35,12 +35,13 @@ from search.engines.callbacks import (
     StopOnRequest,
     ValidationDataLoss,
 )
+from search.engines.exact import train_exact
 from search.engines.feed import fit_inputs, release, validation_inputs
 from search.errors import TrialFailed
 from search.metrics import keras_metrics, scores
 from search.models.build import build_state, keras_targets, make_model
 from search.models.forward import predict
-from search.models.hypermodel import fit_with, load_hypermodel, own_fit
+from search.models.hypermodel import fit_with, own_fit_hypermodel
 from search.models.knobs import class_weights, loss_power, lr_callbacks
 from search.params import TrialParams
 from search.space.schema import Space
@@ -183,14 +184,6 @@ def _callbacks(
     ]
 
 
-def own_fit_hypermodel(params: TrialParams) -> Any | None:
-    """The space's KerasTuner HyperModel when it trains with a `fit` of its own."""
-    if not params.hypermodel:
-        return None
-    hypermodel = load_hypermodel(params.hypermodel, Path(params.hypermodel_dir or "."))
-    return hypermodel if own_fit(hypermodel) else None
-
-
 def _fresh_model(
     params: TrialParams,
     arrays: FoldArrays,
@@ -271,6 +264,8 @@ class SequentialEngine:
     ) -> Trained:
         hook = [] if on_epoch is None else [EpochHookCallback(member, on_epoch)]
         try:
+            if member.epochs is not None:  # the refit: every row, a fixed number of epochs
+                return train_exact(member, data, self.steps_per_execution, on_epoch)
             model, result = fit_fold(
                 member.params,
                 member.arrays,

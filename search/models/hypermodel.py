@@ -206,3 +206,11 @@ def fit_with(hypermodel: Any, params: TrialParams, model: keras.Model, **kwargs:
     hp = OptunaHyperParameters(fixed=params.hp)
     returned = hypermodel.fit(hp, model, **kwargs)
     return returned if hasattr(returned, "history") else model.history
+
+
+def own_fit_hypermodel(params: TrialParams) -> Any | None:
+    """The space's KerasTuner HyperModel when it trains with a `fit` of its own."""
+    if not params.hypermodel:
+        return None
+    hypermodel = load_hypermodel(params.hypermodel, Path(params.hypermodel_dir or "."))
+    return hypermodel if own_fit(hypermodel) else None

@@ -13,14 +13,8 @@ from optuna.trial import FrozenTrial
 from search.attrs import Trial
 from search.data.dataset import make_preprocessor, shaped
 from search.data.foldarrays import FoldArrays
-from search.data.folds import Fold
-from search.data.target import target_scale
-from search.engines.base import steps_per_execution, stop_rule, trial_seed
-from search.engines.feed import fit_inputs, release
-from search.engines.sequential import fit_fold, own_fit_hypermodel
-from search.models.build import build_state, keras_targets, make_model
-from search.models.hypermodel import fit_with
-from search.models.knobs import class_weights, lr_callbacks
+from search.engines.base import Member, Trained, trial_seed
+from search.engines.sequential import sequential_engine
 from search.params import TrialParams
 from search.prepare import Prepared, refit_folds
 from search.progress import Ticker
@@ -83,75 +77,41 @@ def refit_params(
     seed: int,
     say: Ticker | None = None,
 ) -> Final:
+    """The preprocessing fitted on every training row, and the network(s) the sequential
+    engine trains there: one for exactly `epochs`, or (`selection.refit: ensemble`) one
+    per refit fold, each stopping early on its fold's validation rows."""
     data, rows = prep.data, prep.split.refit_rows
     tokens = params.max_tokens or data.max_tokens
     pre = make_preprocessor(data.encodings, tokens).fit(data.X.iloc[rows])
     x = shaped(data, pre.transform(data.X, rows).astype(np.float32, copy=False))
-    spe = steps_per_execution(prep.space)
+    y, engine = data.y[rows], sequential_engine(prep.space)
     if prep.space.selection.refit == "ensemble":
-        nets = [_fold_net(prep, x, f, params, seed + f.index, spe) for f in refit_folds(prep)]
-        return Final(pre, nets, epochs)
-    keras.utils.set_random_seed(seed)
-    net = make_model(
-        params,
-        n_features=x.shape[1:],
-        task=data.task,
-        n_classes=data.n_classes,
-        steps_per_execution=spe,
-    )
-    y = keras_targets(net, data.y[rows], data.n_classes)
-    build_state(net, x, y)
-    target = target_scale(params, y)
-    if target is not None:  # standardized on all training rows (search.data.target)
-        y = target.forward(y)
-    _fit_all(net, params, x, y, data.y[rows], n_classes=data.n_classes, epochs=epochs,
-             seed=seed, say=say or Ticker(None))  # fmt: skip
-    if target is not None:
-        target.fold_into(net)
-    return Final(pre, [net], epochs)
+        folds = refit_folds(prep)
+        members = [
+            Member(
+                -1,
+                f.index,
+                params,
+                seed + f.index,
+                FoldArrays(x[f.train], y[f.train], x[f.val], y[f.val]),
+            )
+            for f in folds
+        ]
+        return Final(pre, [_built(t) for t in engine.train(members, data)], epochs)
+    tick = say or Ticker(None)
+    everything = FoldArrays(x, y, x[:0], y[:0])
+    member = Member(-1, -1, params, seed, everything, epochs=epochs)
+
+    def progress(_: Member, epoch: int, logs: dict[str, float]) -> bool:
+        tick(f"refit: epoch {epoch + 1} of {epochs}")
+        return False
+
+    return Final(pre, [_built(t) for t in engine.train([member], data, progress)], epochs)
 
 
-def _fit_all(
-    net: Any,
-    params: TrialParams,
-    x: np.ndarray,
-    y: np.ndarray,
-    labels: np.ndarray,
-    *,
-    n_classes: int,
-    epochs: int,
-    seed: int,
-    say: Ticker,
-) -> None:
-    """Train for exactly `epochs` on every row (no validation rows are left to stop on)."""
-    run = {
-        "epochs": epochs,
-        "verbose": 0,
-        "callbacks": [
-            keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda e, logs: say(f"refit: epoch {e + 1} of {epochs}")
-            ),
-            *lr_callbacks(params),  # the schedule; a plateau needs validation rows
-        ],
-    }
-    hypermodel = own_fit_hypermodel(params)
-    if hypermodel is not None:  # a KerasTuner HyperModel trains with its own fit
-        fit_with(hypermodel, params, net, x=x, y=y, **run)
-        return
-    weights = class_weights(params, labels, n_classes)
-    train = fit_inputs(x, y, batch_size=params.batch_size, seed=seed)
-    try:
-        net.fit(**train, class_weight=weights, **run)
-    finally:
-        release(train)
-
-
-def _fold_net(
-    prep: Prepared, x: np.ndarray, fold: Fold, params: TrialParams, seed: int, spe: int
-) -> Any:
-    y = prep.data.y[prep.split.refit_rows]
-    arrays = FoldArrays(x[fold.train], y[fold.train], x[fold.val], y[fold.val])
-    net, _ = fit_fold(
-        params, arrays, data=prep.data, seed=seed, spe=spe, rule=stop_rule(prep.space)
-    )
-    return net
+def _built(trained: Trained) -> keras.Model:
+    """The trained network, or the reason it has none raised."""
+    if trained.error is not None:
+        raise trained.error
+    assert trained.build is not None
+    return trained.build()
