@@ -58,3 +58,4 @@ class Trial:
     PACK_WIDTH = "pack.width"  # a packed trial: its program's width,
     PACK_DEPTH = "pack.depth"  # depth,
     PACK_TRIALS = "pack.trials"  # and the trials packed with it
+    ENGINE_REASON = "engine_reason"  # why a trial of a packed search trained sequentially

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -16,7 +16,7 @@ import optuna
 from search import interrupt
 from search.backend import deterministic
 from search.engines.base import Engine
-from search.engines.choose import make_engine
+from search.engines.choose import choose_engine
 from search.liveness import (
     Heartbeat,
     fail_own_running,
@@ -91,7 +91,7 @@ def _run(
         space = load_space(space) if isinstance(space, str | Path) else space
         prep = prepare(space)  # bad input stops here, before anything is written
     check_stores(storage, tracking_uri)
-    engine = make_engine(space, prep.data.nbytes)
+    engine, why = choose_engine(space, prep.data.nbytes, len(prep.data.input_shape or (0,)))
     deterministic()
     home = Path(home)
     name = study_name or space.name
@@ -110,9 +110,11 @@ def _run(
         print(budget_line(study, budget, planned), file=stream)
         for note in prep.notes:
             print(note, file=stream)
+        if why:
+            print(f"engine: sequential: {why}", file=stream)
     tracker = TrackingProcess(uri, name, artifact_root=home / "artifacts")
     try:
-        return _search(study, prep, tracker, budget, storage, progress, stream, engine)
+        return _search(study, prep, tracker, budget, storage, progress, stream, engine, why)
     finally:
         tracker.close()  # every write is in the store before run_search returns
 
@@ -168,10 +170,15 @@ def _search(
     progress: bool,
     stream: TextIO,
     engine: Engine,
+    why: str,
 ) -> SearchResult:
     parent = parent_run(tracker, study, prep, remember=False)
     ctx = make_context(prep, tracker, parent, study.study_name)
     ctx.engine = engine
+    if why:
+        ctx.tags["search.engine_reason"] = why
+    said: set[str] = set()
+    ctx.on_note = _once(said, stream) if progress else None
     beat = _heartbeat(study, ctx, budget)
     budget.callbacks.append(remember_parent(tracker, parent))
     budget.callbacks.append(lambda _, __: interrupt.check())  # one a library swallowed
@@ -235,6 +242,18 @@ def make_context(prep: Prepared, tracker: RunWriter, parent: str, name: str) -> 
         parent_run_id=parent,
         tags=tags,
     )
+
+
+def _once(said: set[str], stream: TextIO) -> Callable[[str], None]:
+    """Print each distinct line once (the engine's word on a trial that cannot pack)."""
+
+    def say(line: str) -> None:
+        key = line.split(": ", 2)[-1]
+        if key not in said:
+            said.add(key)
+            print(line, file=stream)
+
+    return say
 
 
 def _mkdir(path: Path) -> Path:

@@ -207,4 +207,4 @@ def test_the_pack_engine_refuses_a_hypermodel(tmp_path: Path) -> None:
     )
     with pytest.raises(SpaceError) as err:
         make_engine(load_space(space))
-    assert err.value.key == "training.engine"
+    assert err.value.key == "model.hypermodel" and "hypermodel" in str(err.value)

@@ -233,7 +233,7 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, ctx: SearchContext) -> 
 
 
 def _context(queue: Queue, study: optuna.Study, slot: str) -> SearchContext:
-    from search.engines.choose import make_engine
+    from search.engines.choose import choose_engine
     from search.prepare import prepare
     from search.runner import make_context
     from search.study import check_same_data, study_space
@@ -251,7 +251,9 @@ def _context(queue: Queue, study: optuna.Study, slot: str) -> SearchContext:
     if tracker.reader.status(parent) != "RUNNING":
         tracker.set_status(parent, "RUNNING")
     ctx = make_context(prep, tracker, parent, study.study_name)
-    ctx.engine = make_engine(space, prep.data.nbytes)
+    ctx.engine, why = choose_engine(space, prep.data.nbytes, len(prep.data.input_shape or (0,)))
+    if why:
+        ctx.tags["search.engine_reason"] = why
     ctx.tags["search.worker_slot"] = slot
     ctx.tags["search.cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     return ctx

@@ -71,7 +71,10 @@ def recheck(
         return False
 
     for i, done in enumerate(
-        make_engine(prep.space, prep.data.nbytes).train(members, prep.data, tick), 1
+        make_engine(prep.space, prep.data.nbytes, len(prep.data.input_shape or (0,))).train(
+            members, prep.data, tick
+        ),
+        1,
     ):
         if done.result is None:
             raise done.error or SearchFailed(f"recheck of trial {done.member.trial} failed")

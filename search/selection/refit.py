@@ -87,9 +87,9 @@ def refit_params(
     y, engine = data.y[rows], sequential_engine(prep.space)
     if prep.space.selection.refit == "ensemble":
         folds = refit_folds(prep)
-        members = [
+        members = [  # a trial number each: an engine's members of one trial share a model
             Member(
-                -1,
+                -1 - f.index,
                 f.index,
                 params,
                 seed + f.index,

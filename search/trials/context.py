@@ -35,6 +35,7 @@ class SearchContext:
     on_pack: Callable[[list[int]], None] | None = None  # trial numbers -> progress line
     on_start: Callable[[optuna.Trial], None] | None = None  # a trial starts: its owner
     on_tick: Callable[[int], None] | None = None  # an epoch ended: the live line
+    on_note: Callable[[str], None] | None = None  # a line worth saying once
     engine: Engine | None = None  # None: the sequential engine
     _folds: FoldCache | None = field(default=None, repr=False)
 

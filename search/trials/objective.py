@@ -166,7 +166,12 @@ class TrialRun:
         for key, value in trained.notes.items():
             self.trial.set_user_attr(key, value)
         engine = "pack" if trained.pack is not None else "sequential"
-        self.ctx.tracker.log(self.run_id, tags={"search.engine": engine})
+        tags = {"search.engine": engine}
+        if why := trained.notes.get(Trial.ENGINE_REASON):
+            tags["search.engine_reason"] = str(why)
+            if self.ctx.on_note is not None:
+                self.ctx.on_note(f"engine: sequential for trial {self.trial.number}: {why}")
+        self.ctx.tracker.log(self.run_id, tags=tags)
         if trained.pack is not None:
             self.ctx.tracker.log_json(self.run_id, trained.pack, "pack.json")
 

@@ -13,9 +13,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from search.attrs import Trial
 from search.data.dataset import Dataset
 from search.data.foldarrays import FoldArrays
 from search.engines.base import EpochHook, Member, Trained
+from search.engines.pack.carried import ACTIVATIONS, CARRIES, OPTIMIZERS
 from search.engines.pack.group import Group, run_together
 from search.engines.pack.shape import Limits, unpackable, width_class
 from search.engines.sequential import SequentialEngine
@@ -28,9 +30,6 @@ def space_limits(space: Space) -> Limits:
     """The space's packable activations and optimizers (members of every depth and width
     class train in programs of their own: a shallow member padded to the deepest would
     compute the layers it does not have)."""
-    # JAX loads with the compiled program's module, when a pack first trains
-    from search.engines.pack.net import ACTIVATIONS, OPTIMIZERS
-
     params = space.params
     return Limits(
         activations=tuple(a for a in map(str, choices(params.activation)) if a in ACTIVATIONS),
@@ -47,6 +46,7 @@ class PackEngine:
     fallback: SequentialEngine = field(default_factory=SequentialEngine)
     limits: Limits = field(default_factory=Limits)
     name: str = "pack"
+    carries: frozenset[str] | None = CARRIES
 
     def train(
         self, members: Sequence[Member], data: Dataset, on_epoch: EpochHook | None = None
@@ -56,13 +56,16 @@ class PackEngine:
             tuple(positions): Group([members[i] for i in positions], data, on_epoch, self.limits)
             for positions in self.groups(members).values()
         }
-        for positions, trained in zip(groups, run_together(list(groups.values())), strict=True):
-            done.update(zip(positions, trained, strict=True))
+        for positions, packed in zip(groups, run_together(list(groups.values())), strict=True):
+            done.update(zip(positions, packed, strict=True))
         for i, member in enumerate(members):
             if i in done:
                 yield done.pop(i)
-            else:
-                yield from self.fallback.train([member], data, on_epoch)
+                continue
+            why = unpackable(member.params, member.arrays.x_train.ndim - 1)
+            for alone in self.fallback.train([member], data, on_epoch):
+                alone.notes[Trial.ENGINE_REASON] = f"the pack does not carry {why}"
+                yield alone
 
     def groups(self, members: Sequence[Member]) -> dict[tuple[int, int, int], list[int]]:
         """Positions of the packable members by program: one per width class and depth
@@ -71,7 +74,7 @@ class PackEngine:
         own) put every depth in one program, as they were trained."""
         out: dict[tuple[int, int, int], list[int]] = {}
         for i, m in enumerate(members):
-            if unpackable(m.params) is None and m.arrays.x_train.ndim == 2:  # not images
+            if unpackable(m.params, m.arrays.x_train.ndim - 1) is None:
                 size = m.params.batch_size if m.params.batch_norm else 0
                 width = max(self.limits.width, width_class(m.params))
                 depth = 0 if self.limits.depth else len(m.params.widths)

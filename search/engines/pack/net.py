@@ -37,7 +37,6 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "mish": lambda x: x * jnp.tanh(jax.nn.softplus(x)),
     "softplus": jax.nn.softplus,
 }
-OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd", "adamax", "adagrad")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from typing import Any
 from search.data.dataset import Dataset
 from search.data.foldarrays import FoldArrays
 from search.engines.base import Member
+from search.engines.carries import asks, describe, lacking
+from search.engines.pack.carried import CARRIES
 from search.params import TrialParams
 
 
@@ -86,37 +88,8 @@ def _names(allowed: tuple[str, ...], used: list[Any]) -> tuple[str, ...]:
     return tuple(sorted({*allowed, *(str(u).lower() for u in used)}))
 
 
-def unpackable(params: TrialParams) -> str | None:
-    """Why a member cannot be packed, or None when it can."""
-    # JAX loads with the compiled program's module, when a pack first trains
-    from search.engines.pack.net import ACTIVATIONS, OPTIMIZERS
-
-    if params.hypermodel:
-        return "a KerasTuner hypermodel"
-    if params.optimizer.lower() not in OPTIMIZERS:
-        return f"the {params.optimizer} optimizer"
-    if params.activation not in ACTIVATIONS:
-        return f"the {params.activation} activation"
-    if params.precision != "float32":
-        return "mixed precision"
-    if params.conv_blocks:
-        return "convolution blocks"
-    if params.max_tokens:
-        return "a searched vocabulary size (members of several input widths)"
-    per_layer = {"dropout": params.dropouts, "l1": params.l1s, "l2": params.l2s}
-    for name, values in per_layer.items():
-        if values:
-            return f"per-layer {name}"
-    unpacked = {  # knobs the pack's program does not carry: trained one model at a time
-        "Adam's beta_1": params.beta_1 is not None,
-        "Adam's beta_2": params.beta_2 is not None,
-        "an optimizer's epsilon": params.epsilon is not None,
-        "a loss other than the task's": params.loss != "auto",
-        "ReduceLROnPlateau": params.reduce_lr > 0,
-        "a bias regularizer": params.bias_l1 > 0 or params.bias_l2 > 0,
-        "an activity regularizer": params.activity_l1 > 0 or params.activity_l2 > 0,
-    }
-    for what, applies in unpacked.items():
-        if applies:
-            return what
-    return None
+def unpackable(params: TrialParams, sample_ndim: int = 1) -> str | None:
+    """Why a member cannot be packed (the first feature the pack does not carry, as a
+    person reads it), or None when it can."""
+    lacks = lacking(asks(params, sample_ndim=sample_ndim), CARRIES)
+    return describe(lacks[0]) if lacks else None
