@@ -173,12 +173,9 @@ def _search(
     why: str,
 ) -> SearchResult:
     parent = parent_run(tracker, study, prep, remember=False)
-    ctx = make_context(prep, tracker, parent, study.study_name)
+    ctx = make_context(prep, tracker, parent, study.study_name, engine_reason=why)
     ctx.engine = engine
-    if why:
-        ctx.tags["search.engine_reason"] = why
-    said: set[str] = set()
-    ctx.on_note = _once(said, stream) if progress else None
+    ctx.on_note = _once(set(), stream) if progress else None
     beat = _heartbeat(study, ctx, budget)
     budget.callbacks.append(remember_parent(tracker, parent))
     budget.callbacks.append(lambda _, __: interrupt.check())  # one a library swallowed
@@ -224,7 +221,11 @@ def _heartbeat(study: optuna.Study, ctx: SearchContext, budget: Budget) -> Heart
     return beat
 
 
-def make_context(prep: Prepared, tracker: RunWriter, parent: str, name: str) -> SearchContext:
+def make_context(
+    prep: Prepared, tracker: RunWriter, parent: str, name: str, *, engine_reason: str = ""
+) -> SearchContext:
+    """What every trial of the study shares; `engine_reason` tags its runs when `auto`
+    chose the sequential engine."""
     space = prep.space
     tags = {
         STUDY: name,
@@ -232,6 +233,7 @@ def make_context(prep: Prepared, tracker: RunWriter, parent: str, name: str) -> 
         "search.space_file": str(space.path),
         "search.space_dir": str(space.base_dir),
         **environment_tags(),
+        **({"search.engine_reason": engine_reason} if engine_reason else {}),
     }
     return SearchContext(
         space=space,

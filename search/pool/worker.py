@@ -250,10 +250,9 @@ def _context(queue: Queue, study: optuna.Study, slot: str) -> SearchContext:
     parent = study.user_attrs[Study.RUN_ID]
     if tracker.reader.status(parent) != "RUNNING":
         tracker.set_status(parent, "RUNNING")
-    ctx = make_context(prep, tracker, parent, study.study_name)
-    ctx.engine, why = choose_engine(space, prep.data.nbytes, len(prep.data.input_shape or (0,)))
-    if why:
-        ctx.tags["search.engine_reason"] = why
+    engine, why = choose_engine(space, prep.data.nbytes, len(prep.data.input_shape or (0,)))
+    ctx = make_context(prep, tracker, parent, study.study_name, engine_reason=why)
+    ctx.engine = engine
     ctx.tags["search.worker_slot"] = slot
     ctx.tags["search.cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     return ctx

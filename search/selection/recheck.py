@@ -70,12 +70,8 @@ def recheck(
         say(f"{what}: trial {member.trial}, fold {member.fold + 1}, epoch {epoch + 1}")
         return False
 
-    for i, done in enumerate(
-        make_engine(prep.space, prep.data.nbytes, len(prep.data.input_shape or (0,))).train(
-            members, prep.data, tick
-        ),
-        1,
-    ):
+    engine = make_engine(prep.space, prep.data.nbytes, len(prep.data.input_shape or (0,)))
+    for i, done in enumerate(engine.train(members, prep.data, tick), 1):
         if done.result is None:
             raise done.error or SearchFailed(f"recheck of trial {done.member.trial} failed")
         values[done.member.trial].append(done.result.scores[metric])
