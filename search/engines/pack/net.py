@@ -155,7 +155,9 @@ def penalty(shape: Shape, p: dict[str, Array], h: dict[str, Array]) -> Array:
     if not shape.penalty:
         return jnp.zeros(())
     kernels = [p["w0"], p["wh"]]  # not gamma and beta: Keras regularizes kernels only
-    l1 = sum(jnp.sum(jnp.abs(w)) for w in kernels)
+    # |w| with the gradient sign(w), 0 at 0 as in TensorFlow (JAX's abs has 1 there, which
+    # pushed the padding's zero weights off zero and into the penalty)
+    l1 = sum(jnp.sum(w * jax.lax.stop_gradient(jnp.sign(w))) for w in kernels)
     l2 = sum(jnp.sum(jnp.square(w)) for w in kernels)
     return h["l1"] * l1 + h["l2"] * l2
 
