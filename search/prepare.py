@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 
 from search.data.columns import describe, encodings
-from search.data.dataset import Dataset, load_dataset
+from search.data.dataset import Dataset, load_dataset, make_preprocessor, shaped
 from search.data.folds import Fold, make_folds
 from search.data.split import TestSplit, split_test
 from search.errors import DataError, SpaceError
@@ -72,7 +72,8 @@ def _prepare(space: Space) -> Prepared:
     _check_images(space, data, where)
     split = split_test(data, space.data, where=where)
     if space.model.hypermodel:
-        from search.data.dataset import make_preprocessor, shaped
+        # TensorFlow and KerasTuner: loaded only for a hypermodel's space (input errors
+        # of other spaces answer without them)
         from search.models.hypermodel import check_head, load_hypermodel
 
         hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir, where=where)

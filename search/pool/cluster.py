@@ -66,7 +66,7 @@ def serve_ray(
     init: dict[str, Any] | None = None,
 ) -> RayReport:
     """Start `workers` actors on the Ray cluster at `address` and run the queue dry."""
-    from search.pool.queue import Queue, close_parents
+    from search.pool.queue import Queue, close_parents  # TensorFlow comes with it: not at import
 
     ray = _ray()
     queue = Queue.open(storage, home, tracking_uri)

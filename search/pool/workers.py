@@ -150,7 +150,7 @@ def serve(
     log: Path | None = None,
 ) -> PoolReport:
     """Run worker processes until every queued study has reached its budget."""
-    from search.pool.queue import Queue, close_parents, recover
+    from search.pool.queue import Queue, close_parents, recover  # brings TensorFlow: here only
 
     queue = Queue.open(storage, home, tracking_uri, heartbeat_s=heartbeat_s, grace_s=grace_s)
     pool = _Pool(queue, storage, recycle, gpu_memory_mb, log)

@@ -242,7 +242,7 @@ class TrackingProcess:
 
 def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     """Carry out the parent's calls in order until its end of the pipe closes."""
-    from search.tracking.runs import Tracker
+    from search.tracking.runs import Tracker  # MLflow: in the child only, never the parent
 
     tracker: Tracker | None = None
     ids: dict[str, str | None] = {}
