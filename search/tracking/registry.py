@@ -20,7 +20,7 @@ def log_champion(
     """Log preprocessing + network(s) as one pyfunc model on `run_id`; returns its URI."""
     import mlflow
 
-    # the pyfunc's module carries Keras: loaded when a champion is logged, not before
+    # the pyfunc's module loads MLflow's pyfunc: only when a champion is logged
     from search.tracking.champion import ChampionModel, champion_signature
 
     mlflow.set_tracking_uri(tracker.tracking_uri)
