@@ -32,7 +32,7 @@ from search.storage.stores import check_stores
 from search.study import DEFAULT_HOME, Budget, counts, open_storage, open_study, optimize
 from search.summary import SearchResult, search_result
 from search.tracking import STUDY, RunWriter, default_tracking_uri, environment_tags
-from search.tracking.parent import close_parent, parent_run, remember_parent
+from search.tracking.parent import StudyRecorder, open_study_run
 from search.tracking.process import TrackingProcess
 from search.trials.context import SearchContext
 from search.trials.objective import Objective
@@ -109,11 +109,11 @@ def _run(
         print(budget_line(study, budget, planned), file=stream)
         for note in prep.notes:
             print(note, file=stream)
-    tracker = TrackingProcess(uri, name, artifact_root=home / "artifacts")
+    writer = TrackingProcess(uri, name, artifact_root=home / "artifacts")
     try:
-        return _search(study, prep, tracker, budget, storage, progress, stream, engine)
+        return _search(study, prep, writer, budget, storage, progress, stream, engine)
     finally:
-        tracker.close()  # every write is in the store before run_search returns
+        writer.close()  # every write is in the store before run_search returns
 
 
 @contextlib.contextmanager
@@ -161,18 +161,18 @@ def budget_line(study: optuna.Study, budget: Budget, planned: int | None) -> str
 def _search(
     study: optuna.Study,
     prep: Prepared,
-    tracker: RunWriter,
+    writer: RunWriter,
     budget: Budget,
     storage: str | None,
     progress: bool,
     stream: TextIO,
     engine: Engine,
 ) -> SearchResult:
-    parent = parent_run(tracker, study, prep, remember=False)
-    ctx = make_context(prep, tracker, parent, study.study_name)
+    parent = open_study_run(writer, study, prep)
+    ctx = make_context(prep, parent, study.study_name)
     ctx.engine = engine
     beat = _heartbeat(study, ctx, budget)
-    budget.callbacks.append(remember_parent(tracker, parent))
+    budget.callbacks.append(parent.remember)
     budget.callbacks.append(lambda _, __: interrupt.check())  # one a library swallowed
     reporter = Progress(
         budget.trials, prep.space.objective.metric, stream, progress, folds=len(prep.folds)
@@ -198,9 +198,9 @@ def _search(
         raise
     finally:
         reporter.close()
-        close_parent(tracker, parent, study, status)
-        remember_parent(tracker, parent)(study, None)  # also when stopped in trial 0
-    return search_result(study, new, prep, tracker, parent, storage, time.perf_counter() - started)
+        parent.close(study, status)
+        parent.remember(study)  # also when stopped in trial 0
+    return search_result(study, new, prep, parent, storage, time.perf_counter() - started)
 
 
 def _heartbeat(study: optuna.Study, ctx: SearchContext, budget: Budget) -> Heartbeat:
@@ -216,7 +216,7 @@ def _heartbeat(study: optuna.Study, ctx: SearchContext, budget: Budget) -> Heart
     return beat
 
 
-def make_context(prep: Prepared, tracker: RunWriter, parent: str, name: str) -> SearchContext:
+def make_context(prep: Prepared, recorder: StudyRecorder, name: str) -> SearchContext:
     space = prep.space
     tags = {
         STUDY: name,
@@ -230,8 +230,7 @@ def make_context(prep: Prepared, tracker: RunWriter, parent: str, name: str) -> 
         data=prep.data,
         split=prep.split,
         folds=prep.folds,
-        tracker=tracker,
-        parent_run_id=parent,
+        recorder=recorder,
         tags=tags,
     )
 
