@@ -29,6 +29,23 @@ class StudyRecorder(RunRecorder):
         super().__init__(writer, run)
         self._remembered = False
 
+    @classmethod
+    def start(
+        cls,
+        writer: RunWriter,
+        study: str,
+        *,
+        run_id: str | None = None,
+        tags: Mapping[str, str],
+        params: Mapping[str, Any] | None = None,
+        files: Mapping[str, str] | None = None,
+    ) -> StudyRecorder:
+        """Reopen study `study`'s run `run_id` (MLflow's id), or the study's run a process
+        that died before naming it left; else create it with `tags`, `params` and the
+        texts `files` maps from artifact path."""
+        run = writer.study_run(study, run_id=run_id, tags=tags, params=params, files=files)
+        return cls(writer, run)
+
     @property
     def tracking_uri(self) -> str:
         return self._writer.tracking_uri
@@ -97,7 +114,8 @@ def open_study_run(writer: RunWriter, study: optuna.Study, prep: Prepared) -> St
     instead of waiting for MLflow's start.
     """
     space, data, split = prep.space, prep.data, prep.split
-    run = writer.study_run(
+    return StudyRecorder.start(
+        writer,
         study.study_name,
         run_id=study.user_attrs.get(Study.RUN_ID),
         tags={"search.data_fingerprint": data.fingerprint, **environment_tags()},
@@ -110,7 +128,6 @@ def open_study_run(writer: RunWriter, study: optuna.Study, prep: Prepared) -> St
             ),
         },
     )
-    return StudyRecorder(writer, run)
 
 
 def parent_run(tracker: Tracker, study: optuna.Study, prep: Prepared) -> str:
