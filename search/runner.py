@@ -33,7 +33,7 @@ from search.storage.stores import check_stores
 from search.study import DEFAULT_HOME, Budget, counts, open_storage, open_study, optimize
 from search.summary import SearchResult, search_result
 from search.tracking import STUDY, RunWriter, default_tracking_uri, environment_tags
-from search.tracking.parent import close_parent, parent_run, remember_parent
+from search.tracking.parent import StudyRecorder, open_study_run
 from search.tracking.process import TrackingProcess
 from search.trials.context import SearchContext
 from search.trials.objective import Objective
@@ -112,11 +112,11 @@ def _run(
             print(note, file=stream)
         if why:
             print(f"engine: sequential: {why}", file=stream)
-    tracker = TrackingProcess(uri, name, artifact_root=home / "artifacts")
+    writer = TrackingProcess(uri, name, artifact_root=home / "artifacts")
     try:
-        return _search(study, prep, tracker, budget, storage, progress, stream, engine, why)
+        return _search(study, prep, writer, budget, storage, progress, stream, engine, why)
     finally:
-        tracker.close()  # every write is in the store before run_search returns
+        writer.close()  # every write is in the store before run_search returns
 
 
 @contextlib.contextmanager
@@ -164,7 +164,7 @@ def budget_line(study: optuna.Study, budget: Budget, planned: int | None) -> str
 def _search(
     study: optuna.Study,
     prep: Prepared,
-    tracker: RunWriter,
+    writer: RunWriter,
     budget: Budget,
     storage: str | None,
     progress: bool,
@@ -172,12 +172,12 @@ def _search(
     engine: Engine,
     why: str,
 ) -> SearchResult:
-    parent = parent_run(tracker, study, prep, remember=False)
-    ctx = make_context(prep, tracker, parent, study.study_name, engine_reason=why)
+    parent = open_study_run(writer, study, prep)
+    ctx = make_context(prep, parent, study.study_name, engine_reason=why)
     ctx.engine = engine
     ctx.on_note = _once(set(), stream) if progress else None
     beat = _heartbeat(study, ctx, budget)
-    budget.callbacks.append(remember_parent(tracker, parent))
+    budget.callbacks.append(parent.remember)
     budget.callbacks.append(lambda _, __: interrupt.check())  # one a library swallowed
     reporter = Progress(
         budget.trials, prep.space.objective.metric, stream, progress, folds=len(prep.folds)
@@ -203,9 +203,9 @@ def _search(
         raise
     finally:
         reporter.close()
-        close_parent(tracker, parent, study, status)
-        remember_parent(tracker, parent)(study, None)  # also when stopped in trial 0
-    return search_result(study, new, prep, tracker, parent, storage, time.perf_counter() - started)
+        parent.close(study, status)
+        parent.remember(study)  # also when stopped in trial 0
+    return search_result(study, new, prep, parent, storage, time.perf_counter() - started)
 
 
 def _heartbeat(study: optuna.Study, ctx: SearchContext, budget: Budget) -> Heartbeat:
@@ -222,7 +222,7 @@ def _heartbeat(study: optuna.Study, ctx: SearchContext, budget: Budget) -> Heart
 
 
 def make_context(
-    prep: Prepared, tracker: RunWriter, parent: str, name: str, *, engine_reason: str = ""
+    prep: Prepared, recorder: StudyRecorder, name: str, *, engine_reason: str = ""
 ) -> SearchContext:
     """What every trial of the study shares; `engine_reason` tags its runs when `auto`
     chose the sequential engine."""
@@ -240,8 +240,7 @@ def make_context(
         data=prep.data,
         split=prep.split,
         folds=prep.folds,
-        tracker=tracker,
-        parent_run_id=parent,
+        recorder=recorder,
         tags=tags,
     )
 

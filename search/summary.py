@@ -17,7 +17,7 @@ from search.prepare import Prepared
 from search.records import shown_params
 from search.redact import mask_password
 from search.study import counts
-from search.tracking.runs import RunWriter
+from search.tracking.parent import StudyRecorder
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,7 @@ def search_result(
     study: optuna.Study,
     new: list[FrozenTrial],
     prep: Prepared,
-    tracker: RunWriter,
-    parent: str,
+    recorder: StudyRecorder,
     storage: str | None,
     elapsed: float,
 ) -> SearchResult:
@@ -101,9 +100,9 @@ def search_result(
         best_scores={} if best is None else best.user_attrs.get(Trial.CV_SCORES, {}),
         counts=counts(study),
         new_trials=len(new),
-        experiment_id=tracker.experiment_id,
-        parent_run_id=tracker.resolve(parent) or "",
-        tracking_uri=mask_password(tracker.tracking_uri),
+        experiment_id=recorder.experiment_id,
+        parent_run_id=recorder.run_id() or "",
+        tracking_uri=mask_password(recorder.tracking_uri),
         storage=mask_password(storage) if storage else "journal file (default)",
         elapsed_s=elapsed,
         folds=len(prep.folds),

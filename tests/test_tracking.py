@@ -1,23 +1,30 @@
 """The tracker's writes go through one background thread, or a process of their own: in
-order, and waited for by flush."""
+order, and waited for by flush; the recorders over either writer leave the same runs."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
 from search.errors import SearchFailed
-from search.tracking.process import TrackingProcess, pending
-from search.tracking.runs import Tracker
+from search.tracking.parent import StudyRecorder
+from search.tracking.process import TrackingProcess
+from search.tracking.runs import RunWriter, Tracker
 from search.tracking.store import seed_store
 from tests.conftest import ROOT, tiny_space
+
+RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _tracker(tmp_path: Path) -> Tracker:
@@ -88,43 +95,108 @@ def test_a_new_store_copied_from_the_template_is_the_store_mlflow_builds(
     assert tracker.client.get_run(run).data.metrics == {"a": 1.0}
 
 
-def test_a_tracking_process_writes_what_the_thread_writer_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _record(writer: RunWriter) -> dict[str, str | None]:
+    """One study's runs through the recorders: a trial complete, one pruned in its fold,
+    one failed in its fold, one interrupted; MLflow's id of each."""
+    study = StudyRecorder.start(
+        writer, "s", tags={"k": "v"}, params={"p": 1}, files={"space.yaml": "a: 1"}
+    )
+    trials = [study.trial(n, tags={"search.trial": str(n)}, params={"width": 8}) for n in range(4)]
+    done, pruned, failed, killed = trials
+    fold = done.fold("trial-0-fold-0", tags={"search.fold": "0"})
+    fold.log(params={"fold": 0}, metrics={"val_loss": 0.5}, series=_series("epoch/loss"))
+    fold.end()
+    done.log(series=_series("fold_0/loss"))
+    done.log_text("hello", "notes.txt")
+    done.log_json({"width": 8}, "params.json")
+    done.end("COMPLETE", duration_s=1.5)
+    pruned.fold("trial-1-fold-0", tags={}).end(pruned=True)
+    pruned.end("PRUNED", reason="pruned at epoch 3", duration_s=0.5)
+    failed.fold("trial-2-fold-0", tags={}).fail("TrialFailed: diverged")
+    failed.end("FAILED", reason="TrialFailed: diverged")
+    killed.end("INTERRUPTED", reason="interrupted (Ctrl-C)")
+    study.close(optuna.create_study(), "FINISHED")
+    return {"s": study.run_id(), **{f"trial-{n}": t.run_id() for n, t in enumerate(trials)}}
+
+
+def _series(key: str) -> list[tuple[str, int, float]]:
+    return [(key, step, 1.0 / (step + 1)) for step in range(25)]
+
+
+def _layout(uri: str) -> dict[str, Any]:
+    """Every run of a store by name: its status, tags (its parent by name), params, metric
+    histories and artifacts with their text; what differs between two stores of the same
+    writes (ids, times, folders) left out."""
+    client = MlflowClient(uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    names = {r.info.run_id: r.info.run_name for r in runs}
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in runs:
+            rid, tags = run.info.run_id, dict(run.data.tags)
+            if "mlflow.parentRunId" in tags:
+                tags["mlflow.parentRunId"] = names[tags["mlflow.parentRunId"]]
+            files = [a.path for a in client.list_artifacts(rid)]
+            out[run.info.run_name] = {
+                "status": run.info.status,
+                "tags": tags,
+                "params": run.data.params,
+                "metrics": {
+                    k: [(m.step, m.value) for m in client.get_metric_history(rid, k)]
+                    for k in run.data.metrics
+                },
+                "files": {
+                    f: Path(client.download_artifacts(rid, f, tmp)).read_text() for f in files
+                },
+            }
+    return out
+
+
+def test_both_writers_record_the_same_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`search run` writes through its MLflow process, pool workers in-process: one
+    recorder over both, and the same runs, tags, params, metrics and artifacts."""
     decoy = tmp_path / "search"  # another `search` in the working directory is not ours
     decoy.mkdir()
     (decoy / "__init__.py").write_text("raise ImportError('the wrong package')\n")
     monkeypatch.chdir(tmp_path)
-    tracker = TrackingProcess(f"sqlite:///{tmp_path / 'm.db'}", "e", artifact_root=tmp_path / "a")
+    thread = Tracker(f"sqlite:///{tmp_path / 't.db'}", "e", artifact_root=tmp_path / "a")
+    in_thread = _record(thread)
+    process = TrackingProcess(f"sqlite:///{tmp_path / 'p.db'}", "e", artifact_root=tmp_path / "b")
     try:
-        parent = tracker.study_run(
-            "s", run_id=None, tags={"k": "v"}, params={"p": 1}, files={"space.yaml": "a: 1"}
-        )
-        run = tracker.child_run(parent, "trial-0", role="trial", tags={})
-        assert pending(parent) and pending(run)  # created in the child, not here
-        for step in range(25):
-            tracker.log(run, series=[("loss", step, 1.0 / (step + 1))])
-        tracker.log_text(run, "hello", "notes.txt")
-        tracker.end(run, "FAILED", reason="diverged")
-        tracker.flush()
-        parent_id, run_id = tracker.resolve(parent), tracker.resolve(run)
-        assert parent_id and run_id and not pending(run_id)
-        # a run reopened by its real id is the same run, not a new one
-        again = tracker.study_run("s", run_id=parent_id, tags={})
-        assert tracker.resolve(again) == parent_id
-        experiment = tracker.experiment_id
+        in_process = _record(process)
     finally:
-        tracker.close()
-    client = MlflowClient(tracker.tracking_uri)
-    got = client.get_run(run_id)
-    assert got.info.status == "FAILED" and got.data.tags["search.reason"] == "diverged"
-    assert got.data.tags["mlflow.parentRunId"] == parent_id  # the handle was replaced
-    assert got.info.experiment_id == experiment
-    assert sorted(m.step for m in client.get_metric_history(run_id, "loss")) == list(range(25))
-    assert [a.path for a in client.list_artifacts(run_id)] == ["notes.txt"]
-    top = client.get_run(parent_id)
-    assert top.data.params == {"p": "1"} and top.data.tags["k"] == "v"
-    assert [a.path for a in client.list_artifacts(parent_id)] == ["space.yaml"]
+        process.close()
+    assert all(RUN_ID.fullmatch(i or "") for i in [*in_thread.values(), *in_process.values()])
+    layout = _layout(process.tracking_uri)
+    assert layout == _layout(thread.tracking_uri)
+    for name, run_id in in_process.items():  # each id is the run recorded under that name
+        assert MlflowClient(process.tracking_uri).get_run(run_id or "").info.run_name == name
+    done = layout["trial-0"]
+    assert (done["status"], done["tags"]["search.state"]) == ("FINISHED", "COMPLETE")
+    assert done["tags"]["mlflow.parentRunId"] == "s" and done["params"] == {"width": "8"}
+    assert [s for s, _ in done["metrics"]["fold_0/loss"]] == list(range(25))
+    assert done["metrics"]["duration_s"] == [(0, 1.5)]
+    assert done["files"] == {"notes.txt": "hello", "params.json": '{\n  "width": 8\n}'}
+    fold = layout["trial-0-fold-0"]
+    assert fold["status"] == "FINISHED" and "search.state" not in fold["tags"]
+    assert (fold["tags"]["search.role"], fold["tags"]["mlflow.parentRunId"]) == ("fold", "trial-0")
+    assert layout["trial-1-fold-0"]["tags"]["search.state"] == "PRUNED"
+    pruned = layout["trial-1"]
+    assert (pruned["status"], pruned["tags"]["search.state"]) == ("FINISHED", "PRUNED")
+    assert pruned["tags"]["search.reason"] == "pruned at epoch 3"
+    failed_fold = layout["trial-2-fold-0"]
+    assert failed_fold["status"] == "FAILED"
+    assert failed_fold["tags"]["search.reason"] == "TrialFailed: diverged"
+    assert (layout["trial-2"]["status"], layout["trial-2"]["tags"]["search.state"]) == (
+        "FAILED",
+        "FAILED",
+    )
+    killed = layout["trial-3"]
+    assert (killed["status"], killed["tags"]["search.state"]) == ("KILLED", "INTERRUPTED")
+    study = layout["s"]
+    assert study["status"] == "FINISHED" and study["params"] == {"p": "1"}
+    assert study["tags"]["k"] == "v" and study["files"] == {"space.yaml": "a: 1"}
+    assert study["metrics"]["trials_complete"] == [(0, 0.0)]
 
 
 def test_a_tracking_process_logs_a_failed_write_and_raises_a_store_it_cannot_open(
@@ -133,19 +205,19 @@ def test_a_tracking_process_logs_a_failed_write_and_raises_a_store_it_cannot_ope
     tracker = TrackingProcess(f"sqlite:///{tmp_path / 'm.db'}", "e", artifact_root=None)
     with caplog.at_level(logging.WARNING, logger="search.tracking"):
         tracker.log("0" * 32, metrics={"a": 1.0})  # no such run
-        run = tracker.study_run("s", run_id=None, tags={})
-        tracker.log(run, tags={"callable": lambda: 0})  # cannot be pickled to the child
-        tracker.log(run, metrics={"b": 2.0})  # what follows still lands
+        study = StudyRecorder.start(tracker, "s", tags={})
+        study.log(tags={"callable": lambda: 0})  # cannot be pickled to the child
+        study.log(metrics={"b": 2.0})  # what follows still lands
         tracker.close()
     failed = [r.message for r in caplog.records if "MLflow write failed" in r.message]
     assert len(failed) == 2 and "no such run" not in failed[1].lower()
-    got = MlflowClient(tracker.tracking_uri).get_run(tracker.resolve(run) or "")
+    got = MlflowClient(tracker.tracking_uri).get_run(study.run_id() or "")
     assert got.data.metrics == {"b": 2.0}
 
     broken = TrackingProcess("nowhere://at/all", "e", artifact_root=None)
-    run = broken.child_run("0" * 32, "trial-0", role="trial", tags={})
+    trial = StudyRecorder.start(broken, "s", tags={}).trial(0, tags={}, params={})
     with pytest.raises(SearchFailed, match="nowhere://at/all"):
-        broken.resolve(run)
+        trial.run_id()
     broken.close()  # does not raise again, nor hang
 
 

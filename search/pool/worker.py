@@ -151,7 +151,7 @@ def _loop(queue: Queue, recycle: int, slot: str, stop: StopRequest) -> int:
             done += 1 + len(extra)
     finally:  # the trials' queued MLflow writes land before the process ends
         for ctx in contexts.values():
-            ctx.tracker.flush()
+            ctx.recorder.flush()
     return 130 if interrupt.STOP.is_set() else EXIT_RECYCLE
 
 
@@ -237,7 +237,7 @@ def _context(queue: Queue, study: optuna.Study, slot: str) -> SearchContext:
     from search.prepare import prepare
     from search.runner import make_context
     from search.study import check_same_data, study_space
-    from search.tracking.runs import Tracker
+    from search.tracking.parent import reopen_study_run
     from search.tuners import make_pruner, make_sampler
 
     space = study_space(study)
@@ -246,12 +246,14 @@ def _context(queue: Queue, study: optuna.Study, slot: str) -> SearchContext:
     # the sampler and pruner of the study's own space file
     study.sampler = make_sampler(space)
     study.pruner = make_pruner(space, len(prep.folds))
-    tracker = Tracker(queue.tracking_uri, study.study_name, artifact_root=queue.home / "artifacts")
-    parent = study.user_attrs[Study.RUN_ID]
-    if tracker.reader.status(parent) != "RUNNING":
-        tracker.set_status(parent, "RUNNING")
+    parent = reopen_study_run(
+        queue.tracking_uri,
+        study.study_name,
+        study.user_attrs[Study.RUN_ID],
+        artifact_root=queue.home / "artifacts",
+    )
     engine, why = choose_engine(space, prep.data.nbytes, len(prep.data.input_shape or (0,)))
-    ctx = make_context(prep, tracker, parent, study.study_name, engine_reason=why)
+    ctx = make_context(prep, parent, study.study_name, engine_reason=why)
     ctx.engine = engine
     ctx.tags["search.worker_slot"] = slot
     ctx.tags["search.cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
@@ -261,11 +263,10 @@ def _context(queue: Queue, study: optuna.Study, slot: str) -> SearchContext:
 def _maybe_finish(study: optuna.Study, ctx: SearchContext) -> None:
     """The worker that completes a study's budget closes its parent run."""
     from search.study import counts
-    from search.tracking.parent import close_parent
 
     c = counts(study)
     if c["complete"] + c["pruned"] >= int(study.user_attrs.get(Study.BUDGET, 0)):
-        close_parent(ctx.tracker, ctx.parent_run_id, study, "FINISHED")
+        ctx.recorder.close(study, "FINISHED")
 
 
 def run() -> None:

@@ -8,13 +8,13 @@ It is started with `python -c`, not `multiprocessing`: a spawned child runs the 
 main script again, and a user's script calling `run_search` unguarded would start its
 search again there.
 
-Runs are created in the child, so a new run's id is not known when it is asked for:
-`study_run` and `child_run` hand back a handle (``"~run-3"``) that stands for it in every
-later call, and `resolve` turns it into MLflow's run id once the child has created it
-(the child reports each new id as soon as it has it, so resolving a run created before a
-trial trained costs nothing). `flush` waits for every write sent so far. A write that
-fails is logged as a warning, as the thread writer does: a tracking hiccup must not end a
-search. If the store cannot be opened at all, `resolve` and `flush` raise.
+Runs are created in the child: `study_run` and `child_run` hand back a handle
+(``"~run-3"``) that stands for the run in every later call, and `resolve` turns it into
+MLflow's run id once the child reports it (at once, so resolving a run made before a trial
+trained costs nothing). Only the recorders (`search.tracking.recorder`) hold handles.
+`flush` waits for every write sent so far. A failed write is logged as a warning, as the
+thread writer does: a tracking hiccup must not end a search. If the store cannot be opened
+at all, `resolve` and `flush` raise.
 
 The wire: pickled messages on the child's stdin; replies, pickled, on a private copy of
 its stdout (what libraries print in the child goes to stderr).

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 
 class RunWriter(Protocol):
-    """What a trial writes to MLflow through: a `Tracker`, or a `TrackingProcess`."""
+    """What the recorders (`search.tracking.recorder`) write through: a `Tracker`, or a
+    `TrackingProcess`, whose run ids may be placeholders until `resolve`."""
 
     tracking_uri: str
 

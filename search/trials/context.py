@@ -1,5 +1,5 @@
 """What every trial of a study shares (the space, the data without its test rows, the folds
-and their preprocessed rows, the run writer, the progress hooks, the engine)."""
+and their preprocessed rows, the study's recorder, the progress hooks, the engine)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from search.data.split import TestSplit
 from search.engines.base import Engine
 from search.engines.sequential import sequential_engine
 from search.space.schema import Space
-from search.tracking import RunWriter
+from search.tracking.parent import StudyRecorder
 
 
 @dataclass
@@ -28,8 +28,7 @@ class SearchContext:
     data: Dataset
     split: TestSplit
     folds: list[Fold]
-    tracker: RunWriter
-    parent_run_id: str
+    recorder: StudyRecorder  # the study's MLflow run: each trial's run starts there
     tags: dict[str, str]
     on_fold: Callable[[int, int], None] | None = None  # (fold index, folds) -> progress line
     on_pack: Callable[[list[int]], None] | None = None  # trial numbers -> progress line

@@ -37,6 +37,7 @@ from search.records import flat_params, history_csv
 from search.space.file import ran_text
 from search.space.sampling import suggest
 from search.space.schema import Space
+from search.tracking.recorder import FoldRecorder
 from search.trials.context import SearchContext, origin
 
 
@@ -63,7 +64,7 @@ class Objective:
             run.stopped(exc)
             raise
         finally:
-            run.resolve_run_id()
+            run.name_run()
             keras.backend.clear_session(free_memory=False)
         return run.complete()
 
@@ -89,21 +90,19 @@ class TrialRun:
         self.results: list[FoldResult] = []
         self.summary = ""
         self.started = time.perf_counter()
-        self.run_id = ctx.tracker.child_run(
-            ctx.parent_run_id,
-            f"trial-{trial.number}",
-            role="trial",
+        self.record = ctx.recorder.trial(
+            trial.number,
             tags={
                 **ctx.tags,
                 "search.trial": str(trial.number),
                 "search.seed": str(self.seed),
                 "search.origin": origin(trial, space.study.sampler),
             },
+            params=flat_params(self.params),
         )
-        if known := ctx.tracker.resolve(self.run_id, wait=False):  # a crashed worker's trial
+        if known := self.record.run_id(wait=False):  # a crashed worker's trial
             trial.set_user_attr(Trial.RUN_ID, known)  # still names its run
         trial.set_user_attr(Trial.SEED, self.seed)
-        ctx.tracker.log(self.run_id, params=flat_params(self.params))
 
     def members(self) -> list[Member]:
         n, ctx = self.trial.number, self.ctx
@@ -136,16 +135,14 @@ class TrialRun:
         ctx, n, index = self.ctx, self.trial.number, trained.member.fold
         if ctx.on_fold is not None:
             ctx.on_fold(index, len(ctx.folds))
-        fold_run = ctx.tracker.child_run(
-            self.run_id,
+        fold_run = self.record.fold(
             f"trial-{n}-fold-{index}",
-            role="fold",
             tags={**ctx.tags, "search.trial": str(n), "search.fold": str(index)},
         )
         result = trained.result
         if result is None:
             error = trained.error or TrialFailed("the engine returned no result")
-            ctx.tracker.end(fold_run, "FAILED", reason=f"{type(error).__name__}: {error}")
+            fold_run.fail(f"{type(error).__name__}: {error}")
             raise error
         if index == 0 and trained.build is not None:
             self.summary = summary_text(trained.build())
@@ -171,16 +168,15 @@ class TrialRun:
             tags["search.engine_reason"] = str(why)
             if self.ctx.on_note is not None:
                 self.ctx.on_note(f"engine: sequential for trial {self.trial.number}: {why}")
-        self.ctx.tracker.log(self.run_id, tags=tags)
+        self.record.log(tags=tags)
         if trained.pack is not None:
-            self.ctx.tracker.log_json(self.run_id, trained.pack, "pack.json")
+            self.record.log_json(trained.pack, "pack.json")
 
-    def _log_fold(self, fold_run: str, result: FoldResult, pruned: bool) -> None:
-        tracker, index = self.ctx.tracker, result.index
+    def _log_fold(self, fold_run: FoldRecorder, result: FoldResult, pruned: bool) -> None:
+        index = result.index
         fold = self.ctx.folds[[f.index for f in self.ctx.folds].index(index)]
         series = [(k, e, v) for k, vals in result.history.items() for e, v in enumerate(vals)]
-        tracker.log(
-            fold_run,
+        fold_run.log(
             params={"fold": index, "train_rows": len(fold.train), "val_rows": len(fold.val)},
             metrics={
                 **{f"val_{k}": v for k, v in result.scores.items()},
@@ -189,10 +185,8 @@ class TrialRun:
             },
             series=[(f"epoch/{k}", e, v) for k, e, v in series],
         )
-        if pruned:  # stopped on purpose: FINISHED, its state in a tag (as for its trial)
-            tracker.log(fold_run, tags={"search.state": "PRUNED"})
-        tracker.end(fold_run, "FINISHED")
-        tracker.log(self.run_id, series=[(f"fold_{index}/{k}", e, v) for k, e, v in series])
+        fold_run.end(pruned=pruned)  # stopped on purpose: FINISHED, PRUNED in a tag
+        self.record.log(series=[(f"fold_{index}/{k}", e, v) for k, e, v in series])
 
     def _report_fold(self, result: FoldResult) -> None:
         metric = self.ctx.space.objective.metric
@@ -216,41 +210,33 @@ class TrialRun:
 
     def stopped(self, exc: BaseException) -> None:
         """End the trial's run as pruned, failed or interrupted by `exc`."""
-        tracker = self.ctx.tracker
         if isinstance(exc, optuna.TrialPruned):
-            tracker.log(
-                self.run_id,
-                metrics={"duration_s": time.perf_counter() - self.started},
-                tags={"search.state": "PRUNED"},
-            )
-            tracker.end(self.run_id, "FINISHED", reason=str(exc) or "pruned")
+            self.record.end("PRUNED", reason=str(exc) or "pruned", duration_s=self._elapsed())
             return
         interrupted = isinstance(exc, KeyboardInterrupt)  # Ctrl-C, SIGTERM, a pool's stop
         reason = "interrupted (Ctrl-C)" if interrupted else f"{type(exc).__name__}: {exc}"
         self.trial.set_user_attr(Trial.FAIL_REASON, reason)
-        state = "INTERRUPTED" if interrupted else "FAILED"
         if interrupted:
             self.trial.set_user_attr(Trial.INTERRUPTED, True)  # retried by the next run
-        tracker.log(self.run_id, tags={"search.state": state})
-        tracker.end(self.run_id, "KILLED" if state == "INTERRUPTED" else "FAILED", reason=reason)
+        self.record.end("INTERRUPTED" if interrupted else "FAILED", reason=reason)
 
-    def resolve_run_id(self) -> None:
-        if Trial.RUN_ID not in self.trial.user_attrs:  # created in the background: known now
-            resolved = self.ctx.tracker.resolve(self.run_id)
-            if resolved:
-                self.trial.set_user_attr(Trial.RUN_ID, resolved)
+    def name_run(self) -> None:
+        """Store the trial's MLflow run id in the trial, if it is not there yet (a run
+        created in the background: waits until it is known)."""
+        if Trial.RUN_ID not in self.trial.user_attrs:
+            run_id = self.record.run_id()
+            if run_id:
+                self.trial.set_user_attr(Trial.RUN_ID, run_id)
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.started
 
     def complete(self) -> float:
         """Log the trial's aggregate and end its run; the objective value."""
         if len(self.results) < len(self.ctx.folds):
             raise TrialFailed(f"{len(self.results)} of {len(self.ctx.folds)} folds trained")
         value = self._log_trial()
-        self.ctx.tracker.log(
-            self.run_id,
-            metrics={"duration_s": time.perf_counter() - self.started},
-            tags={"search.state": "COMPLETE"},
-        )
-        self.ctx.tracker.end(self.run_id)
+        self.record.end("COMPLETE", duration_s=self._elapsed())
         return value
 
     def _log_trial(self) -> float:
@@ -273,12 +259,12 @@ class TrialRun:
             # not fold_i/{metric}: with metric "loss" it would land in the epoch series
             **{f"fold_{r.index}/score": r.scores[metric] for r in results},
         }
-        ctx.tracker.log(self.run_id, metrics=metrics)
-        ctx.tracker.log_text(self.run_id, ran_text(ctx.space), "space.yaml")
-        ctx.tracker.log_json(self.run_id, self.params.record(), "params.json")
-        ctx.tracker.log_text(self.run_id, history_csv(results), "history.csv")
+        self.record.log(metrics=metrics)
+        self.record.log_text(ran_text(ctx.space), "space.yaml")
+        self.record.log_json(self.params.record(), "params.json")
+        self.record.log_text(history_csv(results), "history.csv")
         if self.summary:
-            ctx.tracker.log_text(self.run_id, self.summary, "model_summary.txt")
+            self.record.log_text(self.summary, "model_summary.txt")
         trial.set_user_attr(Trial.SCORE_STD, spread)
         trial.set_user_attr(Trial.BEST_EPOCHS, best_epochs)
         trial.set_user_attr(Trial.EPOCHS, [r.epochs for r in results])

@@ -98,7 +98,7 @@ def run_pack(
         for trial in trials:
             if trial.number in runs and trial.number not in ended:
                 runs[trial.number].stopped(exc)
-                runs[trial.number].resolve_run_id()
+                runs[trial.number].name_run()
             _tell_state(study, trial, TrialState.FAIL)
         raise
     told = [_tell(study, budget, trial, runs.get(trial.number), ended) for trial in trials]
@@ -141,7 +141,7 @@ def _tell(
     if run is not None:
         if exc is not None:
             run.stopped(exc)
-        run.resolve_run_id()
+        run.name_run()
     if exc is None:
         frozen, stop = _tell_state(study, trial, TrialState.COMPLETE, value)
     elif isinstance(exc, optuna.TrialPruned):
