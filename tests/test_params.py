@@ -18,8 +18,8 @@ from search.data.foldarrays import fold_arrays
 from search.data.folds import make_folds
 from search.data.split import split_test
 from search.engines.base import Member
+from search.engines.pack.carried import OPTIMIZERS as PACKED_OPTIMIZERS
 from search.engines.pack.members import _member_hyper
-from search.engines.pack.net import OPTIMIZERS as PACKED_OPTIMIZERS
 from search.engines.pack.shape import Limits, group_shape
 from search.models.build import make_optimizer
 from search.params import SCHEMA, TrialParams, default
