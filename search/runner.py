@@ -16,7 +16,7 @@ import optuna
 from search import interrupt
 from search.backend import deterministic
 from search.engines.base import Engine
-from search.engines.choose import choose_engine
+from search.engines.choose import engine_for
 from search.liveness import (
     Heartbeat,
     fail_own_running,
@@ -91,7 +91,7 @@ def _run(
         space = load_space(space) if isinstance(space, str | Path) else space
         prep = prepare(space)  # bad input stops here, before anything is written
     check_stores(storage, tracking_uri)
-    engine, why = choose_engine(space, prep.data.nbytes, len(prep.data.input_shape or (0,)))
+    engine, why = engine_for(space, prep.data)
     deterministic()
     home = Path(home)
     name = study_name or space.name

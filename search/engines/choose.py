@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from search.data.dataset import Dataset
 from search.engines.base import Engine, stop_rule
 from search.engines.carries import carried_table, describe, key_of, lacking, space_asks
 from search.engines.pack.carried import CARRIES
@@ -21,6 +22,12 @@ PACK_BYTES = 64 * 2**20  # above this much data, `auto` on a CPU trains one mode
 def make_engine(space: Space, data_bytes: int = 0, sample_ndim: int = 1) -> Engine:
     """The engine the space's `training.engine` names (see `choose_engine`)."""
     return choose_engine(space, data_bytes, sample_ndim)[0]
+
+
+def engine_for(space: Space, data: Dataset) -> tuple[Engine, str]:
+    """The engine for the space's trials on this data, and why `auto` chose it when it is
+    the sequential engine (see `choose_engine`)."""
+    return choose_engine(space, data.nbytes, len(data.input_shape or (0,)))
 
 
 def choose_engine(space: Space, data_bytes: int = 0, sample_ndim: int = 1) -> tuple[Engine, str]:

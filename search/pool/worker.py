@@ -233,7 +233,7 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, ctx: SearchContext) -> 
 
 
 def _context(queue: Queue, study: optuna.Study, slot: str) -> SearchContext:
-    from search.engines.choose import choose_engine
+    from search.engines.choose import engine_for
     from search.prepare import prepare
     from search.runner import make_context
     from search.study import check_same_data, study_space
@@ -252,7 +252,7 @@ def _context(queue: Queue, study: optuna.Study, slot: str) -> SearchContext:
         study.user_attrs[Study.RUN_ID],
         artifact_root=queue.home / "artifacts",
     )
-    engine, why = choose_engine(space, prep.data.nbytes, len(prep.data.input_shape or (0,)))
+    engine, why = engine_for(space, prep.data)
     ctx = make_context(prep, parent, study.study_name, engine_reason=why)
     ctx.engine = engine
     ctx.tags["search.worker_slot"] = slot

@@ -13,7 +13,7 @@ from search.data.foldarrays import FoldArrays, fold_arrays
 from search.data.foldcache import KEEP_BYTES, FoldCache
 from search.data.folds import Fold, make_folds
 from search.engines.base import Member, collect_garbage, trial_seed
-from search.engines.choose import make_engine
+from search.engines.choose import engine_for
 from search.errors import SearchFailed
 from search.models.forward import predict
 from search.names import ONE_FOLD
@@ -70,7 +70,7 @@ def recheck(
         say(f"{what}: trial {member.trial}, fold {member.fold + 1}, epoch {epoch + 1}")
         return False
 
-    engine = make_engine(prep.space, prep.data.nbytes, len(prep.data.input_shape or (0,)))
+    engine, _ = engine_for(prep.space, prep.data)
     for i, done in enumerate(engine.train(members, prep.data, tick), 1):
         if done.result is None:
             raise done.error or SearchFailed(f"recheck of trial {done.member.trial} failed")
