@@ -6,20 +6,10 @@ sequential engine, and the line that says so names it."""
 
 from __future__ import annotations
 
+from search.names import ACTIVATIONS as NAMED_ACTIVATIONS
+
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd", "adamax", "adagrad")
-ACTIVATIONS = (
-    "relu",
-    "elu",
-    "selu",
-    "gelu",
-    "tanh",
-    "sigmoid",
-    "swish",
-    "silu",
-    "leaky_relu",
-    "mish",
-    "softplus",
-)
+ACTIVATIONS = NAMED_ACTIVATIONS  # every activation a space file may name
 CARRIES = frozenset(
     [f"optimizer:{name}" for name in OPTIMIZERS] + [f"activation:{name}" for name in ACTIVATIONS]
 )
