@@ -14,7 +14,14 @@ from pydantic import BaseModel, ValidationError
 from search.errors import SpaceError
 from search.space.check import check_semantics
 from search.space.schema import Params, Range, Space
-from search.space.yamltext import DuplicateKey, Loader, line_of
+from search.space.yamltext import (
+    MAX_BYTES,
+    DuplicateKey,
+    Loader,
+    TooLarge,
+    compose_bounded,
+    line_of,
+)
 
 
 def load_space(path: str | Path) -> Space:
@@ -24,6 +31,11 @@ def load_space(path: str | Path) -> Space:
         raise SpaceError("is a directory, not a space file", file=str(path))
     if not path.is_file():
         raise SpaceError(f"no such space file (looked in {Path.cwd()})", file=str(path))
+    size = path.stat().st_size
+    if size > MAX_BYTES:  # refused before it is read
+        raise SpaceError(
+            f"{size:,} bytes, over the {MAX_BYTES:,} a space file may hold", file=str(path)
+        )
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -41,8 +53,10 @@ def load_space(path: str | Path) -> Space:
 def parse_space(text: str, *, file: str = "<space>", origin: str | None = None) -> Space:
     """Validate a space file's text; `origin` is the folder its relative paths start from."""
     try:
+        root = compose_bounded(text)  # first: nothing expanded yet
         raw = yaml.load(text, Loader=Loader)
-        root = yaml.compose(text, Loader=Loader)
+    except TooLarge as big:
+        raise SpaceError(big.reason, file=file, line=big.line) from None
     except DuplicateKey as dup:
         raise SpaceError(
             f"key `{dup.key}` is written twice in one mapping (first on line {dup.first}); "
