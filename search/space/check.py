@@ -28,6 +28,8 @@ from search.names import (
 from search.space.schema import Choice, Params, Range, Scalar, Space
 from search.space.yamltext import line_of
 
+MAX_SEED = 2**31 - 2  # the data seed's neighbour (seed + 1) is a seed too
+
 
 def check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
     def fail(key: str, msg: str) -> None:
@@ -45,6 +47,9 @@ def check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
             near = difflib.get_close_matches(str(value), allowed, n=1)
             hint = f"; did you mean `{near[0]}`?" if near else ""
             fail(key, f"unknown value {value!r}{hint} (allowed: {', '.join(allowed)})")
+    for key, seed in (("study.seed", space.study.seed), ("data.seed", space.data.seed)):
+        if not 0 <= seed <= MAX_SEED:  # numpy, scikit-learn, Optuna and TensorFlow take these
+            fail(key, f"a seed must lie in [0, {MAX_SEED}] (numpy's and TensorFlow's), got {seed}")
     named = _study_name_problem(space, file)
     if named:
         fail("study.name", named)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ def load_space(path: str | Path) -> Space:
     if path.is_dir():
         raise SpaceError("is a directory, not a space file", file=str(path))
     if not path.is_file():
-        raise SpaceError(f"no such space file (looked in {Path.cwd()})", file=str(path))
+        raise SpaceError(_not_a_file(path), file=str(path))
     size = path.stat().st_size
     if size > MAX_BYTES:  # refused before it is read
         raise SpaceError(
@@ -48,6 +50,19 @@ def load_space(path: str | Path) -> Space:
             line=line,
         ) from None
     return parse_space(text, file=str(path))
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a space file cannot be read, in words: a symlink loop is not "no such file"."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop, not a space file"
+        if path.is_symlink():
+            return f"a symlink to nothing ({os.readlink(path)}), not a space file"
+        return f"no such space file (looked in {Path.cwd()})"
+    return "not a regular file, not a space file"
 
 
 def parse_space(text: str, *, file: str = "<space>", origin: str | None = None) -> Space:
