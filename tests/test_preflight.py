@@ -190,6 +190,38 @@ def test_a_given_validation_file_of_one_class(tmp_path: Path, metric: str, class
     _expect(tmp_path, space, "validation.source", 8, r"v.csv holds one class \('1', 8 rows\)")
 
 
+@pytest.mark.parametrize(
+    ("metric", "classes", "part", "absent"),
+    [
+        ("roc_auc", 2, "test", "'b'"),
+        ("pr_auc", 3, "test", "'c'"),
+        ("roc_auc", 3, "validation", "'c'"),
+        ("pr_auc", 4, "validation", "'c'"),
+    ],
+)
+def test_a_given_part_without_every_class_for_a_metric_that_needs_them(
+    tmp_path: Path, metric: str, classes: int, part: str, absent: str
+) -> None:
+    names = "abcd"[:classes]
+    train = _frame(60, y=[names[i % classes] for i in range(60)])
+    given = _frame(6, y=["a", "b"] * 3 if classes > 2 else ["a"] * 6)
+    metric_lines = f"objective:\n  metric: {metric}\n"  # lines 4-5
+    if part == "test":
+        space, key, line = HEAD + "  test_source: g.csv\n" + metric_lines, "data.test_source", 4
+    else:
+        given_lines = "validation:\n  scheme: given\n  source: g.csv\n"  # source: line 8
+        space, key, line = HEAD + metric_lines + given_lines, "validation.source", 8
+    _write(tmp_path, {"d.csv": train, "g.csv": given})
+    _expect(tmp_path, space, key, line, f"g.csv has no row of class {absent}")
+
+
+def test_a_given_part_without_every_class_is_taken_for_accuracy(tmp_path: Path) -> None:
+    _write(tmp_path, {"d.csv": _frame(60, y=np.arange(60) % 3), "g.csv": _frame(6, y=[0, 1] * 3)})
+    space = HEAD + "  test_source: g.csv\nvalidation: {scheme: given, source: g.csv}\n"
+    (tmp_path / "s.yaml").write_text(space + "objective: {metric: accuracy}\n")
+    assert len(prepare(load_space(tmp_path / "s.yaml")).split.test) == 6
+
+
 # ---------------------------------------------------------------- text columns
 
 

@@ -33,26 +33,31 @@ def preflight(
     check_recheck_folds(space, data, split, where)
 
 
+# metrics that are NaN unless every class has a row (macro AUC, average precision)
+EVERY_CLASS = ("roc_auc", "pr_auc")
+
+
 def check_given_classes(space: Space, data: Dataset, split: TestSplit, where: str) -> None:
     """A given test part holds only classes the training rows have (the model cannot
     predict another); a given validation part holds two classes or more (one class
-    scores nothing: AUC is undefined, and a model that always says it wins)."""
+    scores nothing, and a model that always says it wins); with a metric that needs
+    every class, each given part holds every class."""
     if not data.is_classifier or data.parts is None:
         return
     test = data.parts == 2
+    test_key = "data.test_source" if space.data.test_source else "data.source"
+    test_name = space.data.test_source or f"{space.data.source}'s test part"
     if test.any():
         known = set(np.unique(data.y[split.train]).tolist())
         unknown = sorted(set(np.unique(data.y[test]).tolist()) - known)
         if unknown:
-            key = "data.test_source" if space.data.test_source else "data.source"
-            given = space.data.test_source or f"{space.data.source}'s test part"
             rows = int(np.isin(data.y[test], unknown).sum())
             raise DataError(
-                f"class {data.classes[unknown[0]]!r} is in {given} ({rows} rows with "
+                f"class {data.classes[unknown[0]]!r} is in {test_name} ({rows} rows with "
                 f"{len(unknown)} such classes) and never in the training rows; the model "
                 "cannot predict a class it never saw",
                 file=where,
-                key=key,
+                key=test_key,
             )
     validation = data.parts == 1
     if validation.any() and len(np.unique(data.y[validation])) < 2:
@@ -63,6 +68,19 @@ def check_given_classes(space: Space, data: Dataset, split: TestSplit, where: st
             file=where,
             key="validation.source",
         )
+    metric = space.objective.metric
+    if metric not in EVERY_CLASS:
+        return
+    for part, name, key in ((validation, str(space.validation.source), "validation.source"),
+                            (test, test_name, test_key)):  # fmt: skip
+        absent = sorted(set(range(data.n_classes)) - set(np.unique(data.y[part]).tolist()))
+        if part.any() and absent:
+            raise DataError(
+                f"{name} has no row of class {data.classes[absent[0]]!r} ({len(absent)} of "
+                f"{data.n_classes} classes absent); {metric} is undefined without every class",
+                file=where,
+                key=key,
+            )
 
 
 def check_words(
