@@ -107,6 +107,20 @@ def test_a_symlink_loop_is_called_one(tmp_path: Path, key: str) -> None:
     _expect(tmp_path, space, key, 2 if key == "data.source" else 4, "a symlink loop")
 
 
+@pytest.mark.parametrize("name", ["loop.npz", "loop.npy", "images", "loop.parquet"])
+def test_a_symlink_loop_of_any_kind_of_source(tmp_path: Path, name: str) -> None:
+    os.symlink(tmp_path / f"{name}.2", tmp_path / name)
+    os.symlink(tmp_path / name, tmp_path / f"{name}.2")
+    target = "y.npy" if name.endswith("npy") else "y"
+    _expect(
+        tmp_path,
+        f"data:\n  source: {name}\n  target: {target}\n",
+        "data.source",
+        2,
+        "a symlink loop",
+    )
+
+
 def test_a_dangling_symlink_names_its_target(tmp_path: Path) -> None:
     os.symlink(tmp_path / "gone.csv", tmp_path / "d.csv")
     _expect(tmp_path, HEAD, "data.source", 2, r"a symlink to nothing \(.*gone.csv\)")

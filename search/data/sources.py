@@ -93,11 +93,17 @@ def _folder(source: str, base_dir: Path) -> Path | None:
     return None
 
 
-def _existing(source: str, base_dir: Path, where: str, key: str) -> Path:
-    """The file a source names: in the working folder, or beside the space file."""
+def _located(source: str, base_dir: Path) -> Path:
+    """Where a source is: in the working folder, or beside the space file."""
     path = Path(source)
     if not path.is_absolute():
         path = base_dir / path if not (Path.cwd() / path).exists() else Path.cwd() / path
+    return path
+
+
+def _existing(source: str, base_dir: Path, where: str, key: str) -> Path:
+    """The file a source names: in the working folder, or beside the space file."""
+    path = _located(source, base_dir)
     if not path.is_file():
         raise DataError(f"{_not_a_file(path)} {source!r} (looked at {path})", file=where, key=key)
     return path
@@ -121,6 +127,11 @@ def _not_a_file(path: Path) -> str:
 def _read_file(source: str, base_dir: Path, where: str, key: str) -> pd.DataFrame:
     """A CSV, TSV or Parquet file, found in the working folder or beside the space file."""
     if Path(source).suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
+        path = _located(source, base_dir)
+        if path.is_symlink() and not path.exists():  # a loop, or a link to nothing
+            raise DataError(
+                f"{_not_a_file(path)} {source!r} (looked at {path})", file=where, key=key
+            )
         raise DataError(
             f"{source!r} is neither a built-in data set "
             f"({', '.join(BUILTIN)}), nor keras:NAME, nor a .csv/.tsv/.parquet/.npz/.npy "
