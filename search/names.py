@@ -118,3 +118,37 @@ LIMITS = {
     "kernel_size": (64, "a kernel over 64 pixels wide is larger than the course's images"),
     "max_tokens": (1_000_000, "a million words a text column is past any vocabulary"),
 }
+
+# A name that becomes part of a path or of an MLflow name (the study's: its journal entry,
+# its experiment, its artifacts folder, its registered model): the characters MLflow's
+# registry and every filesystem accept, so that no name climbs out of the home.
+NAME_CHARS = "letters, digits, `_`, `.` and `-`, starting with a letter or a digit"
+NAME_LENGTH = 128
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul"} | {
+    f"{p}{i}" for p in ("com", "lpt") for i in range(10)
+}
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a study (a path part and an MLflow name), or None if it can."""
+    if not name:
+        return "a name cannot be empty"
+    if len(name) > NAME_LENGTH:
+        return f"{len(name)} characters, over the {NAME_LENGTH} a name may have"
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "_.-"))})
+    if bad:
+        shown = " ".join(ascii(c) for c in bad[:5])
+        return f"it holds {shown}; a name is {NAME_CHARS}"
+    if not name[0].isalnum():
+        return f"it starts with {name[0]!r}; a name is {NAME_CHARS}"
+    if name.endswith("."):
+        return "it ends with `.`, which some filesystems drop"
+    if name.split(".")[0].lower() in _WINDOWS_DEVICES:
+        return f"{name.split('.')[0]!r} names a device on Windows"
+    return None
+
+
+def shown_name(name: str) -> str:
+    """A name as an error line shows it: escaped, and cut when long."""
+    text = ascii(name)
+    return text if len(text) <= 60 else text[:48] + "..." + text[-8:]

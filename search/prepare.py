@@ -11,6 +11,7 @@ import optuna
 from search.data.columns import describe, encodings
 from search.data.dataset import Dataset, load_dataset, make_preprocessor, shaped
 from search.data.folds import Fold, make_folds
+from search.data.preflight import preflight
 from search.data.split import TestSplit, split_test
 from search.errors import DataError, SpaceError
 from search.metrics import THRESHOLDED
@@ -91,6 +92,7 @@ def _prepare(space: Space) -> Prepared:
             key="data.columns",
         )
     _check_family(space, data, columns, where)
+    preflight(space, data, split, folds, columns, where)  # what needs the rows, split
     pruner = make_pruner(space, len(folds))
     notes = [
         n for n in (_target_note(space, data), describe(columns, data.X.iloc[split.train])) if n

@@ -26,6 +26,7 @@ from search.liveness import (
 )
 from search.prepare import Prepared, prepare
 from search.progress import Progress
+from search.space.check import checked_study_name
 from search.space.file import load_space
 from search.space.schema import Space
 from search.storage.optuna_private import storage_of, trial_id
@@ -94,7 +95,7 @@ def _run(
     engine, why = engine_for(space, prep.data)
     deterministic()
     home = Path(home)
-    name = study_name or space.name
+    name = checked_study_name(space, study_name)  # before anything is written
     uri = tracking_uri or default_tracking_uri(_mkdir(home))
     study = open_study(prep, open_storage(storage, home), name)
     recover_stale(storage_of(study), tracking_uri=uri, home=home, studies=[name])

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from search.errors import InputError
+from search.names import name_problem, shown_name
 
 
 def _stores(parser: argparse.ArgumentParser, *, storage: bool = True) -> None:
@@ -125,7 +126,8 @@ _BOUNDS = {
 
 
 def check_flags(args: argparse.Namespace) -> None:
-    """Numbers on the command line: one line naming the flag, exit 2, nothing written."""
+    """Numbers and names on the command line: one line naming the flag, exit 2, nothing
+    written."""
     for name, (low, inclusive) in _BOUNDS.items():
         value = getattr(args, name, None)
         if value is None:
@@ -134,6 +136,12 @@ def check_flags(args: argparse.Namespace) -> None:
         ok = value >= low if inclusive else value > low
         if not (math.isfinite(value) and ok):
             raise InputError(f"{flag} must be {'>=' if inclusive else '>'} {low}, got {value}")
+    study = getattr(args, "study", None)
+    problem = (
+        name_problem(study) if args.command in ("run", "submit") and study is not None else None
+    )
+    if problem:  # a name that becomes a path part and an MLflow name
+        raise InputError(f"--study {shown_name(str(study))}: {problem}")
     heartbeat, grace = getattr(args, "heartbeat", None), getattr(args, "grace", None)
     if heartbeat is not None and grace is not None and grace <= heartbeat:
         raise InputError(

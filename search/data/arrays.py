@@ -10,7 +10,10 @@ split, as given.
 
 from __future__ import annotations
 
+import math
+import zipfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -26,8 +29,11 @@ def read_npz(
     """The rows (pixels as columns, the label last), the target's name, each sample's
     shape, and the rows' parts (2: the file's test part) when it has one."""
     try:
+        _check_npz_headers(path)
         arrays = np.load(path, allow_pickle=False)
         keys = set(arrays.files)
+    except DataError as exc:
+        raise DataError(exc.reason, file=where, key="data.source") from None
     except Exception as exc:  # not a zip, a pickled array, a torn file: unreadable
         raise DataError(f"cannot read {path}: {exc}", file=where, key="data.source") from None
     pairs = [("x", "y")] if {"x", "y"} <= keys else []
@@ -39,8 +45,11 @@ def read_npz(
             file=where,
             key="data.source",
         )
-    xs = [np.asarray(arrays[x]) for x, _ in pairs]
-    ys = [np.asarray(arrays[y]).reshape(-1) for _, y in pairs]
+    try:  # each member is read here: a torn one is unreadable, not a traceback
+        xs = [np.asarray(arrays[x]) for x, _ in pairs]
+        ys = [np.asarray(arrays[y]).reshape(-1) for _, y in pairs]
+    except Exception as exc:
+        raise DataError(f"cannot read {path}: {exc}", file=where, key="data.source") from None
     codes = [2 if x == "x_test" else 0 for x, _ in pairs]
     return _rows(path, xs, ys, codes, target, where)
 
@@ -52,11 +61,60 @@ def read_npy_pair(
     arrays = []
     for path, key in ((x_path, "data.source"), (y_path, target_key)):
         try:
+            with path.open("rb") as stream:
+                _check_header(stream, path.stat().st_size, f"{path}")
             arrays.append(np.load(path, allow_pickle=False))
+        except DataError as exc:
+            raise DataError(exc.reason, file=where, key=key) from None
         except Exception as exc:
             raise DataError(f"cannot read {path}: {exc}", file=where, key=key) from None
     frame, name, shape, _ = _rows(x_path, [arrays[0]], [arrays[1].reshape(-1)], [0], None, where)
     return frame, name, shape, None
+
+
+# Deflate makes at most about 1032 bytes of one: a zip member said to be larger than
+# that is a forged size (a zip bomb's), refused before anything is allocated.
+_DEFLATE_RATIO = 1032
+
+
+def _check_npz_headers(path: Path) -> None:
+    """Each array of an .npz holds the bytes its header claims, before numpy allocates
+    them (it sizes its buffer from the header alone)."""
+    if not zipfile.is_zipfile(path):
+        return  # np.load says what it is not
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            where = f"{path}, array {info.filename.removesuffix('.npy')!r}"
+            bound = info.compress_size * _DEFLATE_RATIO + 1024
+            if info.compress_type != zipfile.ZIP_STORED and info.file_size > bound:
+                raise DataError(
+                    f"{where}: the archive says {info.file_size:,} bytes for "
+                    f"{info.compress_size:,} compressed, more than deflate can make; "
+                    "the file is damaged or forged"
+                )
+            with archive.open(info) as stream:
+                _check_header(stream, info.file_size, where)
+
+
+def _check_header(stream: IO[bytes], size: int, where: str) -> None:
+    """An .npy header's shape and dtype claim no more bytes than follow it."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        read = np.lib.format.read_array_header_1_0
+        if version != (1, 0):
+            read = np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(stream)
+    except Exception:  # not an .npy header: np.load says what is wrong
+        return
+    claimed = math.prod(int(d) for d in shape) * int(dtype.itemsize)
+    held = size - stream.tell()
+    if claimed > held:
+        raise DataError(
+            f"{where}: its header claims {claimed:,} bytes (shape {tuple(shape)}, "
+            f"{dtype}) and the file holds {max(held, 0):,}; the file is cut short or forged"
+        )
 
 
 def _rows(

@@ -209,3 +209,28 @@ def _parts(kinds: Mapping[str, str], max_tokens: int = MAX_TOKENS) -> list[Part]
         if kind in ("text", "tfidf")
     ]
     return [part for part in parts if len(part[2])]
+
+
+def time_problem(values: pd.Series) -> str | None:
+    """Why a time column's values do not order rows in time, or None: numbers and
+    datetimes order as they are; text must parse as times (in one format) and, since rows
+    are sorted by the text, sort as the times it writes (ISO dates do)."""
+    if pd.api.types.is_bool_dtype(values):
+        return "holds true/false, not times"
+    missing = np.flatnonzero(values.isna().to_numpy())
+    if len(missing):
+        return f"row {missing[0]} has no time ({len(missing)} rows without one)"
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return None
+    text = values.astype(str)
+    parsed = pd.to_datetime(text, errors="coerce")
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if len(bad):
+        return (
+            f"row {bad[0]} holds {text.iloc[bad[0]]!r}, not a time in the format of "
+            f"{text.iloc[0]!r} ({len(bad)} of {len(text)} rows)"
+        )
+    order = np.argsort(text.to_numpy(), kind="stable")
+    if not parsed.iloc[order].is_monotonic_increasing:
+        return "its text does not sort as its times; write them as ISO dates (2024-01-31)"
+    return None

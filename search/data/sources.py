@@ -3,6 +3,8 @@ validation and test rows a space gives in files of their own."""
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pandas as pd
 from sklearn import datasets as skdatasets
 
 from search.data.arrays import read_npy_pair, read_npz
+from search.data.columns import time_problem
 from search.data.kerasdata import read_keras
 from search.errors import DataError
 from search.space.schema import DataSpec
@@ -66,7 +69,19 @@ def read_source(spec: DataSpec, base_dir: Path, where: str) -> Source:
             "a file source needs the name of its target column", file=where, key="data.target"
         )
     frame = _read_file(spec.source, base_dir, where, "data.source")
+    check_times(frame, spec.time_column, spec.source, where)
     return Source(frame, spec.target, spec.source)
+
+
+def check_times(frame: pd.DataFrame, column: str | None, source: str, where: str) -> None:
+    """A time column orders the rows: every value a time (search.data.columns.time_problem)."""
+    if column is None or column not in frame.columns:
+        return  # none, or its absence is said with the other roles' (search.data.dataset)
+    problem = time_problem(frame[column])
+    if problem:
+        raise DataError(
+            f"time column {column!r} of {source}: {problem}", file=where, key="data.time_column"
+        )
 
 
 def _folder(source: str, base_dir: Path) -> Path | None:
@@ -78,19 +93,45 @@ def _folder(source: str, base_dir: Path) -> Path | None:
     return None
 
 
-def _existing(source: str, base_dir: Path, where: str, key: str) -> Path:
-    """The file a source names: in the working folder, or beside the space file."""
+def _located(source: str, base_dir: Path) -> Path:
+    """Where a source is: in the working folder, or beside the space file."""
     path = Path(source)
     if not path.is_absolute():
         path = base_dir / path if not (Path.cwd() / path).exists() else Path.cwd() / path
-    if not path.is_file():
-        raise DataError(f"no such data file {source!r} (looked at {path})", file=where, key=key)
     return path
+
+
+def _existing(source: str, base_dir: Path, where: str, key: str) -> Path:
+    """The file a source names: in the working folder, or beside the space file."""
+    path = _located(source, base_dir)
+    if not path.is_file():
+        raise DataError(f"{_not_a_file(path)} {source!r} (looked at {path})", file=where, key=key)
+    return path
+
+
+def _not_a_file(path: Path) -> str:
+    """Why `path` is not a file to read, in words: a symlink loop is not "no such file"."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop, not a data file:"
+        if path.is_symlink():
+            return f"a symlink to nothing ({os.readlink(path)}), not a data file:"
+        if exc.errno == errno.EACCES:
+            return "no permission to read the data file"
+        return "no such data file"
+    return "not a regular file:"
 
 
 def _read_file(source: str, base_dir: Path, where: str, key: str) -> pd.DataFrame:
     """A CSV, TSV or Parquet file, found in the working folder or beside the space file."""
     if Path(source).suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv"):
+        path = _located(source, base_dir)
+        if path.is_symlink() and not path.exists():  # a loop, or a link to nothing
+            raise DataError(
+                f"{_not_a_file(path)} {source!r} (looked at {path})", file=where, key=key
+            )
         raise DataError(
             f"{source!r} is neither a built-in data set "
             f"({', '.join(BUILTIN)}), nor keras:NAME, nor a .csv/.tsv/.parquet/.npz/.npy "
@@ -108,6 +149,7 @@ def _read_file(source: str, base_dir: Path, where: str, key: str) -> pd.DataFram
         raise DataError(f"{path} is empty: no header, no rows", file=where, key=key) from None
     except Exception as exc:  # pandas raises many kinds; all mean "unreadable"
         raise DataError(f"cannot read {path}: {exc}", file=where, key=key) from None
+    _check_unique_columns(path, frame, where, key)
     if frame.empty:
         raise DataError(
             f"{path} has no rows (columns: {', '.join(map(str, frame.columns[:12]))})",
@@ -115,6 +157,26 @@ def _read_file(source: str, base_dir: Path, where: str, key: str) -> pd.DataFram
             key=key,
         )
     return frame
+
+
+def _check_unique_columns(path: Path, frame: pd.DataFrame, where: str, key: str) -> None:
+    """No column named twice: pandas renames a CSV's second `x` to `x.1` in silence, and a
+    Parquet file may hold two."""
+    names = [str(c) for c in frame.columns]
+    if path.suffix.lower() in (".csv", ".tsv"):
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str)
+        names = [str(c) for c in header.iloc[0] if isinstance(c, str)] if len(header) else []
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise DataError(
+                f"{path}: column {name!r} is named twice in its header (columns {seen[name] + 1} "
+                f"and {i + 1}); name each column once",
+                file=where,
+                key=key,
+            )
+        seen[name] = i
 
 
 def with_given_parts(
@@ -131,6 +193,7 @@ def with_given_parts(
         if source is None:
             continue
         extra = _read_file(source, base_dir, where, key)
+        check_times(extra, time_column, source, where)
         missing = [c for c in frame.columns if c not in extra.columns]
         surplus = [c for c in extra.columns if c not in frame.columns]
         if missing or surplus:

@@ -25,6 +25,7 @@ from search.attrs import Study
 from search.errors import InputError
 from search.liveness import GRACE_S, HEARTBEAT_S, mark_started, recover_stale
 from search.prepare import Prepared, prepare
+from search.space.check import checked_study_name
 from search.space.file import load_space
 from search.space.schema import Space
 from search.storage.optuna_private import study_id
@@ -100,7 +101,7 @@ def submit(
     budget = trials if trials is not None else space.study.trials
     if budget is None or budget < 1:
         raise InputError(f"--trials must be >= 1, got {budget}")
-    name = study_name or space.name
+    name = checked_study_name(space, study_name)  # before anything is written
     study = open_study(prep, queue.storage(), name)
     tracker = Tracker(queue.tracking_uri, name, artifact_root=queue.home / "artifacts")
     parent = parent_run(tracker, study, prep)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import difflib
 import math
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from search.errors import SpaceError
+from search.errors import InputError, SpaceError
 from search.names import (
     ACTIVATIONS,
     INT_PARAMS,
@@ -21,9 +22,13 @@ from search.names import (
     SAMPLERS,
     SCHEMES,
     TASKS,
+    name_problem,
+    shown_name,
 )
 from search.space.schema import Choice, Params, Range, Scalar, Space
 from search.space.yamltext import line_of
+
+MAX_SEED = 2**31 - 2  # the data seed's neighbour (seed + 1) is a seed too
 
 
 def check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
@@ -42,6 +47,12 @@ def check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
             near = difflib.get_close_matches(str(value), allowed, n=1)
             hint = f"; did you mean `{near[0]}`?" if near else ""
             fail(key, f"unknown value {value!r}{hint} (allowed: {', '.join(allowed)})")
+    for key, seed in (("study.seed", space.study.seed), ("data.seed", space.data.seed)):
+        if not 0 <= seed <= MAX_SEED:  # numpy, scikit-learn, Optuna and TensorFlow take these
+            fail(key, f"a seed must lie in [0, {MAX_SEED}] (numpy's and TensorFlow's), got {seed}")
+    named = _study_name_problem(space, file)
+    if named:
+        fail("study.name", named)
     if (space.validation.scheme == "given") != (space.validation.source is not None):
         fail(
             "validation.source" if space.validation.source else "validation.scheme",
@@ -69,6 +80,31 @@ def check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
                 )
             if isinstance(value, Range | Choice) and value.per_layer:
                 fail(f"params.{name}", "the grid sampler cannot search per-layer values")
+
+
+def _study_name_problem(space: Space, file: str) -> str | None:
+    """The study's name (study.name, else the file's stem) is a path part and an MLflow
+    name: one rule, search.names.name_problem."""
+    if space.study.name is not None:
+        problem = name_problem(space.study.name)
+        return f"study name {shown_name(space.study.name)}: {problem}" if problem else None
+    if file == "<space>":  # text read in memory: the name is given when it runs
+        return None
+    stem = Path(file).stem
+    problem = name_problem(stem)
+    if problem is None:
+        return None
+    return f"the study is named after the file, {shown_name(stem)}: {problem}; set study.name"
+
+
+def checked_study_name(space: Space, given: str | None) -> str:
+    """The name a study runs under (`given`, else the space's), checked by the one rule
+    before anything is written (a file's stem was checked when it was read)."""
+    chosen = given if given is not None else space.study.name
+    problem = name_problem(chosen) if chosen is not None else None
+    if problem:
+        raise InputError(f"study name {shown_name(str(chosen))}: {problem}")
+    return chosen or space.name
 
 
 def _values(param: Range | Choice | Scalar) -> list[Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,14 @@ from pydantic import BaseModel, ValidationError
 from search.errors import SpaceError
 from search.space.check import check_semantics
 from search.space.schema import Params, Range, Space
-from search.space.yamltext import DuplicateKey, Loader, line_of
+from search.space.yamltext import (
+    MAX_BYTES,
+    DuplicateKey,
+    Loader,
+    TooLarge,
+    compose_bounded,
+    line_of,
+)
 
 
 def load_space(path: str | Path) -> Space:
@@ -23,7 +32,12 @@ def load_space(path: str | Path) -> Space:
     if path.is_dir():
         raise SpaceError("is a directory, not a space file", file=str(path))
     if not path.is_file():
-        raise SpaceError(f"no such space file (looked in {Path.cwd()})", file=str(path))
+        raise SpaceError(_not_a_file(path), file=str(path))
+    size = path.stat().st_size
+    if size > MAX_BYTES:  # refused before it is read
+        raise SpaceError(
+            f"{size:,} bytes, over the {MAX_BYTES:,} a space file may hold", file=str(path)
+        )
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -38,11 +52,26 @@ def load_space(path: str | Path) -> Space:
     return parse_space(text, file=str(path))
 
 
+def _not_a_file(path: Path) -> str:
+    """Why a space file cannot be read, in words: a symlink loop is not "no such file"."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop, not a space file"
+        if path.is_symlink():
+            return f"a symlink to nothing ({os.readlink(path)}), not a space file"
+        return f"no such space file (looked in {Path.cwd()})"
+    return "not a regular file, not a space file"
+
+
 def parse_space(text: str, *, file: str = "<space>", origin: str | None = None) -> Space:
     """Validate a space file's text; `origin` is the folder its relative paths start from."""
     try:
+        root = compose_bounded(text)  # first: nothing expanded yet
         raw = yaml.load(text, Loader=Loader)
-        root = yaml.compose(text, Loader=Loader)
+    except TooLarge as big:
+        raise SpaceError(big.reason, file=file, line=big.line) from None
     except DuplicateKey as dup:
         raise SpaceError(
             f"key `{dup.key}` is written twice in one mapping (first on line {dup.first}); "
