@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,22 +65,8 @@ def check_semantics(space: Space, file: str, root: yaml.Node | None) -> None:
         _check_param(
             name, getattr(space.params, name), lambda msg, n=name: fail(f"params.{n}", msg)
         )
-    if space.study.sampler == "grid" and space.model.hypermodel:
-        fail(
-            "study.sampler",
-            "the grid sampler enumerates the space file's params; a hypermodel's hp.* values "
-            "are not among them (use random, tpe, qmc, gp or cmaes)",
-        )
     if space.study.sampler == "grid":
-        for name in Params.model_fields:
-            value = getattr(space.params, name)
-            if isinstance(value, Range) and (value.step is None or value.optional):
-                fail(
-                    f"params.{name}",
-                    "the grid sampler needs choices or a range with a step (and no `optional`)",
-                )
-            if isinstance(value, Range | Choice) and value.per_layer:
-                fail(f"params.{name}", "the grid sampler cannot search per-layer values")
+        _check_grid(space, fail)
 
 
 def _study_name_problem(space: Space, file: str) -> str | None:
@@ -185,3 +172,22 @@ def _check_number(name: str, param: Range | Choice | Scalar, values: list[Any], 
         fail(f"epsilon must be > 0, got {values}")
     elif name == "learning_rate" and any(v <= 0 or not math.isfinite(v) for v in values):
         fail(f"learning_rate must be > 0, got {values}")
+
+
+def _check_grid(space: Space, fail: Callable[[str, str], None]) -> None:
+    """What the grid sampler can enumerate: the space file's choices and stepped ranges."""
+    if space.model.hypermodel:
+        fail(
+            "study.sampler",
+            "the grid sampler enumerates the space file's params; a hypermodel's hp.* values "
+            "are not among them (use random, tpe, qmc, gp or cmaes)",
+        )
+    for name in Params.model_fields:
+        value = getattr(space.params, name)
+        if isinstance(value, Range) and (value.step is None or value.optional):
+            fail(
+                f"params.{name}",
+                "the grid sampler needs choices or a range with a step (and no `optional`)",
+            )
+        if isinstance(value, Range | Choice) and value.per_layer:
+            fail(f"params.{name}", "the grid sampler cannot search per-layer values")
