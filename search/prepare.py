@@ -14,10 +14,12 @@ from search.data.folds import Fold, make_folds
 from search.data.split import TestSplit, split_test
 from search.errors import DataError, SpaceError
 from search.metrics import THRESHOLDED
-from search.names import CLASSIFICATION_METRICS, REGRESSION_METRICS, TASK_LOSSES
+from search.names import CLASSIFICATION_METRICS, ONE_FOLD, REGRESSION_METRICS, TASK_LOSSES
 from search.space.sampling import choices, upper
 from search.space.schema import Space
 from search.tuners import make_pruner, make_sampler
+
+FEW_CLASSES = 20  # more whole-number classes than this, inferred: the start line says so
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ def _prepare(space: Space) -> Prepared:
         pre = make_preprocessor(data.encodings, data.max_tokens).fit(rows)
         x = shaped(data, pre.transform(rows.iloc[:2]))
         check_head(hypermodel, x, data.task, data.n_classes, where)
+    _check_holdout_classes(space, data, split, where)
     folds = _folds(space, data, split, where)
     columns = encodings(data.X.iloc[split.train], data.encodings)
     if all(kind == "drop" for kind in columns.values()):
@@ -91,9 +94,8 @@ def _prepare(space: Space) -> Prepared:
         )
     _check_family(space, data, columns, where)
     pruner = make_pruner(space, len(folds))
-    notes = [
-        n for n in (_target_note(space, data), describe(columns, data.X.iloc[split.train])) if n
-    ]
+    found = (_target_note(space, data), _rare_note(space, data, split))
+    notes = [n for n in (*found, describe(columns, data.X.iloc[split.train])) if n]
     if split.everything is not None:
         notes.append(
             f"searching on {len(split.train)} of the {len(split.everything)} training rows "
@@ -144,6 +146,40 @@ def _check_task(space: Space, task: str, where: str) -> None:
             file=where,
             key="objective.threshold",
         )
+
+
+def _check_holdout_classes(space: Space, data: Dataset, split: TestSplit, where: str) -> None:
+    """A stratified holdout puts each class on both sides: each needs 2 training rows."""
+    spec = space.validation
+    if not data.is_classifier or spec.scheme != "holdout" or not spec.stratify:
+        return
+    rare = _rare_classes(data, split, 2)
+    if rare:
+        raise DataError(
+            f"a stratified holdout needs 2 training rows of each class; {', '.join(rare[:10])}"
+            f"{' ...' if len(rare) > 10 else ''} "
+            f"{'has' if len(rare) == 1 else 'have'} fewer; drop or merge "
+            f"{'it' if len(rare) == 1 else 'them'}, or set `validation.stratify: false`",
+            file=where,
+            key="validation.stratify",
+        )
+
+
+def _rare_note(space: Space, data: Dataset, split: TestSplit) -> str:
+    """Classes with fewer training rows than the folds, by name: stratified as far as
+    they go (search.data.folds refuses only what cannot be split)."""
+    spec = space.validation
+    if not data.is_classifier or spec.scheme in ONE_FOLD:
+        return ""
+    k = max(spec.folds, space.selection.recheck_folds)
+    rare = _rare_classes(data, split, k)
+    if not rare:
+        return ""
+    shown = ", ".join(rare[:10]) + (f" and {len(rare) - 10} more" if len(rare) > 10 else "")
+    return (
+        f"rare classes (training rows, fewer than {k} folds): {shown}; stratified as far as "
+        "they go, so some folds validate none of their rows"
+    )
 
 
 def refit_folds(prep: Prepared) -> list[Fold]:
@@ -200,13 +236,19 @@ def _check_knobs(space: Space, task: str, where: str) -> None:
 
 
 def _target_note(space: Space, data: Dataset) -> str:
-    """A whole-number target taken for a regression by inference: said, with the fix."""
-    if space.data.task != "auto" or data.task != "regression":
+    """Whole numbers taken for many classes by inference: said, with the other choice."""
+    if space.data.task != "auto" or data.task != "multiclass" or len(data.labels) <= FEW_CLASSES:
         return ""
-    if not np.all(np.mod(data.y, 1) == 0):
+    if not all(isinstance(v, int | float) and float(v).is_integer() for v in data.labels):
         return ""
     target = space.data.target or "target"
     return (
-        f"target {target!r}: {len(np.unique(data.y))} distinct whole numbers, taken as a "
-        "regression; if they are classes, set data.task: multiclass"
+        f"target {target!r}: {data.n_classes} whole-number labels, taken as {data.n_classes} "
+        "classes; if it is a quantity, set data.task: regression"
     )
+
+
+def _rare_classes(data: Dataset, split: TestSplit, k: int) -> list[str]:
+    """The classes with fewer training rows than `k` folds, by name, with their rows."""
+    counts = np.bincount(data.y[split.train], minlength=data.n_classes)
+    return [f"{data.classes[c]!r} ({counts[c]})" for c in np.flatnonzero(counts < k)]
