@@ -14,6 +14,8 @@ from search.models.outputs import network_output
 from search.names import METRICS
 from search.prepare import Prepared
 from search.selection.bootstrap import bootstrap_scores, resample_counts
+from search.selection.intervals import Interval, bounds_of, interval
+from search.selection.linear import Linear, fit_linear
 from search.selection.refit import Final
 
 _CLASSES = (
@@ -31,16 +33,6 @@ REPORT = {  # the final table's metrics, by task
     "multiclass": _CLASSES,
     "regression": ("mae", "rmse", "r2", "mse"),
 }
-
-
-@dataclass(frozen=True)
-class Interval:
-    value: float
-    low: float
-    high: float
-
-    def __str__(self) -> str:
-        return f"{self.value:.4f} [{self.low:.4f}, {self.high:.4f}]"
 
 
 @dataclass(frozen=True)
@@ -76,6 +68,9 @@ class SelectionResult:
     single: dict[str, Interval] = field(default_factory=dict)  # the chosen trial alone
     versus_single: dict[str, Interval] = field(default_factory=dict)  # ensemble - single
     threshold: float | None = None  # a tuned decision threshold (objective.threshold)
+    linear_model: str = ""  # the regularized linear model beside the baseline, named
+    linear: dict[str, Interval] = field(default_factory=dict)  # it, on the same test rows
+    versus_linear: dict[str, Interval] = field(default_factory=dict)  # model - linear
 
     def __str__(self) -> str:
         lines = ["candidates (search score -> recheck on new folds and seeds):"]
@@ -97,6 +92,7 @@ class SelectionResult:
                 f"  {name:<{n}} {self.test[name]!s:<{w}} {self.baseline[name]!s:<{w}} "
                 f"{self.difference[name]}"
             )
+        lines += self._linear_lines()
         lines += self._ensemble_lines()
         if self.threshold is not None:
             lines.append(
@@ -108,10 +104,32 @@ class SelectionResult:
             f"the model {verdict} the baseline on {self.metric}; validation-to-test "
             f"gap {self.gap:+.4f}"
         )
+        if self.versus_linear:
+            lines.append(self._linear_verdict())
         lines += [f"warning: {w}" for w in self.warnings]
         if self.registry:
             lines.append(self.registry)
         return "\n".join(lines)
+
+    def _linear_lines(self) -> list[str]:
+        if not self.linear:
+            return []
+        lines = [f"the same test rows and features, a {self.linear_model}:"]
+        n = max(len("metric"), *(len(name) for name in self.linear))
+        w = 2 + max(len(str(iv)) for iv in self.linear.values())
+        lines.append(f"  {'metric':<{n}} {'linear':<{w}} model - linear")
+        for name in self.linear:
+            lines.append(f"  {name:<{n}} {self.linear[name]!s:<{w}} {self.versus_linear[name]}")
+        return lines
+
+    def _linear_verdict(self) -> str:
+        d = self.versus_linear[self.metric]
+        if (d.low > 0) if METRICS[self.metric] == "maximize" else (d.high < 0):
+            return f"the model beats the linear model on {self.metric}"
+        return (
+            f"the model does NOT clearly beat the linear model on {self.metric} "
+            f"(model - linear {d}): here the network does not pay for itself"
+        )
 
     def _ensemble_lines(self) -> list[str]:
         lines = [self.ensemble] if self.ensemble else []
@@ -174,7 +192,7 @@ def evaluate(
     base_out = baseline_output(data, data.y[train], len(test))
     names = list(dict.fromkeys([*REPORT[data.task], _named(space.objective.metric, data.task)]))
     n, seed = space.selection.bootstrap, space.data.seed
-    test_iv, base_iv, diff_iv = _paired(
+    test_iv, base_iv, diff_iv = paired_intervals(
         data.task, y, model_out, base_out, names, n, seed, (final.threshold, 0.5)
     )
     metric = _named(space.objective.metric, data.task)
@@ -183,14 +201,28 @@ def evaluate(
     versus_single: dict[str, Interval] = {}
     if len(set(final.trials)) > 1:  # an ensemble: the chosen trial alone, on the same rows
         single_out, _ = test_output(prep, final.of(chosen.trial))
-        _, single, versus_single = _paired(
+        _, single, versus_single = paired_intervals(
             data.task, y, model_out, single_out, names, n, seed, (final.threshold,) * 2
         )
+    linear = linear_output(prep, final)
+    _, linear_iv, versus_linear = paired_intervals(
+        data.task, y, model_out, linear.output, names, n, seed, (final.threshold, 0.5)
+    )
     return SelectionResult(
         study_name, metric, chosen, candidates, final.epochs, test_iv, base_iv, diff_iv,
         beats, gap=test_iv[metric].value - float(trial.value or 0.0), warnings=warnings,
         ensemble=ensemble, single=single, versus_single=versus_single, threshold=threshold,
+        linear_model=linear.text(), linear=linear_iv, versus_linear=versus_linear,
     )  # fmt: skip
+
+
+def linear_output(prep: Prepared, final: Final) -> Linear:
+    """The regularized linear model on the final model's features of the training rows
+    (its fitted preprocessing), and its outputs on the test rows."""
+    data, train, test = prep.data, prep.split.refit_rows, prep.split.test
+    x_train = final.pre.transform(data.X, train).astype(np.float32)
+    x_test = final.pre.transform(data.X, test).astype(np.float32)
+    return fit_linear(data.task, data.n_classes, x_train, data.y[train], x_test)
 
 
 def _verdict(
@@ -206,7 +238,7 @@ def _verdict(
     return beats, warnings
 
 
-def _paired(
+def paired_intervals(
     task: str,
     y: np.ndarray,
     a: np.ndarray,
@@ -226,9 +258,9 @@ def _paired(
     a_iv, b_iv, diff_iv = {}, {}, {}
     for name in names:
         va, vb = boots[name]
-        a_iv[name] = Interval(a_s[name], *_ci(va))
-        b_iv[name] = Interval(b_s[name], *_ci(vb))
-        diff_iv[name] = Interval(a_s[name] - b_s[name], *_ci(va - vb))
+        a_iv[name] = interval(a_s[name], va, bounds_of(name))
+        b_iv[name] = interval(b_s[name], vb, bounds_of(name))
+        diff_iv[name] = interval(a_s[name] - b_s[name], va - vb, bounds_of(name, True))
     return a_iv, b_iv, diff_iv
 
 
@@ -236,8 +268,3 @@ def _named(metric: str, task: str) -> str:
     if metric == "loss":
         return "mse" if task == "regression" else "log_loss"
     return metric
-
-
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.nanpercentile(values, [2.5, 97.5])
-    return float(lo), float(hi)

@@ -22,7 +22,7 @@ from search.names import METRICS
 from search.pool.liveness import recover_stale
 from search.prepare import Prepared, prepare
 from search.progress import Ticker
-from search.selection.ensemble import greedy, out_of_fold
+from search.selection.ensemble import gain, greedy, out_of_fold, real_gain
 from search.selection.evaluation import SelectionResult, evaluate
 from search.selection.recheck import Outputs, recheck
 from search.selection.refit import Final, refit, refit_ensemble
@@ -103,19 +103,24 @@ def _final(
     if len(outputs) < 2 or not prep.space.selection.ensemble:
         return refit(prep, trial, say), ""
     space, rows = prep.space, prep.split.train
-    ensemble = greedy(
-        prep.data.task,
-        space.objective.metric,
-        prep.data.y[rows],
-        out_of_fold(outputs, len(rows)),
-        start=trial.number,
-        minimize=space.direction == "minimize",
-    )
-    text = ensemble.text(space.objective.metric, trial.number)
+    task, metric, y = prep.data.task, space.objective.metric, prep.data.y[rows]
+    oof, minimize = out_of_fold(outputs, len(rows)), space.direction == "minimize"
+    ensemble = greedy(task, metric, y, oof, start=trial.number, minimize=minimize)
     if len(ensemble.weights) < 2:
         return refit(prep, trial, say), f"no ensemble beats trial {trial.number} out of fold"
+    n, seed = space.selection.bootstrap, space.data.seed
+    diff = gain(task, metric, y, oof, ensemble, start=trial.number, n=n, seed=seed)
+    text = (
+        f"{ensemble.text(metric, trial.number)}; ensemble - single {diff} (95% paired "
+        f"bootstrap over the {ensemble.rows} out-of-fold rows)"
+    )
+    if not real_gain(diff, minimize=minimize):
+        return refit(prep, trial, say), (
+            f"{text}: inside the noise, so trial {trial.number} stays alone"
+        )
+    text += ": outside the noise, so the ensemble is the model"
     say(text, force=True)
-    members = [next(t for t in complete if t.number == n) for n in ensemble.weights]
+    members = [next(t for t in complete if t.number == k) for k in ensemble.weights]
     return refit_ensemble(prep, members, ensemble.weights, say), text
 
 
@@ -167,6 +172,7 @@ def _log(
             "top_k": prep.space.selection.top_k,
             "ensemble": _weights_text(final),
             "threshold": final.threshold,
+            "linear_model": result.linear_model,
         },
         metrics=_test_metrics(result, final),
     )
@@ -190,6 +196,15 @@ def _test_metrics(result: SelectionResult, final: Final) -> dict[str, float]:
         "gap": result.gap,
         "beats_baseline": float(result.beats_baseline),
     }
+    for name, iv in result.linear.items():  # the linear model beside the baseline
+        diff = result.versus_linear[name]
+        metrics |= {
+            f"linear_{name}": iv.value,
+            f"linear_{name}_low": iv.low,
+            f"linear_{name}_high": iv.high,
+            f"diff_linear_{name}_low": diff.low,
+            f"diff_linear_{name}_high": diff.high,
+        }
     for name, iv in result.test.items():
         metrics |= {
             f"test_{name}": iv.value,
