@@ -135,6 +135,9 @@ def test_the_ensemble_is_the_champion_and_is_shown_beside_the_single_trial(
     for name, diff in result.versus_single.items():
         assert diff.value == pytest.approx(result.test[name].value - result.single[name].value)
         assert diff.low <= diff.value <= diff.high
+    # the linear model beside the baseline: a ridge on the same rows, in the target's units
+    assert result.linear_model.startswith("ridge regression (alpha=")
+    assert 20 < result.linear["mae"].value < 80  # diabetes' MAE, not a standardized one
     table = str(result)
     assert result.ensemble in table and f"trial {result.chosen.trial} alone" in table
     mlflow.set_tracking_uri(f"sqlite:///{chosen['tmp'] / 'm' / 'mlflow.db'}")

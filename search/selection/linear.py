@@ -28,9 +28,10 @@ class Linear:
     output: np.ndarray
     name: str  # "logistic regression" | "ridge regression"
     strength: str  # "C=0.1" | "alpha=10"
+    chosen_by: str  # "3-fold CV" | "leave-one-out CV"
 
     def text(self) -> str:
-        return f"{self.name} ({self.strength}, chosen by {FOLDS}-fold CV on the training rows)"
+        return f"{self.name} ({self.strength}, chosen by {self.chosen_by} on the training rows)"
 
 
 def fit_linear(
@@ -40,9 +41,17 @@ def fit_linear(
     if task == "regression":
         ridge = RidgeCV(alphas=STRENGTHS).fit(x_train, y_train)
         out = ridge.predict(x_test).reshape(-1, 1)
-        return Linear(out, "ridge regression", f"alpha={float(ridge.alpha_):g}")
+        alpha = f"alpha={float(ridge.alpha_):g}"
+        return Linear(out, "ridge regression", alpha, "leave-one-out CV")
     folds = min(FOLDS, int(np.bincount(y_train).max()))
-    model = LogisticRegressionCV(Cs=STRENGTHS, cv=max(folds, 2), max_iter=MAX_ITER)
+    model = LogisticRegressionCV(
+        Cs=STRENGTHS,
+        cv=max(folds, 2),
+        max_iter=MAX_ITER,
+        scoring="neg_log_loss",  # the strength whose probabilities are best, not accuracy
+        l1_ratios=(0.0,),  # L2
+        use_legacy_attributes=False,
+    )
     with warnings.catch_warnings():  # a strength that has not converged is still a model
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UserWarning)  # rare classes in its own folds
@@ -50,4 +59,5 @@ def fit_linear(
     proba = np.zeros((len(x_test), n_classes))
     proba[:, model.classes_] = model.predict_proba(x_test)
     out = proba[:, 1:] if task == "binary" else proba
-    return Linear(out, "logistic regression", f"C={float(np.ravel(model.C_)[0]):g}")
+    strength = f"C={float(np.ravel(model.C_)[0]):g}"
+    return Linear(out, "logistic regression", strength, f"{max(folds, 2)}-fold CV")
