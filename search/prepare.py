@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import optuna
 
-from search.data.columns import describe, encodings
+from search.data.columns import constant_warning, describe, drop_reason, encodings
 from search.data.dataset import Dataset, load_dataset
 from search.data.folds import Fold, make_folds
 from search.data.split import TestSplit, split_test
@@ -85,17 +85,20 @@ def _prepare(space: Space) -> Prepared:
     _check_holdout_classes(space, data, split, where)
     folds = _folds(space, data, split, where)
     columns = encodings(data.X.iloc[split.train], data.encodings)
+    rows = data.X.iloc[split.train]
     if all(kind == "drop" for kind in columns.values()):
+        why = "; ".join(f"{c!r}: {drop_reason(c, rows, space.data.columns)}" for c in columns)
         raise DataError(
-            f"every feature column of {data.name} looks like an identifier (a value per row) "
-            "and would be dropped; name an encoding for one in data.columns",
+            f"every feature column of {data.name} would be dropped ({why}); name an "
+            "encoding for one in data.columns",
             file=where,
             key="data.columns",
         )
     _check_family(space, data, columns, where)
     pruner = make_pruner(space, len(folds))
-    found = (_target_note(space, data), _rare_note(space, data, split))
-    notes = [n for n in (*found, describe(columns, data.X.iloc[split.train])) if n]
+    said = describe(columns, rows, space.data.columns, space.data.drop_columns)
+    found = (_target_note(space, data), _rare_note(space, data, split), said)
+    notes = [n for n in (*found, constant_warning(columns, rows, space.data.columns)) if n]
     if split.everything is not None:
         notes.append(
             f"searching on {len(split.train)} of the {len(split.everything)} training rows "

@@ -31,7 +31,8 @@ class Dataset:
     fingerprint: str
     dropped_rows: int = 0  # rows without a target, left out (`data.missing_target: drop`)
     labels: tuple[Any, ...] = ()  # the same labels in the target's own type (1, True, "a")
-    encodings: Mapping[str, str] = field(default_factory=dict)  # `data.columns` of the space
+    # `data.columns` of the space (and `number` for each value of an image)
+    encodings: Mapping[str, str] = field(default_factory=dict)
     parts: np.ndarray | None = None  # rows from files given: 0 source, 1 validation, 2 test
     input_shape: tuple[int, ...] | None = None  # an array source's sample shape (28, 28)
     max_tokens: int = MAX_TOKENS  # words a text column's vocabulary keeps (`data.max_tokens`)
@@ -90,11 +91,21 @@ def load_dataset(
         fingerprint=fingerprint(frame),
         dropped_rows=int(bad.sum()),
         labels=target_labels(y_raw, task),
-        encodings=dict(spec.columns),
+        encodings=_fixed(spec.columns, X, shape),
         parts=parts,
         input_shape=shape,
         max_tokens=spec.max_tokens,
     )
+
+
+def _fixed(
+    chosen: Mapping[str, str], X: pd.DataFrame, shape: tuple[int, ...] | None
+) -> dict[str, str]:
+    """The space's encodings; and every value of an image a number, kept even where it is
+    constant (a border pixel), so that each sample keeps its shape."""
+    if shape is None or len(shape) < 2:
+        return dict(chosen)
+    return {str(c): "number" for c in X.columns} | dict(chosen)
 
 
 def _sample_shape(
