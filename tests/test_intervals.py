@@ -148,3 +148,23 @@ class _Search:
 
     def as_dict(self) -> dict[str, object]:
         return {"study_name": "s"}
+
+
+@pytest.mark.parametrize(("folds", "spread"), [(1, False), (3, True)])
+def test_a_holdout_trial_is_printed_without_a_spread(folds: int, spread: bool) -> None:
+    """One validation part has no spread: no `± 0` on its trial line (k-fold: the folds')."""
+    import io
+
+    import optuna
+
+    from search.attrs import Trial
+    from search.progress import Progress
+
+    study = optuna.create_study()
+    study.optimize(lambda t: 0.25, n_trials=1)
+    trial = study.trials[0]
+    trial.user_attrs[Trial.SCORE_STD] = 0.0 if folds == 1 else 0.05
+    out = io.StringIO()
+    Progress(1, "log_loss", out, True, folds=folds)(study, trial)
+    line = next(x for x in out.getvalue().splitlines() if "log_loss=0.2500" in x)
+    assert ("±" in line) == spread, line

@@ -108,6 +108,22 @@ def test_a_linear_model_stands_beside_the_baseline(
     assert run.data.params["linear_model"] == sel.linear_model
 
 
+def test_the_gap_and_the_recheck_tell_one_story(
+    selected: tuple[Path, SearchResult, SelectionResult],
+) -> None:
+    """The gap and its warning read the chosen trial's recheck score, the number the
+    candidates' line prints: the warning appears exactly when that number lies outside
+    the test interval, and the line says which number it is."""
+    _, _, sel = selected
+    test = sel.test[sel.metric]
+    assert sel.gap == pytest.approx(test.value - sel.chosen.recheck_score)
+    outside = sel.chosen.recheck_score < test.low  # log loss: lower is better
+    assert outside == any("recheck score" in w for w in sel.warnings)
+    table = str(sel)
+    assert f"{sel.chosen.recheck_score:.4f} ±" in table
+    assert f"recheck-to-test gap {sel.gap:+.4f} (test - trial {sel.chosen.trial}'s recheck" in table
+
+
 def test_selection_run_sits_under_the_study_run(
     selected: tuple[Path, SearchResult, SelectionResult],
 ) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from optuna.trial import FrozenTrial
 
 from search.data.dataset import Dataset, shaped
 from search.metrics import scores
@@ -101,8 +100,8 @@ class SelectionResult:
             )
         verdict = "beats" if self.beats_baseline else "does NOT clearly beat"
         lines.append(
-            f"the model {verdict} the baseline on {self.metric}; validation-to-test "
-            f"gap {self.gap:+.4f}"
+            f"the model {verdict} the baseline on {self.metric}; recheck-to-test "
+            f"gap {self.gap:+.4f} (test - trial {self.chosen.trial}'s recheck score)"
         )
         if self.versus_linear:
             lines.append(self._linear_verdict())
@@ -161,15 +160,16 @@ def test_output(prep: Prepared, final: Final) -> tuple[np.ndarray, np.ndarray]:
     return network_output(final.nets, x, final.weights), prep.data.y[test]
 
 
-def gap_warning(validation: float, test: Interval, higher_is_better: bool) -> str:
-    """A warning when the validation score is better than the whole test interval (the
-    search overfitted its validation rows), else ""."""
-    outside = validation > test.high if higher_is_better else validation < test.low
+def gap_warning(recheck: float, test: Interval, higher_is_better: bool) -> str:
+    """A warning when the recheck's score (the candidates' line, `-> recheck`) is better
+    than the whole test interval: fresh folds could not undo the selection's optimism,
+    else ""."""
+    outside = recheck > test.high if higher_is_better else recheck < test.low
     if not outside:
         return ""
     return (
-        f"the validation score {validation:.4f} lies outside the test interval "
-        f"{test}: the search overfitted its validation data"
+        f"the recheck score {recheck:.4f} lies outside the test interval {test}: the "
+        "training rows promised more than the test rows gave"
     )
 
 
@@ -178,7 +178,6 @@ def evaluate(
     final: Final,
     chosen: Candidate,
     candidates: list[Candidate],
-    trial: FrozenTrial,
     *,
     study_name: str,
     ensemble: str = "",
@@ -196,7 +195,7 @@ def evaluate(
         data.task, y, model_out, base_out, names, n, seed, (final.threshold, 0.5)
     )
     metric = _named(space.objective.metric, data.task)
-    beats, warnings = _verdict(metric, float(trial.value or 0.0), test_iv, diff_iv)
+    beats, warnings = _verdict(metric, chosen.recheck_score, test_iv, diff_iv)
     single: dict[str, Interval] = {}
     versus_single: dict[str, Interval] = {}
     if len(set(final.trials)) > 1:  # an ensemble: the chosen trial alone, on the same rows
@@ -210,7 +209,7 @@ def evaluate(
     )
     return SelectionResult(
         study_name, metric, chosen, candidates, final.epochs, test_iv, base_iv, diff_iv,
-        beats, gap=test_iv[metric].value - float(trial.value or 0.0), warnings=warnings,
+        beats, gap=test_iv[metric].value - chosen.recheck_score, warnings=warnings,
         ensemble=ensemble, single=single, versus_single=versus_single, threshold=threshold,
         linear_model=linear.text(), linear=linear_iv, versus_linear=versus_linear,
     )  # fmt: skip
@@ -226,13 +225,14 @@ def linear_output(prep: Prepared, final: Final) -> Linear:
 
 
 def _verdict(
-    metric: str, validation: float, test: dict[str, Interval], difference: dict[str, Interval]
+    metric: str, recheck: float, test: dict[str, Interval], difference: dict[str, Interval]
 ) -> tuple[bool, list[str]]:
-    """Whether the model beats the baseline beyond the interval, and the warnings."""
+    """Whether the model beats the baseline beyond the interval, and the warnings (the
+    gap read from the recheck's score, the number the candidates' line shows)."""
     better_high = METRICS[metric] == "maximize"
     d = difference[metric]
     beats = d.low > 0 if better_high else d.high < 0
-    warnings = [w for w in [gap_warning(validation, test[metric], better_high)] if w]
+    warnings = [w for w in [gap_warning(recheck, test[metric], better_high)] if w]
     if not beats:
         warnings.append("the model does not beat the baseline by more than the interval")
     return beats, warnings

@@ -74,7 +74,7 @@ def select(
         final.threshold = _threshold(prep, final, outputs or {})
     what = "the ensemble" if len(set(final.trials)) > 1 else f"trial {trial.number}"
     say(f"test: {what} and the baseline on the {len(prep.split.test)} test rows", force=True)
-    result = evaluate(prep, final, chosen, candidates, trial, study_name=study_name,
+    result = evaluate(prep, final, chosen, candidates, study_name=study_name,
                       ensemble=note, threshold=final.threshold if tuned else None)  # fmt: skip
     say("logging the final model to MLflow and registering it ...", force=True)
     tracker = Tracker(uri, study_name, artifact_root=home / "artifacts")
