@@ -202,8 +202,8 @@ def _overfitting(study: optuna.Study, tracker: Tracker) -> Any:
     import matplotlib.pyplot as plt
 
     fig, (train_ax, val_ax) = plt.subplots(1, 2, sharey=True)
-    runs = [(t, t.user_attrs.get(Trial.RUN_ID)) for t in best_first(study)[:4]]
-    runs = [(t, run) for t, run in runs if run]
+    runs = [(t, str(t.user_attrs[Trial.RUN_ID])) for t in best_first(study)[:4]
+            if t.user_attrs.get(Trial.RUN_ID)]  # fmt: skip
     units = bool(runs) and bool(fold_curves(tracker, runs[0][1], "val_mae"))
     keys = ("mae", "val_mae") if units else ("loss", "val_loss")
     drawn = 0

@@ -24,6 +24,7 @@ from search.prepare import Prepared, prepare
 from search.progress import Ticker
 from search.selection.ensemble import gain, greedy, out_of_fold, real_gain
 from search.selection.evaluation import SelectionResult, evaluate
+from search.selection.logged import selection_metrics
 from search.selection.recheck import Outputs, recheck
 from search.selection.refit import Final, refit, refit_ensemble
 from search.space.file import ran_text
@@ -151,11 +152,10 @@ def _log(
 ) -> SelectionResult:
     """The selection run: the final test, the final model's record and the champion; the
     result with the run (and the registered champion) in it."""
-    seed = trial_seed(prep.space.study.seed, trial.number)
     tags = {
         STUDY: study.study_name,
         "search.trial": str(trial.number),
-        "search.seed": str(seed),
+        "search.seed": str(trial_seed(prep.space.study.seed, trial.number)),
         "search.data_fingerprint": prep.data.fingerprint,
         "search.space_dir": str(prep.space.base_dir),
         **environment_tags(),
@@ -174,7 +174,7 @@ def _log(
             "threshold": final.threshold,
             "linear_model": result.linear_model,
         },
-        metrics=_test_metrics(result, final),
+        metrics=selection_metrics(result, final.epochs),
     )
     if len(set(final.trials)) > 1:  # what `search reproduce` refits
         tracker.log_json(run, _ensemble_record(prep, study, final), "ensemble.json")
@@ -187,34 +187,6 @@ def _log(
     tracker.end(run)
     tracker.flush()
     return result
-
-
-def _test_metrics(result: SelectionResult, final: Final) -> dict[str, float]:
-    """The final test as the selection run's metrics: model, interval, baseline, difference."""
-    metrics: dict[str, float] = {
-        "refit_epochs": final.epochs,
-        "gap": result.gap,
-        "beats_baseline": float(result.beats_baseline),
-    }
-    for name, iv in result.linear.items():  # the linear model beside the baseline
-        diff = result.versus_linear[name]
-        metrics |= {
-            f"linear_{name}": iv.value,
-            f"linear_{name}_low": iv.low,
-            f"linear_{name}_high": iv.high,
-            f"diff_linear_{name}_low": diff.low,
-            f"diff_linear_{name}_high": diff.high,
-        }
-    for name, iv in result.test.items():
-        metrics |= {
-            f"test_{name}": iv.value,
-            f"test_{name}_low": iv.low,
-            f"test_{name}_high": iv.high,
-            f"baseline_{name}": result.baseline[name].value,
-            f"diff_{name}_low": result.difference[name].low,
-            f"diff_{name}_high": result.difference[name].high,
-        }
-    return metrics
 
 
 def _trial_weights(final: Final) -> dict[int, float]:
