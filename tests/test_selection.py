@@ -101,7 +101,11 @@ def test_a_linear_model_stands_beside_the_baseline(
     expected = log_loss(y[test], alone.predict_proba(x[test]))
     assert sel.linear["log_loss"].value == pytest.approx(expected, rel=1e-3)
     table = str(sel)
-    assert "model - linear" in table and "the linear model on log_loss" in table
+    assert "model - linear" in table
+    verdict = [x for x in table.splitlines() if "linear model" in x and x.startswith("the ")]
+    assert len(verdict) == 1 and "on log_loss" in verdict[0]
+    worse = sel.versus_linear["log_loss"].low > 0  # the linear model's log loss is lower
+    assert worse == verdict[0].startswith("the linear model beats the model")
     run = MlflowClient(result.tracking_uri).get_run(sel.run_id)
     assert run.data.metrics["linear_log_loss"] == pytest.approx(sel.linear["log_loss"].value)
     assert {"diff_linear_log_loss_low", "diff_linear_log_loss_high"} <= set(run.data.metrics)

@@ -122,13 +122,14 @@ class SelectionResult:
         return lines
 
     def _linear_verdict(self) -> str:
-        d = self.versus_linear[self.metric]
-        if (d.low > 0) if METRICS[self.metric] == "maximize" else (d.high < 0):
+        d, higher = self.versus_linear[self.metric], METRICS[self.metric] == "maximize"
+        better, worse = (d.low > 0, d.high < 0) if higher else (d.high < 0, d.low > 0)
+        if better:
             return f"the model beats the linear model on {self.metric}"
-        return (
-            f"the model does NOT clearly beat the linear model on {self.metric} "
-            f"(model - linear {d}): here the network does not pay for itself"
-        )
+        who = "the linear model beats the model" if worse else (
+            "the model does NOT clearly beat the linear model"
+        )  # fmt: skip
+        return f"{who} on {self.metric} (model - linear {d}): the network does not pay for itself"
 
     def _ensemble_lines(self) -> list[str]:
         lines = [self.ensemble] if self.ensemble else []
