@@ -3,12 +3,18 @@ data (task, knobs, images), the test split, the folds, the sampler and the prune
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import optuna
 
-from search.data.columns import constant_warning, describe, drop_reason, encodings
+from search.data.columns import (
+    constant_drops,
+    constant_warning,
+    describe,
+    drop_reason,
+    encodings,
+)
 from search.data.dataset import Dataset, load_dataset
 from search.data.folds import Fold, make_folds
 from search.data.split import TestSplit, split_test
@@ -73,6 +79,8 @@ def _prepare(space: Space) -> Prepared:
     _check_task(space, data.task, where)
     _check_images(space, data, where)
     split = split_test(data, space.data, where=where)
+    constant = constant_drops(data.X.iloc[split.train], data.encodings)
+    data = replace(data, encodings={**data.encodings, **constant})  # the same in every fold
     if space.model.hypermodel:
         from search.data.dataset import make_preprocessor, shaped
         from search.models.hypermodel import check_head, load_hypermodel

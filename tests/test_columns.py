@@ -178,8 +178,33 @@ def test_each_dropped_column_is_said_with_its_real_reason(tmp_path: Path) -> Non
     warning = next(n for n in prep.notes if n.startswith("warning: "))
     assert "'plant'" in warning and "'shift'" in warning and "'line'" in warning
     assert "'origin'" not in warning and "'vin'" not in warning
-    pre = Preprocessor().fit(frame.drop(columns=["price", "note"]))
-    assert {pre.encodings_[c] for c in ("plant", "shift", "line")} == {"drop"}
+    # decided once on the training rows: every fold's preprocessing leaves them out alike
+    from search.data.dataset import make_preprocessor
+
+    rows = prep.data.X.iloc[prep.split.train]
+    for fold in prep.folds:
+        pre = make_preprocessor(prep.data.encodings).fit(rows.iloc[fold.train])
+        assert {pre.encodings_[c] for c in ("plant", "shift", "line")} == {"drop"}
+
+
+def test_a_column_constant_in_some_folds_keeps_every_folds_width(tmp_path: Path) -> None:
+    """digits' edge pixels are 0 in most rows: constant in some folds, not in others. The
+    rule reads the training rows once, so all folds have the same features (a pack of
+    folds needs it)."""
+    from search.data.dataset import make_preprocessor
+    from search.prepare import prepare
+    from search.space.file import load_space
+
+    (tmp_path / "s.yaml").write_text("data: {source: digits}\nvalidation: {folds: 5}\n")
+    prep = prepare(load_space(tmp_path / "s.yaml"))
+    rows = prep.data.X.iloc[prep.split.train]
+    per_fold = [rows.iloc[f.train].nunique() <= 1 for f in prep.folds]
+    assert any(p.any() for p in per_fold) and not all(p.equals(per_fold[0]) for p in per_fold)
+    widths = {
+        make_preprocessor(prep.data.encodings).fit(rows.iloc[f.train]).transform(rows).shape[1]
+        for f in prep.folds
+    }
+    assert len(widths) == 1
 
 
 def test_constant_pixels_of_an_image_are_kept(tmp_path: Path) -> None:

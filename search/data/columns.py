@@ -13,9 +13,9 @@ named in the space file (`data.columns: {name: encoding}`):
 - `text`: multi-hot of the `max_tokens` words most frequent in the rows fitted on, as
   the Keras course encodes reviews and newswires (text of several words a row);
 - `tfidf`: TF-IDF weights of those words instead (named in the space file);
-- `drop`: left out: a column with one value (constant) or none (all missing) in the rows
-  fitted on, text where nearly every row has its own value (an identifier), or a column
-  the space file drops.
+- `drop`: left out: text where nearly every row has its own value (an identifier), a
+  column the space file drops, or one with a single value (constant) or none (all
+  missing) on the search's training rows (decided once, in search.prepare).
 
 A word the fitted rows never saw has no column: no test or validation row shapes the
 vocabulary.
@@ -56,8 +56,6 @@ def encodings(X: pd.DataFrame, chosen: Mapping[str, str] | None = None) -> dict[
 
 
 def _detect(values: pd.Series) -> str:
-    if values.nunique(dropna=True) <= 1:  # constant or all missing: nothing to learn from
-        return "drop"
     if pd.api.types.is_numeric_dtype(values):
         return "number"
     present = values.dropna().astype(str)
@@ -90,6 +88,12 @@ def date_parts(X: Any) -> np.ndarray:
     if not parts:
         return np.empty((len(frame), 0))
     return np.column_stack([p.to_numpy(dtype=float, na_value=np.nan) for p in parts])
+
+
+def constant_drops(X: pd.DataFrame, chosen: Mapping[str, str]) -> dict[str, str]:
+    """`drop` for each column with one value or none in `X` (the search's training rows)
+    that `chosen` gives no encoding: decided once, so every fold has the same features."""
+    return {str(c): "drop" for c in X.columns if str(c) not in chosen and X[c].nunique() <= 1}
 
 
 def drop_reason(col: str, X: pd.DataFrame, chosen: Mapping[str, str]) -> str:
