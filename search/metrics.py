@@ -60,20 +60,21 @@ def scores(
     proba = probabilities(task, output)
     labels = np.arange(proba.shape[1])
     pred = labels_of(task, proba, threshold)
+    # binary: of class 1; multiclass: the mean over every class of the model (the training
+    # labels), whether or not these rows hold or predict it; 0/0 counts 0 (as the bootstrap)
+    average = "binary" if task == "binary" else "macro"
+    rates = {"average": average, "zero_division": 0.0}
+    if task != "binary":
+        rates["labels"] = labels
     out = {
         "log_loss": float(skm.log_loss(y_true, proba, labels=labels)),
         "accuracy": float(skm.accuracy_score(y_true, pred)),
-        "f1": float(
-            skm.f1_score(
-                y_true, pred, average="binary" if task == "binary" else "macro", zero_division=0.0
-            )
-        ),
+        "f1": float(skm.f1_score(y_true, pred, **rates)),
+        "precision": float(skm.precision_score(y_true, pred, **rates)),
+        "recall": float(skm.recall_score(y_true, pred, **rates)),
     }
     out["loss"] = out["log_loss"]
     out["roc_auc"] = _roc_auc(task, y_true, proba)
-    average = "binary" if task == "binary" else "macro"
-    out["precision"] = float(skm.precision_score(y_true, pred, average=average, zero_division=0.0))
-    out["recall"] = float(skm.recall_score(y_true, pred, average=average, zero_division=0.0))
     out["balanced_accuracy"] = _balanced_accuracy(y_true, pred)
     out["pr_auc"] = _pr_auc(task, y_true, proba)
     return out

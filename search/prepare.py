@@ -3,22 +3,30 @@ data (task, knobs, images), the test split, the folds, the sampler and the prune
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import optuna
 
-from search.data.columns import describe, encodings
+from search.data.columns import (
+    constant_drops,
+    constant_warning,
+    describe,
+    drop_reason,
+    encodings,
+)
 from search.data.dataset import Dataset, load_dataset, make_preprocessor, shaped
 from search.data.folds import Fold, make_folds
 from search.data.preflight import preflight
 from search.data.split import TestSplit, split_test
 from search.errors import DataError, SpaceError
 from search.metrics import THRESHOLDED
-from search.names import CLASSIFICATION_METRICS, REGRESSION_METRICS, TASK_LOSSES
+from search.names import CLASSIFICATION_METRICS, ONE_FOLD, REGRESSION_METRICS, TASK_LOSSES
 from search.space.sampling import choices, upper
 from search.space.schema import Space
 from search.tuners import make_pruner, make_sampler
+
+FEW_CLASSES = 20  # more whole-number classes than this, inferred: the start line says so
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,21 @@ def _check_images(space: Space, data: Dataset, where: str) -> None:
         )
 
 
+def _check_hypermodel(space: Space, data: Dataset, split: TestSplit, where: str) -> None:
+    """Two training rows through the hypermodel: its input takes the columns, its output
+    fits the task."""
+    # TensorFlow and KerasTuner: loaded only for a hypermodel's space (input errors of
+    # other spaces answer without them)
+    from search.models.hypermodel import check_head, load_hypermodel
+
+    assert space.model.hypermodel is not None
+    hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir, where=where)
+    rows = data.X.iloc[split.train]
+    pre = make_preprocessor(data.encodings, data.max_tokens).fit(rows)
+    x = shaped(data, pre.transform(rows.iloc[:2]))
+    check_head(hypermodel, x, data.task, data.n_classes, where)
+
+
 def _prepare(space: Space) -> Prepared:
     where = space.path or "<space>"
     data = load_dataset(
@@ -72,31 +95,28 @@ def _prepare(space: Space) -> Prepared:
     _check_task(space, data.task, where)
     _check_images(space, data, where)
     split = split_test(data, space.data, where=where)
+    constant = constant_drops(data.X.iloc[split.train], data.encodings)
+    data = replace(data, encodings={**data.encodings, **constant})  # the same in every fold
     if space.model.hypermodel:
-        # TensorFlow and KerasTuner: loaded only for a hypermodel's space (input errors
-        # of other spaces answer without them)
-        from search.models.hypermodel import check_head, load_hypermodel
-
-        hypermodel = load_hypermodel(space.model.hypermodel, space.base_dir, where=where)
-        rows = data.X.iloc[split.train]
-        pre = make_preprocessor(data.encodings, data.max_tokens).fit(rows)
-        x = shaped(data, pre.transform(rows.iloc[:2]))
-        check_head(hypermodel, x, data.task, data.n_classes, where)
+        _check_hypermodel(space, data, split, where)
+    _check_holdout_classes(space, data, split, where)
     folds = _folds(space, data, split, where)
     columns = encodings(data.X.iloc[split.train], data.encodings)
+    rows = data.X.iloc[split.train]
     if all(kind == "drop" for kind in columns.values()):
+        why = "; ".join(f"{c!r}: {drop_reason(c, rows, space.data.columns)}" for c in columns)
         raise DataError(
-            f"every feature column of {data.name} looks like an identifier (a value per row) "
-            "and would be dropped; name an encoding for one in data.columns",
+            f"every feature column of {data.name} would be dropped ({why}); name an "
+            "encoding for one in data.columns",
             file=where,
             key="data.columns",
         )
     _check_family(space, data, columns, where)
     preflight(space, data, split, folds, columns, where)  # what needs the rows, split
     pruner = make_pruner(space, len(folds))
-    notes = [
-        n for n in (_target_note(space, data), describe(columns, data.X.iloc[split.train])) if n
-    ]
+    said = describe(columns, rows, space.data.columns, space.data.drop_columns)
+    found = (_target_note(space, data), _rare_note(space, data, split), said)
+    notes = [n for n in (*found, constant_warning(columns, rows, space.data.columns)) if n]
     if split.everything is not None:
         notes.append(
             f"searching on {len(split.train)} of the {len(split.everything)} training rows "
@@ -147,6 +167,40 @@ def _check_task(space: Space, task: str, where: str) -> None:
             file=where,
             key="objective.threshold",
         )
+
+
+def _check_holdout_classes(space: Space, data: Dataset, split: TestSplit, where: str) -> None:
+    """A stratified holdout puts each class on both sides: each needs 2 training rows."""
+    spec = space.validation
+    if not data.is_classifier or spec.scheme != "holdout" or not spec.stratify:
+        return
+    rare = _rare_classes(data, split, 2)
+    if rare:
+        raise DataError(
+            f"a stratified holdout needs 2 training rows of each class; {', '.join(rare[:10])}"
+            f"{' ...' if len(rare) > 10 else ''} "
+            f"{'has' if len(rare) == 1 else 'have'} fewer; drop or merge "
+            f"{'it' if len(rare) == 1 else 'them'}, or set `validation.stratify: false`",
+            file=where,
+            key="validation.stratify",
+        )
+
+
+def _rare_note(space: Space, data: Dataset, split: TestSplit) -> str:
+    """Classes with fewer training rows than the folds, by name: stratified as far as
+    they go (search.data.folds refuses only what cannot be split)."""
+    spec = space.validation
+    if not data.is_classifier or spec.scheme in ONE_FOLD:
+        return ""
+    k = max(spec.folds, space.selection.recheck_folds)
+    rare = _rare_classes(data, split, k)
+    if not rare:
+        return ""
+    shown = ", ".join(rare[:10]) + (f" and {len(rare) - 10} more" if len(rare) > 10 else "")
+    return (
+        f"rare classes (training rows, fewer than {k} folds): {shown}; stratified as far as "
+        "they go, so some folds validate none of their rows"
+    )
 
 
 def refit_folds(prep: Prepared) -> list[Fold]:
@@ -203,13 +257,19 @@ def _check_knobs(space: Space, task: str, where: str) -> None:
 
 
 def _target_note(space: Space, data: Dataset) -> str:
-    """A whole-number target taken for a regression by inference: said, with the fix."""
-    if space.data.task != "auto" or data.task != "regression":
+    """Whole numbers taken for many classes by inference: said, with the other choice."""
+    if space.data.task != "auto" or data.task != "multiclass" or len(data.labels) <= FEW_CLASSES:
         return ""
-    if not np.all(np.mod(data.y, 1) == 0):
+    if not all(isinstance(v, int | float) and float(v).is_integer() for v in data.labels):
         return ""
     target = space.data.target or "target"
     return (
-        f"target {target!r}: {len(np.unique(data.y))} distinct whole numbers, taken as a "
-        "regression; if they are classes, set data.task: multiclass"
+        f"target {target!r}: {data.n_classes} whole-number labels, taken as {data.n_classes} "
+        "classes; if it is a quantity, set data.task: regression"
     )
+
+
+def _rare_classes(data: Dataset, split: TestSplit, k: int) -> list[str]:
+    """The classes with fewer training rows than `k` folds, by name, with their rows."""
+    counts = np.bincount(data.y[split.train], minlength=data.n_classes)
+    return [f"{data.classes[c]!r} ({counts[c]})" for c in np.flatnonzero(counts < k)]

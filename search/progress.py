@@ -43,7 +43,7 @@ class Progress:
         self.bar.update(1)
         value = "" if trial.value is None else f" {self.metric}={trial.value:.4f}"
         spread = trial.user_attrs.get(Trial.SCORE_STD)
-        if spread is not None and value:
+        if spread is not None and value and self.folds > 1:  # a holdout has no spread
             value += f"±{spread:.4f}"
         if trial.state == TrialState.PRUNED and trial.last_step is not None:
             step = trial.last_step + 1

@@ -50,7 +50,8 @@ SECTIONS = {
     "parallel": "Parallel coordinates",
     "curves": "Learning curves (validation loss) of the best and of pruned trials",
     "folds": "Fold scores of the best trials",
-    "overfitting": "Training and validation loss per epoch, the mean over folds (best trials)",
+    "overfitting": "Training and validation loss per epoch (a regression: MAE in the target's "
+    "units), the mean over folds (best trials)",
 }
 
 
@@ -194,18 +195,20 @@ def mean_curve(curves: list[list[float]]) -> np.ndarray:
 
 
 def _overfitting(study: optuna.Study, tracker: Tracker) -> Any:
-    """Keras' `loss` and `val_loss` (both with the L1/L2 penalty, a regression's on the
-    standardized target: the pair Keras' History gives) side by side, for the best
-    trials: where validation turns up while training goes on down, overfitting starts."""
+    """Training and validation per epoch side by side, for the best trials: where
+    validation turns up while training goes on down, overfitting starts. A regression's
+    MAE (`mae`, `val_mae`: in the target's own units); else Keras' `loss` and `val_loss`
+    (with the L1/L2 penalty: the pair Keras' History gives)."""
     import matplotlib.pyplot as plt
 
     fig, (train_ax, val_ax) = plt.subplots(1, 2, sharey=True)
+    runs = [(t, str(t.user_attrs[Trial.RUN_ID])) for t in best_first(study)[:4]
+            if t.user_attrs.get(Trial.RUN_ID)]  # fmt: skip
+    units = bool(runs) and bool(fold_curves(tracker, runs[0][1], "val_mae"))
+    keys = ("mae", "val_mae") if units else ("loss", "val_loss")
     drawn = 0
-    for t in best_first(study)[:4]:
-        run = t.user_attrs.get(Trial.RUN_ID)
-        if not run:
-            continue
-        for ax, key in ((train_ax, "loss"), (val_ax, "val_loss")):
+    for t, run in runs:
+        for ax, key in zip((train_ax, val_ax), keys, strict=True):
             curves = fold_curves(tracker, run, key)
             if not curves:
                 continue
@@ -216,14 +219,21 @@ def _overfitting(study: optuna.Study, tracker: Tracker) -> Any:
         drawn += 1
     if not drawn:
         raise ValueError("no trial with per-epoch losses")
-    train_ax.set_title("training loss")
-    val_ax.set_title("validation loss")
+    what = "MAE" if units else "loss"
+    train_ax.set_title(f"training {what}")
+    val_ax.set_title(f"validation {what}")
     for ax in (train_ax, val_ax):
         ax.set_xlabel("epoch (thin: each fold; thick: their mean)")
         ax.set_yscale("log")
-    train_ax.set_ylabel("Keras' loss (with the L1/L2 penalty)")
+    train_ax.set_ylabel(OVERFITTING_UNITS[units])
     val_ax.legend(fontsize=8)
     return fig
+
+
+OVERFITTING_UNITS = {
+    True: "mean absolute error, in the target's units",
+    False: "Keras' loss (with the L1/L2 penalty)",
+}
 
 
 def _folds(study: optuna.Study) -> Any:

@@ -84,7 +84,8 @@ def test_the_space_file_overrides_and_the_run_records_the_choice(tmp_path: Path)
     result = run_search(tmp_path / "s.yaml", home=tmp_path / "m", stream=said)
     line = [x for x in said.getvalue().splitlines() if x.startswith("columns: ")]
     assert len(line) == 1
-    assert "'vin' (" in line[0] and "identifier" in line[0]
+    assert "'vin' dropped (an identifier: " in line[0]
+    assert "'origin' dropped (the space says so: data.columns)" in line[0]
     assert "'name' (" in line[0] and "'sold' read as dates" in line[0]
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'm' / 'mlflow.db'}")
     params = mlflow.get_run(result.parent_run_id).data.params
@@ -104,7 +105,7 @@ def test_the_space_file_overrides_and_the_run_records_the_choice(tmp_path: Path)
         ("{name: number}", "'name' holds text"),
         (
             "{weight: drop, origin: drop, name: drop, sold: drop}",
-            "every feature column of cars.csv looks like an identifier",
+            "every feature column of cars.csv would be dropped",
         ),
     ],
 )
@@ -147,3 +148,74 @@ def test_rows_are_transformed_in_blocks_exactly_as_all_at_once(
     assert np.array_equal(pre.transform(frame, rows), out[rows])
     images = pd.DataFrame(rng.random((40, 9), dtype=np.float32)).rename(columns=str)
     assert Preprocessor().fit(images).transform(images).dtype == np.float32  # no float64 copy
+
+
+def test_each_dropped_column_is_said_with_its_real_reason(tmp_path: Path) -> None:
+    """The space's choice, the identifier rule, a constant and an all-missing column, each
+    named for what it is; the constant ones dropped with a warning, not one-hot encoded."""
+    from search.prepare import prepare
+    from search.space.file import load_space
+
+    frame = _frame().assign(plant="Kyoto", shift=np.nan)
+    frame["line"] = 7.0  # one value, on the rows that have one
+    frame.loc[::4, "line"] = np.nan
+    frame["note"] = frame["origin"]
+    frame.to_csv(tmp_path / "cars.csv", index=False)
+    (tmp_path / "s.yaml").write_text(
+        "data:\n  source: cars.csv\n  target: price\n  columns: {origin: drop, sold: date}\n"
+        "  drop_columns: [note]\n"
+    )
+    prep = prepare(load_space(tmp_path / "s.yaml"))
+    said = next(n for n in prep.notes if n.startswith("columns: "))
+    assert "'origin' dropped (the space says so: data.columns)" in said
+    assert "'note' dropped (the space says so: data.drop_columns)" in said
+    assert "'vin' dropped (an identifier: " in said
+    assert "'plant' dropped (constant: one value, 'Kyoto')" in said
+    assert "'shift' dropped (all missing)" in said
+    assert "'line' dropped (constant: one value, 7.0, " in said and " missing)" in said
+    assert "'sold' read as dates (year, month, day, weekday, days) (the space says so)" in said
+    assert "identifier" not in said.split("'vin'")[0]  # no other column called one
+    warning = next(n for n in prep.notes if n.startswith("warning: "))
+    assert "'plant'" in warning and "'shift'" in warning and "'line'" in warning
+    assert "'origin'" not in warning and "'vin'" not in warning
+    # decided once on the training rows: every fold's preprocessing leaves them out alike
+    from search.data.dataset import make_preprocessor
+
+    rows = prep.data.X.iloc[prep.split.train]
+    for fold in prep.folds:
+        pre = make_preprocessor(prep.data.encodings).fit(rows.iloc[fold.train])
+        assert {pre.encodings_[c] for c in ("plant", "shift", "line")} == {"drop"}
+
+
+def test_a_column_constant_in_some_folds_keeps_every_folds_width(tmp_path: Path) -> None:
+    """digits' edge pixels are 0 in most rows: constant in some folds, not in others. The
+    rule reads the training rows once, so all folds have the same features (a pack of
+    folds needs it)."""
+    from search.data.dataset import make_preprocessor
+    from search.prepare import prepare
+    from search.space.file import load_space
+
+    (tmp_path / "s.yaml").write_text("data: {source: digits}\nvalidation: {folds: 5}\n")
+    prep = prepare(load_space(tmp_path / "s.yaml"))
+    rows = prep.data.X.iloc[prep.split.train]
+    per_fold = [rows.iloc[f.train].nunique() <= 1 for f in prep.folds]
+    assert any(p.any() for p in per_fold) and not all(p.equals(per_fold[0]) for p in per_fold)
+    widths = {
+        make_preprocessor(prep.data.encodings).fit(rows.iloc[f.train]).transform(rows).shape[1]
+        for f in prep.folds
+    }
+    assert len(widths) == 1
+
+
+def test_constant_pixels_of_an_image_are_kept(tmp_path: Path) -> None:
+    """A border pixel that is 0 in every image stays: each sample keeps its shape."""
+    from search.data.dataset import load_dataset, make_preprocessor
+    from search.space.schema import DataSpec
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, size=(40, 4, 4)).astype(np.float32)
+    x[:, 0, :] = 0.0
+    np.savez(tmp_path / "px.npz", x=x, y=np.arange(40) % 2)
+    data = load_dataset(DataSpec(source=str(tmp_path / "px.npz")), base_dir=tmp_path)
+    pre = make_preprocessor(data.encodings).fit(data.X)
+    assert pre.transform(data.X).shape == (40, 16)

@@ -132,7 +132,9 @@ def test_group_split_keeps_groups_out_of_the_test_rows(tmp_path: Path) -> None:
 
 def test_time_split_holds_out_the_latest_rows(tmp_path: Path) -> None:
     frame = pd.DataFrame({"t": np.arange(50)[::-1], "x": np.arange(50.0), "y": np.arange(50.0)})
-    spec = DataSpec(source=str(_csv(tmp_path, frame)), target="y", time_column="t")
+    spec = DataSpec(
+        source=str(_csv(tmp_path, frame)), target="y", time_column="t", task="regression"
+    )
     data = load_dataset(spec, base_dir=tmp_path)
     split = split_test(data, spec)
     assert split.train.max() < split.test.min()

@@ -1,6 +1,7 @@
 """An ensemble of the best trials: chosen greedily on the recheck's out-of-fold outputs
-(training rows only), the champion only when it beats the single trial there, shown
-beside it on the test rows, one MLflow model, reproduced number for number."""
+(training rows only), the champion only when its gain there is outside the noise (a
+paired bootstrap over those rows, stated in the log), shown beside the single trial on
+the test rows, one MLflow model, reproduced number for number."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from search import reproduce, run_search, select
 from search.data.dataset import load_dataset
 from search.data.split import split_test
 from search.selection import selector as selection_module
-from search.selection.ensemble import Ensemble, greedy, out_of_fold
+from search.selection.ensemble import Ensemble, gain, greedy, out_of_fold, real_gain
 from search.space.schema import DataSpec
 
 
@@ -34,6 +35,23 @@ def test_complementary_models_are_averaged_and_a_dominant_one_stays_alone() -> N
     assert both.single == pytest.approx(float(np.mean(noise_a**2)))
     alone = greedy("regression", "mse", y, {1: outputs[1], 3: outputs[3]}, start=1, minimize=True)
     assert alone.weights == {1: 1} and alone.score == alone.single
+    # averaging two independent errors halves the MSE on 400 rows: a gain beyond the noise
+    diff = gain("regression", "mse", y, outputs, both, start=1, n=500, seed=0)
+    assert diff.high < 0 and real_gain(diff, minimize=True)
+
+
+@pytest.mark.parametrize(("minimize", "metric"), [(True, "mse"), (False, "r2")])
+def test_a_gain_inside_the_noise_keeps_the_single_trial(minimize: bool, metric: str) -> None:
+    """A second model nearly the same as the first: greedy may take it for a sliver of
+    out-of-fold score, but the paired interval of the gain holds 0, so it is no gain."""
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=300)
+    first = y + rng.normal(size=300)
+    outputs = {1: first.reshape(-1, 1), 2: (first + 0.05 * rng.normal(size=300)).reshape(-1, 1)}
+    ens = Ensemble({1: 1, 2: 1}, 0.0, 0.0)
+    diff = gain("regression", metric, y, outputs, ens, start=1, n=500, seed=0)
+    assert diff.low <= 0 <= diff.high and diff.low <= diff.value <= diff.high
+    assert not real_gain(diff, minimize=minimize)
 
 
 def test_maximized_metrics_and_uncovered_rows() -> None:
@@ -78,8 +96,25 @@ def chosen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(selection_module, "greedy", spy)
+        judged = select("ens", home=tmp / "m")  # the gain judged as a user's would be
+    # the ensemble's own path (refit, table, MLflow model, reproduction) whatever the
+    # gain: its verdict is forced to "outside the noise" here, and judged above
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(selection_module, "real_gain", lambda diff, minimize: True)
         result = select("ens", home=tmp / "m")
-    return {"tmp": tmp, "result": result, **seen}
+    return {"tmp": tmp, "result": result, "judged": judged, **seen}
+
+
+def test_the_verdict_on_the_gain_is_stated_and_followed(chosen: dict[str, Any]) -> None:
+    """The log states the gain's interval and the verdict; the model follows it."""
+    judged = chosen["judged"]
+    assert "95% paired bootstrap over the" in judged.ensemble, judged.ensemble
+    if "inside the noise" in judged.ensemble:
+        assert f"trial {judged.chosen.trial} stays alone" in judged.ensemble
+        assert not judged.single  # one trial is the model
+    else:
+        assert "outside the noise, so the ensemble is the model" in judged.ensemble
+        assert judged.single
 
 
 def test_the_choice_sees_training_rows_only(chosen: dict[str, Any]) -> None:
@@ -100,6 +135,9 @@ def test_the_ensemble_is_the_champion_and_is_shown_beside_the_single_trial(
     for name, diff in result.versus_single.items():
         assert diff.value == pytest.approx(result.test[name].value - result.single[name].value)
         assert diff.low <= diff.value <= diff.high
+    # the linear model beside the baseline: a ridge on the same rows, in the target's units
+    assert result.linear_model.startswith("ridge regression (alpha=")
+    assert 20 < result.linear["mae"].value < 80  # diabetes' MAE, not a standardized one
     table = str(result)
     assert result.ensemble in table and f"trial {result.chosen.trial} alone" in table
     mlflow.set_tracking_uri(f"sqlite:///{chosen['tmp'] / 'm' / 'mlflow.db'}")

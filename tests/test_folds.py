@@ -60,7 +60,15 @@ def test_fewer_rows_than_folds() -> None:
         make_folds(ValidationSpec(folds=5), np.arange(3.0), classification=False, seed=0)
 
 
-def test_class_smaller_than_folds() -> None:
+def test_a_class_smaller_than_the_folds_is_stratified_as_far_as_it_goes() -> None:
+    # its 3 rows land in 3 different folds' validation rows (never two in one fold)
     y = np.array([0] * 20 + [1] * 3)
-    with pytest.raises(DataError, match=r"smallest class has 3 rows, fewer than the 5 folds"):
+    folds = make_folds(ValidationSpec(folds=5), y, classification=True, seed=0)
+    per_fold = [int(np.sum(y[f.val] == 1)) for f in folds]
+    assert sorted(per_fold) == [0, 0, 1, 1, 1]
+
+
+def test_folds_that_no_class_can_fill_are_refused() -> None:
+    y = np.array([0] * 3 + [1] * 3)
+    with pytest.raises(DataError, match=r"largest class has 3 rows, fewer than the 5 folds"):
         make_folds(ValidationSpec(folds=5), y, classification=True, seed=0)

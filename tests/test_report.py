@@ -95,3 +95,25 @@ def test_best_shows_run_ids_and_marks_without_loading_keras(tmp_path: Path) -> N
         assert t.user_attrs["mlflow_run_id"] in rows[str(t.number)]
     assert " width " in f" {lines[1]} " and "width_0" not in lines[1]  # one width, said once
     assert "precision" not in lines[1] and result.best_trial is not None
+
+
+def test_a_regressions_overfitting_figure_is_in_the_targets_units(tmp_path: Path) -> None:
+    """The figure draws MAE per epoch as MLflow holds it for each fold: diabetes' MAE, in
+    the tens (the target's units), not the ~0.7 of a standardized target."""
+    import matplotlib.pyplot as plt
+
+    from search.report import _overfitting
+
+    space = tiny_space(tmp_path, name="reg", trials=2, folds=2, epochs=3, source="diabetes")
+    result = run_search(space, home=tmp_path / "m", progress=False)
+    study = load_study("reg", None, tmp_path / "m")
+    tracker = Tracker(result.tracking_uri, "reg", artifact_root=tmp_path / "m" / "artifacts")
+    run = best_first(study)[0].user_attrs["mlflow_run_id"]
+    for key in ("mae", "val_mae"):
+        curves = fold_curves(tracker, run, key)
+        assert curves and all(10 < v < 400 for c in curves for v in c), (key, curves)
+    fig = _overfitting(study, tracker)
+    assert "target's units" in fig.axes[0].get_ylabel()
+    drawn = [line.get_ydata() for line in fig.axes[1].get_lines()]
+    assert drawn and all(10 < v < 400 for ys in drawn for v in ys)
+    plt.close(fig)

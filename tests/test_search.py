@@ -222,7 +222,7 @@ def test_early_stopping_restores_the_epoch_whose_predictions_score_best(tmp_path
     [
         ("params: {dropout: 2}\ndata: {source: iris}\n", "params.dropout"),
         ("data: {source: missing.csv, target: y}\n", "no such data file"),
-        ("data: {source: iris}\nvalidation: {folds: 60}\n", "smallest class has"),
+        ("data: {source: iris}\nvalidation: {folds: 60}\n", "largest class has"),
         ("data: {source: diabetes}\nobjective: {metric: accuracy}\n", "objective.metric"),
     ],
 )

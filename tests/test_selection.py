@@ -63,6 +63,71 @@ def test_selection_rechecks_candidates_and_beats_the_baseline(
     assert "final test" in str(sel) and "baseline" in str(sel)
 
 
+def test_a_linear_model_stands_beside_the_baseline(
+    selected: tuple[Path, SearchResult, SelectionResult],
+) -> None:
+    """A logistic regression on the same features of the same training rows, its strength
+    chosen by cross-validation there, scored on the same test rows: in the table, the
+    selection run's metrics, and paired with the model."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.metrics import log_loss
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from search.prepare import prepare
+    from search.space.file import load_space
+
+    tmp, result, sel = selected
+    assert set(sel.linear) == set(sel.test) == set(sel.versus_linear)
+    assert sel.linear_model.startswith("logistic regression (C=")
+    for name, diff in sel.versus_linear.items():
+        assert diff.value == pytest.approx(sel.test[name].value - sel.linear[name].value)
+        assert diff.low <= diff.value <= diff.high
+        assert sel.linear[name].low <= sel.linear[name].value <= sel.linear[name].high
+    prep = prepare(load_space(tmp / "bc.yaml"))
+    x, y = prep.data.X.to_numpy(), prep.data.y
+    train, test = prep.split.refit_rows, prep.split.test
+    alone = make_pipeline(
+        StandardScaler(),
+        LogisticRegressionCV(
+            Cs=np.logspace(-3, 3, 7),
+            cv=3,
+            max_iter=500,
+            scoring="neg_log_loss",
+            l1_ratios=(0.0,),
+            use_legacy_attributes=False,
+        ),
+    ).fit(x[train], y[train])
+    expected = log_loss(y[test], alone.predict_proba(x[test]))
+    assert sel.linear["log_loss"].value == pytest.approx(expected, rel=1e-3)
+    table = str(sel)
+    assert "model - linear" in table
+    verdict = [x for x in table.splitlines() if "linear model" in x and x.startswith("the ")]
+    assert len(verdict) == 1 and "on log_loss" in verdict[0]
+    worse = sel.versus_linear["log_loss"].low > 0  # the linear model's log loss is lower
+    assert worse == verdict[0].startswith("the linear model beats the model")
+    run = MlflowClient(result.tracking_uri).get_run(sel.run_id)
+    assert run.data.metrics["linear_log_loss"] == pytest.approx(sel.linear["log_loss"].value)
+    assert {"diff_linear_log_loss_low", "diff_linear_log_loss_high"} <= set(run.data.metrics)
+    assert run.data.params["linear_model"] == sel.linear_model
+
+
+def test_the_gap_and_the_recheck_tell_one_story(
+    selected: tuple[Path, SearchResult, SelectionResult],
+) -> None:
+    """The gap and its warning read the chosen trial's recheck score, the number the
+    candidates' line prints: the warning appears exactly when that number lies outside
+    the test interval, and the line says which number it is."""
+    _, _, sel = selected
+    test = sel.test[sel.metric]
+    assert sel.gap == pytest.approx(test.value - sel.chosen.recheck_score)
+    outside = sel.chosen.recheck_score < test.low  # log loss: lower is better
+    assert outside == any("recheck score" in w for w in sel.warnings)
+    table = str(sel)
+    assert f"{sel.chosen.recheck_score:.4f} ±" in table
+    assert f"recheck-to-test gap {sel.gap:+.4f} (test - trial {sel.chosen.trial}'s recheck" in table
+
+
 def test_selection_run_sits_under_the_study_run(
     selected: tuple[Path, SearchResult, SelectionResult],
 ) -> None:

@@ -13,7 +13,9 @@ named in the space file (`data.columns: {name: encoding}`):
 - `text`: multi-hot of the `max_tokens` words most frequent in the rows fitted on, as
   the Keras course encodes reviews and newswires (text of several words a row);
 - `tfidf`: TF-IDF weights of those words instead (named in the space file);
-- `drop`: left out (text where nearly every row has its own value: an identifier).
+- `drop`: left out: text where nearly every row has its own value (an identifier), a
+  column the space file drops, or one with a single value (constant) or none (all
+  missing) on the search's training rows (decided once, in search.prepare).
 
 A word the fitted rows never saw has no column: no test or validation row shapes the
 vocabulary.
@@ -88,26 +90,71 @@ def date_parts(X: Any) -> np.ndarray:
     return np.column_stack([p.to_numpy(dtype=float, na_value=np.nan) for p in parts])
 
 
-def describe(kinds: Mapping[str, str], X: pd.DataFrame) -> str:
-    """One line on the columns that are not plain numbers or few-level categories."""
-    notes = []
+def constant_drops(X: pd.DataFrame, chosen: Mapping[str, str]) -> dict[str, str]:
+    """`drop` for each column with one value or none in `X` (the search's training rows)
+    that `chosen` gives no encoding: decided once, so every fold has the same features."""
+    return {str(c): "drop" for c in X.columns if str(c) not in chosen and X[c].nunique() <= 1}
+
+
+def drop_reason(col: str, X: pd.DataFrame, chosen: Mapping[str, str]) -> str:
+    """Why a dropped column is left out: the space said so, all missing, constant, or an
+    identifier by the rule."""
+    if chosen.get(col) == "drop":
+        return "the space says so: data.columns"
+    values = X[col]
+    if values.notna().sum() == 0:
+        return "all missing"
+    if values.nunique(dropna=True) <= 1:
+        missing = int(values.isna().sum())
+        also = f", {missing} missing" if missing else ""
+        value = values.dropna().iloc[0]
+        return f"constant: one value, {getattr(value, 'item', lambda: value)()!r}{also}"
+    return f"an identifier: {values.nunique()} values in {len(values)} rows"
+
+
+def describe(
+    kinds: Mapping[str, str],
+    X: pd.DataFrame,
+    chosen: Mapping[str, str] | None = None,
+    listed: tuple[str, ...] | list[str] = (),
+) -> str:
+    """One line on the columns that are not plain numbers or few-level categories, each
+    with its real reason: the space's choice, or what the training rows show. `listed`:
+    the columns `data.drop_columns` leaves out."""
+    chosen = chosen or {}
+    notes = [f"{col!r} dropped (the space says so: data.drop_columns)" for col in listed]
     for col, kind in kinds.items():
         levels = X[col].nunique()
+        said = " (the space says so)" if col in chosen else ""
         if kind == "drop":
-            notes.append(f"{col!r} ({levels} values in {len(X)} rows) dropped as an identifier")
+            notes.append(f"{col!r} dropped ({drop_reason(col, X, chosen)})")
         elif kind == "frequent":
             notes.append(
                 f"{col!r} ({levels} levels) one-hot for levels on {MIN_FREQUENCY}+ rows, "
-                "the rest pooled"
+                f"the rest pooled{said}"
             )
         elif kind == "date":
-            notes.append(f"{col!r} read as dates (year, month, day, weekday, days)")
+            notes.append(f"{col!r} read as dates (year, month, day, weekday, days){said}")
         elif kind in ("text", "tfidf"):
             how = "multi-hot" if kind == "text" else "TF-IDF"
-            notes.append(f"{col!r} read as text ({how} of the training rows' frequent words)")
+            notes.append(f"{col!r} read as text ({how} of the training rows' frequent words){said}")
+        elif said:
+            notes.append(f"{col!r} encoded as {kind}{said}")
     if not notes:
         return ""
     return "columns: " + "; ".join(notes) + " (set others with data.columns)"
+
+
+def constant_warning(kinds: Mapping[str, str], X: pd.DataFrame, chosen: Mapping[str, str]) -> str:
+    """A warning naming the columns dropped for holding one value or none ("" if none)."""
+    gone = [
+        f"{col!r} ({drop_reason(col, X, chosen)})"
+        for col, kind in kinds.items()
+        if kind == "drop" and col not in chosen and X[col].nunique(dropna=True) <= 1
+    ]
+    if not gone:
+        return ""
+    return f"warning: {', '.join(gone)} carry no information on the training rows: dropped"
 
 
 class Preprocessor(TransformerMixin, BaseEstimator):  # type: ignore[misc]

@@ -13,10 +13,9 @@ import pandas as pd
 
 from search.data.columns import ENCODINGS, MAX_TOKENS, Preprocessor
 from search.data.sources import Source, read_source, with_given_parts
+from search.data.task import infer_task
 from search.errors import DataError
 from search.space.schema import DataSpec
-
-MAX_CLASSES_INFERRED = 20
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,8 @@ class Dataset:
     fingerprint: str
     dropped_rows: int = 0  # rows without a target, left out (`data.missing_target: drop`)
     labels: tuple[Any, ...] = ()  # the same labels in the target's own type (1, True, "a")
-    encodings: Mapping[str, str] = field(default_factory=dict)  # `data.columns` of the space
+    # `data.columns` of the space (and `number` for each value of an image)
+    encodings: Mapping[str, str] = field(default_factory=dict)
     parts: np.ndarray | None = None  # rows from files given: 0 source, 1 validation, 2 test
     input_shape: tuple[int, ...] | None = None  # an array source's sample shape (28, 28)
     max_tokens: int = MAX_TOKENS  # words a text column's vocabulary keeps (`data.max_tokens`)
@@ -73,7 +73,7 @@ def load_dataset(
     drop = [target, *spec.drop_columns] + [c for c in (spec.group_column, spec.time_column) if c]
     X = categorical_as_object(frame.drop(columns=drop))
     _refuse_infinity(X, y_raw, name, where)
-    task = _infer_task(y_raw, spec.task, where, target)
+    task = infer_task(y_raw, spec.task, where=where, target=target, known=source.task)
     y, classes = _encode_target(y_raw, task, where, target)
     if X.shape[1] == 0:
         raise DataError(
@@ -91,11 +91,21 @@ def load_dataset(
         fingerprint=fingerprint(frame),
         dropped_rows=int(bad.sum()),
         labels=target_labels(y_raw, task),
-        encodings=dict(spec.columns),
+        encodings=_fixed(spec.columns, X, shape),
         parts=parts,
         input_shape=shape,
         max_tokens=spec.max_tokens,
     )
+
+
+def _fixed(
+    chosen: Mapping[str, str], X: pd.DataFrame, shape: tuple[int, ...] | None
+) -> dict[str, str]:
+    """The space's encodings; and every value of an image a number, kept even where it is
+    constant (a border pixel), so that each sample keeps its shape."""
+    if shape is None or len(shape) < 2:
+        return dict(chosen)
+    return {str(c): "number" for c in X.columns} | dict(chosen)
 
 
 def _sample_shape(
@@ -220,32 +230,6 @@ def _refuse_infinity(X: pd.DataFrame, y: pd.Series, name: str, where: str) -> No
                 file=where,
                 key=key,
             )
-
-
-def _infer_task(y: pd.Series, task: str, where: str, target: str) -> str:
-    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
-    if task == "regression":
-        if not numeric:
-            raise DataError(
-                f"task is regression but column {target!r} is "
-                f"not numeric (dtype {y.dtype}, e.g. {y.iloc[0]!r})",
-                file=where,
-                key="data.target",
-            )
-        return task
-    n_unique = y.nunique()
-    if task == "auto":
-        integral = not numeric or bool(np.all(np.mod(y.to_numpy(dtype=float), 1) == 0))
-        if numeric and (not integral or n_unique > MAX_CLASSES_INFERRED):
-            return "regression"
-        task = "binary" if n_unique == 2 else "multiclass"
-    if n_unique < 2:
-        raise DataError(f"column {target!r} has a single class", file=where, key="data.target")
-    if task == "binary" and n_unique != 2:
-        raise DataError(
-            f"binary needs 2 classes, {target!r} has {n_unique}", file=where, key="data.task"
-        )
-    return task
 
 
 def _encode_target(

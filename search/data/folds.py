@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,9 @@ def make_folds(
         pairs = [(np.sort(train), np.sort(val))]
     else:
         splitter = _splitter(spec, stratify=stratify, seed=seed)
-        pairs = list(splitter.split(rows, y, groups))
+        with warnings.catch_warnings():  # rare classes: said by name on the start line
+            warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+            pairs = list(splitter.split(rows, y, groups))
     return [Fold(i, np.asarray(tr), np.asarray(va)) for i, (tr, va) in enumerate(pairs)]
 
 
@@ -103,9 +106,9 @@ def _check_sizes(
     if stratify:
         counts = np.bincount(y.astype(int))
         counts = counts[counts > 0]
-        if counts.min() < k:
+        if counts.max() < k:  # scikit-learn stratifies rare classes as far as they go
             raise DataError(
-                f"the smallest class has {counts.min()} rows, fewer "
+                f"the largest class has {counts.max()} rows, fewer "
                 f"than the {k} folds a stratified `{spec.scheme}` needs; lower "
                 "`validation.folds` or set `validation.stratify: false`",
                 file=where,

@@ -19,6 +19,8 @@ from search.errors import DataError
 from search.space.schema import DataSpec
 
 BUILTIN = ("breast_cancer", "digits", "diabetes", "wine", "iris")
+# what each known data set's target is, by construction ("classes": binary or multiclass)
+KNOWN_TASKS = {"diabetes": "regression", "keras:boston_housing": "regression"}
 
 
 @dataclass(frozen=True)
@@ -31,15 +33,17 @@ class Source:
     name: str
     shape: tuple[int, ...] | None = None
     parts: np.ndarray | None = None
+    task: str | None = None  # "classes" or "regression" when known by construction
 
 
 def read_source(spec: DataSpec, base_dir: Path, where: str) -> Source:
     if spec.source in BUILTIN:
         bunch = getattr(skdatasets, f"load_{spec.source}")(as_frame=True)
-        return Source(bunch.frame.copy(), spec.target or "target", spec.source)
+        frame = bunch.frame.copy()
+        return Source(frame, spec.target or "target", spec.source, task=_known(spec, "target"))
     if spec.source.startswith("keras:"):  # the course's data sets, from Keras' cache
         frame, target, shape, parts = read_keras(spec.source[6:], spec.target, where)
-        return Source(frame, target, spec.source, shape, parts)
+        return Source(frame, target, spec.source, shape, parts, task=_known(spec, target))
     folder = _folder(spec.source, base_dir)
     if folder is not None:  # one subfolder per class of images
         from search.data.images import read_image_folder  # Pillow: image folders only
@@ -82,6 +86,14 @@ def check_times(frame: pd.DataFrame, column: str | None, source: str, where: str
         raise DataError(
             f"time column {column!r} of {source}: {problem}", file=where, key="data.time_column"
         )
+
+
+def _known(spec: DataSpec, own: str) -> str | None:
+    """A built-in or keras: set's task by construction (a regression, or classes) when
+    its own target is the target; None when the space picked another column."""
+    if spec.target not in (None, own):
+        return None
+    return KNOWN_TASKS.get(spec.source, "classes")
 
 
 def _folder(source: str, base_dir: Path) -> Path | None:

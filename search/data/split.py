@@ -90,10 +90,11 @@ def _held_out(data: Dataset, spec: DataSpec, where: str) -> TestSplit:
     if data.is_classifier:
         counts = np.bincount(data.y)
         if counts.min() < 2:
-            cls = data.classes[int(counts.argmin())]
+            rare = [repr(data.classes[c]) for c in np.flatnonzero(counts < 2)]
             raise DataError(
-                f"class {cls!r} has {counts.min()} row; "
-                "stratified test split needs at least 2 per class",
+                f"class{'es' if len(rare) > 1 else ''} {', '.join(rare[:10])}"
+                f"{' ...' if len(rare) > 10 else ''} {'have' if len(rare) > 1 else 'has'} 1 row; "
+                "a stratified test split needs at least 2 per class",
                 file=where,
                 key="data.target",
             )

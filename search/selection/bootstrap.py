@@ -51,31 +51,34 @@ def bootstrap_scores(
 def _rates(
     task: str, y: np.ndarray, pred: np.ndarray, counts: np.ndarray, k: int
 ) -> dict[str, np.ndarray]:
-    """Precision and recall (of class 1, or macro over the labels seen in y or the
-    predictions), and balanced accuracy (mean recall over the classes in y)."""
-    precision, recall, recall_true, seen, in_y = [], [], [], [], []
+    """Precision and recall (of class 1, or the mean over all k classes, 0/0 counting 0,
+    as `scores`), and balanced accuracy (mean recall over the classes in the resample)."""
+    precision, recall, in_y = [], [], []
     for c in range(k):
-        tp = counts @ ((pred == c) & (y == c)).astype(np.float64)
-        fp = counts @ ((pred == c) & (y != c)).astype(np.float64)
-        fn = counts @ ((pred != c) & (y == c)).astype(np.float64)
+        tp, fp, fn = _confusion(y, pred, counts, c)
         with np.errstate(divide="ignore", invalid="ignore"):
             precision.append(np.where(tp + fp > 0, tp / (tp + fp), 0.0))
             recall.append(np.where(tp + fn > 0, tp / (tp + fn), 0.0))
-        seen.append((counts @ ((y == c) | (pred == c)).astype(np.float64)) > 0)
         in_y.append(tp + fn > 0)
-        recall_true.append(recall[-1])
-    balanced = (np.stack(recall_true) * np.stack(in_y)).sum(axis=0) / np.maximum(
-        np.stack(in_y).sum(axis=0), 1
-    )
+    present = np.stack(in_y)
+    balanced = (np.stack(recall) * present).sum(axis=0) / np.maximum(present.sum(axis=0), 1)
     if task == "binary":
         return {"precision": precision[1], "recall": recall[1], "balanced_accuracy": balanced}
-    mask = np.stack(seen)
-    count = np.maximum(mask.sum(axis=0), 1)
     return {
-        "precision": (np.stack(precision) * mask).sum(axis=0) / count,
-        "recall": (np.stack(recall) * mask).sum(axis=0) / count,
+        "precision": np.stack(precision).mean(axis=0),
+        "recall": np.stack(recall).mean(axis=0),
         "balanced_accuracy": balanced,
     }
+
+
+def _confusion(
+    y: np.ndarray, pred: np.ndarray, counts: np.ndarray, c: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class c's true positives, false positives and false negatives in each resample."""
+    tp = counts @ ((pred == c) & (y == c)).astype(np.float64)
+    fp = counts @ ((pred == c) & (y != c)).astype(np.float64)
+    fn = counts @ ((pred != c) & (y == c)).astype(np.float64)
+    return tp, fp, fn
 
 
 def _average_precision(positive: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -112,22 +115,14 @@ def _regression(y: np.ndarray, pred: np.ndarray, counts: np.ndarray) -> dict[str
 
 
 def _f1(task: str, y: np.ndarray, pred: np.ndarray, counts: np.ndarray, k: int) -> np.ndarray:
-    classes = [1] if task == "binary" else range(k)
+    """F1 of class 1, or the mean over all k classes (0/0 counting 0, as `scores`)."""
     per_class = []
-    present = []
-    for c in classes:
-        tp = counts @ ((pred == c) & (y == c)).astype(np.float64)
-        fp = counts @ ((pred == c) & (y != c)).astype(np.float64)
-        fn = counts @ ((pred != c) & (y == c)).astype(np.float64)
+    for c in [1] if task == "binary" else range(k):
+        tp, fp, fn = _confusion(y, pred, counts, c)
         denom = 2 * tp + fp + fn
         with np.errstate(divide="ignore", invalid="ignore"):
             per_class.append(np.where(denom > 0, 2 * tp / denom, 0.0))
-        present.append((counts @ ((y == c) | (pred == c)).astype(np.float64)) > 0)
-    if task == "binary":
-        return per_class[0]
-    # macro: the mean over the labels seen in y or the predictions of each resample
-    f1, seen = np.stack(per_class), np.stack(present)
-    macro: np.ndarray = (f1 * seen).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
+    macro: np.ndarray = np.stack(per_class).mean(axis=0)
     return macro
 
 

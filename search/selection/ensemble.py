@@ -5,8 +5,10 @@ training row is a validation row of exactly one fold, so each candidate has one
 out-of-fold output per row. Greedy ensemble selection with replacement (Caruana et al.,
 2004) starts from the chosen single trial and adds, one at a time, the candidate whose
 addition most improves the objective on those outputs, until none does. The ensemble
-replaces the single trial only when it scores better there; its networks' outputs are
-averaged with the weights the selection gave them.
+replaces the single trial only when its gain there is outside the noise: the 95% paired
+bootstrap interval of ensemble - single over the out-of-fold rows excludes 0 (`gain`);
+otherwise the single trial stays, and the log says so with the interval. Its networks'
+outputs are averaged with the weights the selection gave them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from search.metrics import scores
+from search.selection.bootstrap import bootstrap_scores, resample_counts
+from search.selection.intervals import Interval, bounds_of, interval
 
 ROUNDS = 25  # additions at most; with replacement, so a good trial may weigh more
 
@@ -29,6 +33,7 @@ class Ensemble:
     weights: dict[int, int]
     score: float
     single: float
+    rows: int = 0  # out-of-fold rows every trial covers, where both were scored
 
     @property
     def trials(self) -> list[int]:
@@ -86,4 +91,34 @@ def greedy(
         picked.append(trial)
         total += outputs[trial]
         best = value
-    return Ensemble(dict(Counter(picked)), sign * best, sign * single)
+    return Ensemble(dict(Counter(picked)), sign * best, sign * single, int(covered.sum()))
+
+
+def gain(
+    task: str,
+    metric: str,
+    y: np.ndarray,
+    outputs: dict[int, np.ndarray],
+    ensemble: Ensemble,
+    *,
+    start: int,
+    n: int,
+    seed: int,
+) -> Interval:
+    """Ensemble - single trial on `metric` over the out-of-fold rows every trial covers,
+    with its 95% paired bootstrap interval (`n` resamples of those rows)."""
+    covered = np.all([np.isfinite(o).all(axis=1) for o in outputs.values()], axis=0)
+    y = y[covered]
+    parts = [w * outputs[t][covered] for t, w in ensemble.weights.items()]
+    mixed: np.ndarray = np.sum(parts, axis=0) / sum(ensemble.weights.values())
+    alone = outputs[start][covered]
+    counts = resample_counts(len(y), n, seed)
+    a = bootstrap_scores(task, y, mixed, counts)[metric]
+    b = bootstrap_scores(task, y, alone, counts)[metric]
+    value = scores(task, y, mixed)[metric] - scores(task, y, alone)[metric]
+    return interval(value, a - b, bounds_of(metric, difference=True))
+
+
+def real_gain(difference: Interval, *, minimize: bool) -> bool:
+    """The gain lies outside the noise: its whole interval on the better side of 0."""
+    return difference.high < 0 if minimize else difference.low > 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from optuna.trial import FrozenTrial
 
 from search.data.dataset import Dataset, shaped
 from search.metrics import scores
@@ -14,6 +13,8 @@ from search.models.outputs import network_output
 from search.names import METRICS
 from search.prepare import Prepared
 from search.selection.bootstrap import bootstrap_scores, resample_counts
+from search.selection.intervals import Interval, bounds_of, interval
+from search.selection.linear import Linear, fit_linear
 from search.selection.refit import Final
 
 _CLASSES = (
@@ -31,16 +32,6 @@ REPORT = {  # the final table's metrics, by task
     "multiclass": _CLASSES,
     "regression": ("mae", "rmse", "r2", "mse"),
 }
-
-
-@dataclass(frozen=True)
-class Interval:
-    value: float
-    low: float
-    high: float
-
-    def __str__(self) -> str:
-        return f"{self.value:.4f} [{self.low:.4f}, {self.high:.4f}]"
 
 
 @dataclass(frozen=True)
@@ -76,6 +67,9 @@ class SelectionResult:
     single: dict[str, Interval] = field(default_factory=dict)  # the chosen trial alone
     versus_single: dict[str, Interval] = field(default_factory=dict)  # ensemble - single
     threshold: float | None = None  # a tuned decision threshold (objective.threshold)
+    linear_model: str = ""  # the regularized linear model beside the baseline, named
+    linear: dict[str, Interval] = field(default_factory=dict)  # it, on the same test rows
+    versus_linear: dict[str, Interval] = field(default_factory=dict)  # model - linear
 
     def __str__(self) -> str:
         lines = ["candidates (search score -> recheck on new folds and seeds):"]
@@ -97,6 +91,7 @@ class SelectionResult:
                 f"  {name:<{n}} {self.test[name]!s:<{w}} {self.baseline[name]!s:<{w}} "
                 f"{self.difference[name]}"
             )
+        lines += self._linear_lines()
         lines += self._ensemble_lines()
         if self.threshold is not None:
             lines.append(
@@ -105,13 +100,36 @@ class SelectionResult:
             )
         verdict = "beats" if self.beats_baseline else "does NOT clearly beat"
         lines.append(
-            f"the model {verdict} the baseline on {self.metric}; validation-to-test "
-            f"gap {self.gap:+.4f}"
+            f"the model {verdict} the baseline on {self.metric}; recheck-to-test "
+            f"gap {self.gap:+.4f} (test - trial {self.chosen.trial}'s recheck score)"
         )
+        if self.versus_linear:
+            lines.append(self._linear_verdict())
         lines += [f"warning: {w}" for w in self.warnings]
         if self.registry:
             lines.append(self.registry)
         return "\n".join(lines)
+
+    def _linear_lines(self) -> list[str]:
+        if not self.linear:
+            return []
+        lines = [f"the same test rows and features, a {self.linear_model}:"]
+        n = max(len("metric"), *(len(name) for name in self.linear))
+        w = 2 + max(len(str(iv)) for iv in self.linear.values())
+        lines.append(f"  {'metric':<{n}} {'linear':<{w}} model - linear")
+        for name in self.linear:
+            lines.append(f"  {name:<{n}} {self.linear[name]!s:<{w}} {self.versus_linear[name]}")
+        return lines
+
+    def _linear_verdict(self) -> str:
+        d, higher = self.versus_linear[self.metric], METRICS[self.metric] == "maximize"
+        better, worse = (d.low > 0, d.high < 0) if higher else (d.high < 0, d.low > 0)
+        if better:
+            return f"the model beats the linear model on {self.metric}"
+        who = "the linear model beats the model" if worse else (
+            "the model does NOT clearly beat the linear model"
+        )  # fmt: skip
+        return f"{who} on {self.metric} (model - linear {d}): the network does not pay for itself"
 
     def _ensemble_lines(self) -> list[str]:
         lines = [self.ensemble] if self.ensemble else []
@@ -143,15 +161,16 @@ def test_output(prep: Prepared, final: Final) -> tuple[np.ndarray, np.ndarray]:
     return network_output(final.nets, x, final.weights), prep.data.y[test]
 
 
-def gap_warning(validation: float, test: Interval, higher_is_better: bool) -> str:
-    """A warning when the validation score is better than the whole test interval (the
-    search overfitted its validation rows), else ""."""
-    outside = validation > test.high if higher_is_better else validation < test.low
+def gap_warning(recheck: float, test: Interval, higher_is_better: bool) -> str:
+    """A warning when the recheck's score (the candidates' line, `-> recheck`) is better
+    than the whole test interval: fresh folds could not undo the selection's optimism,
+    else ""."""
+    outside = recheck > test.high if higher_is_better else recheck < test.low
     if not outside:
         return ""
     return (
-        f"the validation score {validation:.4f} lies outside the test interval "
-        f"{test}: the search overfitted its validation data"
+        f"the recheck score {recheck:.4f} lies outside the test interval {test}: the "
+        "training rows promised more than the test rows gave"
     )
 
 
@@ -160,7 +179,6 @@ def evaluate(
     final: Final,
     chosen: Candidate,
     candidates: list[Candidate],
-    trial: FrozenTrial,
     *,
     study_name: str,
     ensemble: str = "",
@@ -174,39 +192,54 @@ def evaluate(
     base_out = baseline_output(data, data.y[train], len(test))
     names = list(dict.fromkeys([*REPORT[data.task], _named(space.objective.metric, data.task)]))
     n, seed = space.selection.bootstrap, space.data.seed
-    test_iv, base_iv, diff_iv = _paired(
+    test_iv, base_iv, diff_iv = paired_intervals(
         data.task, y, model_out, base_out, names, n, seed, (final.threshold, 0.5)
     )
     metric = _named(space.objective.metric, data.task)
-    beats, warnings = _verdict(metric, float(trial.value or 0.0), test_iv, diff_iv)
+    beats, warnings = _verdict(metric, chosen.recheck_score, test_iv, diff_iv)
     single: dict[str, Interval] = {}
     versus_single: dict[str, Interval] = {}
     if len(set(final.trials)) > 1:  # an ensemble: the chosen trial alone, on the same rows
         single_out, _ = test_output(prep, final.of(chosen.trial))
-        _, single, versus_single = _paired(
+        _, single, versus_single = paired_intervals(
             data.task, y, model_out, single_out, names, n, seed, (final.threshold,) * 2
         )
+    linear = linear_output(prep, final)
+    _, linear_iv, versus_linear = paired_intervals(
+        data.task, y, model_out, linear.output, names, n, seed, (final.threshold, 0.5)
+    )
     return SelectionResult(
         study_name, metric, chosen, candidates, final.epochs, test_iv, base_iv, diff_iv,
-        beats, gap=test_iv[metric].value - float(trial.value or 0.0), warnings=warnings,
+        beats, gap=test_iv[metric].value - chosen.recheck_score, warnings=warnings,
         ensemble=ensemble, single=single, versus_single=versus_single, threshold=threshold,
+        linear_model=linear.text(), linear=linear_iv, versus_linear=versus_linear,
     )  # fmt: skip
 
 
+def linear_output(prep: Prepared, final: Final) -> Linear:
+    """The regularized linear model on the final model's features of the training rows
+    (its fitted preprocessing), and its outputs on the test rows."""
+    data, train, test = prep.data, prep.split.refit_rows, prep.split.test
+    x_train = final.pre.transform(data.X, train).astype(np.float32)
+    x_test = final.pre.transform(data.X, test).astype(np.float32)
+    return fit_linear(data.task, data.n_classes, x_train, data.y[train], x_test)
+
+
 def _verdict(
-    metric: str, validation: float, test: dict[str, Interval], difference: dict[str, Interval]
+    metric: str, recheck: float, test: dict[str, Interval], difference: dict[str, Interval]
 ) -> tuple[bool, list[str]]:
-    """Whether the model beats the baseline beyond the interval, and the warnings."""
+    """Whether the model beats the baseline beyond the interval, and the warnings (the
+    gap read from the recheck's score, the number the candidates' line shows)."""
     better_high = METRICS[metric] == "maximize"
     d = difference[metric]
     beats = d.low > 0 if better_high else d.high < 0
-    warnings = [w for w in [gap_warning(validation, test[metric], better_high)] if w]
+    warnings = [w for w in [gap_warning(recheck, test[metric], better_high)] if w]
     if not beats:
         warnings.append("the model does not beat the baseline by more than the interval")
     return beats, warnings
 
 
-def _paired(
+def paired_intervals(
     task: str,
     y: np.ndarray,
     a: np.ndarray,
@@ -226,9 +259,9 @@ def _paired(
     a_iv, b_iv, diff_iv = {}, {}, {}
     for name in names:
         va, vb = boots[name]
-        a_iv[name] = Interval(a_s[name], *_ci(va))
-        b_iv[name] = Interval(b_s[name], *_ci(vb))
-        diff_iv[name] = Interval(a_s[name] - b_s[name], *_ci(va - vb))
+        a_iv[name] = interval(a_s[name], va, bounds_of(name))
+        b_iv[name] = interval(b_s[name], vb, bounds_of(name))
+        diff_iv[name] = interval(a_s[name] - b_s[name], va - vb, bounds_of(name, True))
     return a_iv, b_iv, diff_iv
 
 
@@ -236,8 +269,3 @@ def _named(metric: str, task: str) -> str:
     if metric == "loss":
         return "mse" if task == "regression" else "log_loss"
     return metric
-
-
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.nanpercentile(values, [2.5, 97.5])
-    return float(lo), float(hi)

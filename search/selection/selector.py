@@ -22,8 +22,9 @@ from search.models.outputs import network_output, output_frame
 from search.names import METRICS
 from search.prepare import Prepared, prepare
 from search.progress import Ticker
-from search.selection.ensemble import greedy, out_of_fold
+from search.selection.ensemble import gain, greedy, out_of_fold, real_gain
 from search.selection.evaluation import SelectionResult, evaluate
+from search.selection.logged import selection_metrics
 from search.selection.recheck import Outputs, recheck
 from search.selection.refit import Final, refit, refit_ensemble
 from search.space.file import ran_text
@@ -75,7 +76,7 @@ def select(
         final.threshold = _threshold(prep, final, outputs or {})
     what = "the ensemble" if len(set(final.trials)) > 1 else f"trial {trial.number}"
     say(f"test: {what} and the baseline on the {len(prep.split.test)} test rows", force=True)
-    result = evaluate(prep, final, chosen, candidates, trial, study_name=study_name,
+    result = evaluate(prep, final, chosen, candidates, study_name=study_name,
                       ensemble=note, threshold=final.threshold if tuned else None)  # fmt: skip
     say("logging the final model to MLflow and registering it ...", force=True)
     tracker = Tracker(uri, study_name, artifact_root=home / "artifacts")
@@ -104,19 +105,24 @@ def _final(
     if len(outputs) < 2 or not prep.space.selection.ensemble:
         return refit(prep, trial, say), ""
     space, rows = prep.space, prep.split.train
-    ensemble = greedy(
-        prep.data.task,
-        space.objective.metric,
-        prep.data.y[rows],
-        out_of_fold(outputs, len(rows)),
-        start=trial.number,
-        minimize=space.direction == "minimize",
-    )
-    text = ensemble.text(space.objective.metric, trial.number)
+    task, metric, y = prep.data.task, space.objective.metric, prep.data.y[rows]
+    oof, minimize = out_of_fold(outputs, len(rows)), space.direction == "minimize"
+    ensemble = greedy(task, metric, y, oof, start=trial.number, minimize=minimize)
     if len(ensemble.weights) < 2:
         return refit(prep, trial, say), f"no ensemble beats trial {trial.number} out of fold"
+    n, seed = space.selection.bootstrap, space.data.seed
+    diff = gain(task, metric, y, oof, ensemble, start=trial.number, n=n, seed=seed)
+    text = (
+        f"{ensemble.text(metric, trial.number)}; ensemble - single {diff} (95% paired "
+        f"bootstrap over the {ensemble.rows} out-of-fold rows)"
+    )
+    if not real_gain(diff, minimize=minimize):
+        return refit(prep, trial, say), (
+            f"{text}: inside the noise, so trial {trial.number} stays alone"
+        )
+    text += ": outside the noise, so the ensemble is the model"
     say(text, force=True)
-    members = [next(t for t in complete if t.number == n) for n in ensemble.weights]
+    members = [next(t for t in complete if t.number == k) for k in ensemble.weights]
     return refit_ensemble(prep, members, ensemble.weights, say), text
 
 
@@ -147,11 +153,10 @@ def _log(
 ) -> SelectionResult:
     """The selection run: the final test, the final model's record and the champion; the
     result with the run (and the registered champion) in it."""
-    seed = trial_seed(prep.space.study.seed, trial.number)
     tags = {
         STUDY: study.study_name,
         "search.trial": str(trial.number),
-        "search.seed": str(seed),
+        "search.seed": str(trial_seed(prep.space.study.seed, trial.number)),
         "search.data_fingerprint": prep.data.fingerprint,
         "search.space_dir": str(prep.space.base_dir),
         **environment_tags(),
@@ -168,8 +173,9 @@ def _log(
             "top_k": prep.space.selection.top_k,
             "ensemble": _weights_text(final),
             "threshold": final.threshold,
+            "linear_model": result.linear_model,
         },
-        metrics=_test_metrics(result, final),
+        metrics=selection_metrics(result, final.epochs),
     )
     if len(set(final.trials)) > 1:  # what `search reproduce` refits
         tracker.log_json(run, _ensemble_record(prep, study, final), "ensemble.json")
@@ -182,25 +188,6 @@ def _log(
     tracker.end(run)
     tracker.flush()
     return result
-
-
-def _test_metrics(result: SelectionResult, final: Final) -> dict[str, float]:
-    """The final test as the selection run's metrics: model, interval, baseline, difference."""
-    metrics: dict[str, float] = {
-        "refit_epochs": final.epochs,
-        "gap": result.gap,
-        "beats_baseline": float(result.beats_baseline),
-    }
-    for name, iv in result.test.items():
-        metrics |= {
-            f"test_{name}": iv.value,
-            f"test_{name}_low": iv.low,
-            f"test_{name}_high": iv.high,
-            f"baseline_{name}": result.baseline[name].value,
-            f"diff_{name}_low": result.difference[name].low,
-            f"diff_{name}_high": result.difference[name].high,
-        }
-    return metrics
 
 
 def _trial_weights(final: Final) -> dict[int, float]:
