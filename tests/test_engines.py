@@ -44,6 +44,7 @@ ROWS: dict[str, dict[str, Any]] = {
     "rmsprop, momentum": {"optimizer": "rmsprop", "momentum": 0.5},
     "sgd, nesterov": {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "learning_rate": 0.1},
     "l1 and l2": {"l1": 1e-3, "l2": 1e-3},
+    "per-layer l1 and l2": {"l1s": [1e-3, 0.0], "l2s": [0.0, 2e-3]},
     "elu, three layers": {"activation": "elu", "depth": 3, "widths": [9, 6, 5]},
     "cosine, balanced, min_delta": {
         "schedule": "cosine",
@@ -113,13 +114,18 @@ def test_each_engine_trains_a_member_the_same_way_twice(engine: str) -> None:
     assert first.result.best_epoch == again.result.best_epoch
 
 
-@pytest.mark.parametrize("row", ["dropout, minibatches", "batch norm, minibatches"])
+DRAWN = {
+    "dropout, minibatches": {"dropout": 0.3},
+    "batch norm, minibatches": {"batch_norm": True},
+}
+
+
+@pytest.mark.parametrize("row", list(DRAWN))
 def test_the_engines_agree_in_distribution_where_their_draws_differ(row: str) -> None:
     """Dropout masks and the batches' order are each engine's own draws: over five seeds,
     the mean best validation loss of the two engines agrees within a quarter of their
     spread across seeds plus 5% (the draws' noise, not a different training)."""
-    knobs = {"batch_size": 32, "epochs": 15}
-    knobs |= {"dropout": 0.3} if row.startswith("dropout") else {"batch_norm": True}
+    knobs = {"batch_size": 32, "epochs": 15} | DRAWN[row]
     data, arrays = _fold("breast_cancer")
     trial = _both(knobs)
     best: dict[str, list[float]] = {}
@@ -198,12 +204,15 @@ def test_a_forced_pack_refuses_what_it_cannot_carry_and_auto_says_why(tmp_path: 
         )
         return load_space(path)
 
-    per_layer = "  dropout: {low: 0.0, high: 0.5, per_layer: true}\n"
+    convolutions = "  conv_blocks: 1\n"
     with pytest.raises(SpaceError) as refused:
-        choose_engine(space(per_layer, "pack"))
-    assert "per-layer dropout" in str(refused.value) and refused.value.line == 5
-    engine, why = choose_engine(space(per_layer, "auto"))
-    assert engine.name == "sequential" and why.startswith("the pack does not carry per-layer")
-    some = "  optimizer: {choices: [adam, lion]}\n"
+        choose_engine(space(convolutions, "pack"))
+    assert "convolution blocks" in str(refused.value) and refused.value.line == 5
+    engine, why = choose_engine(space(convolutions, "auto"))
+    assert engine.name == "sequential" and why.startswith("the pack does not carry convolution")
+    per_layer = "  dropout: {low: 0.0, high: 0.5, per_layer: true}\n"
+    engine, why = choose_engine(space(per_layer, "pack"))
+    assert engine.name == "pack" and why == ""
+    some = "  optimizer: {choices: [adam, ftrl]}\n"
     engine, why = choose_engine(space(some, "auto"))  # only some trials: the pack, they fall back
     assert engine.name == "pack" and why == ""

@@ -124,3 +124,21 @@ def test_min_delta_restores_the_last_epoch_better_by_that_much() -> None:
     assert StopRule().best_epoch(values, min_delta=0.02) == 4
     assert StopRule().best_epoch(values, min_delta=0.3) == 2
     assert StopRule(key="val_accuracy", mode="max").best_epoch([0.5, 0.8, 0.81], 0.05) == 2
+
+
+def test_per_layer_dropout_draws_each_layers_own_rate() -> None:
+    """Per-layer rates equal to one rate draw the very masks that rate draws (which the
+    engine battery's statistics row holds to Keras'), and another layer's rate changes
+    the training: each layer drops at its own rate."""
+    data, arrays = _fold("breast_cancer")
+    plain = BASE | {"l2": 0.0, "batch_size": 32}
+    knobs = [{"dropout": 0.3}, {"dropouts": [0.3, 0.3]}, {"dropouts": [0.3, 0.0]}]
+    members = [Member(i, 0, TrialParams.read(plain | k), 7, arrays) for i, k in enumerate(knobs)]
+    assert all(unpackable(m.params) is None for m in members)
+    val = []
+    for member in members:
+        (trained,) = PackEngine(limits=Limits(width=16)).train([member], data)
+        assert trained.result is not None, trained.error
+        val.append(trained.result.history[DATA_LOSS])
+    assert val[0] == val[1]
+    assert val[0] != val[2]

@@ -1,8 +1,7 @@
 """What the pack engine carries, as data (`search.engines.carries`): the optimizers and
-activations its compiled program computes. Everything else a trial may ask for (a
-hypermodel, convolutions, images, mixed precision, per-layer knobs, other losses, the
-optimizers' constants, ReduceLROnPlateau, bias and activity regularizers) trains in the
-sequential engine, and the line that says so names it."""
+activations its compiled program computes, and the knobs beyond the plain MLP it applies
+as Keras does (`KNOBS`). Everything else a trial may ask for trains in the sequential
+engine, and the line that says so names it."""
 
 from __future__ import annotations
 
@@ -20,6 +19,9 @@ ACTIVATIONS = (
     "mish",
     "softplus",
 )
+KNOBS = ("per-layer:dropout", "per-layer:l1", "per-layer:l2")
 CARRIES = frozenset(
-    [f"optimizer:{name}" for name in OPTIMIZERS] + [f"activation:{name}" for name in ACTIVATIONS]
+    [f"optimizer:{name}" for name in OPTIMIZERS]
+    + [f"activation:{name}" for name in ACTIVATIONS]
+    + list(KNOBS)
 )

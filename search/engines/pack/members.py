@@ -76,9 +76,7 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         mask[i, :w] = 1.0
     return {
         "learning_rate": np.float32(params.learning_rate),
-        "l1": np.float32(params.l1),
-        "l2": np.float32(params.l2),
-        "dropout": np.float32(params.dropout),
+        **_layer_knobs(shape, params),
         "weight_decay": np.float32(params.keras_weight_decay or 0.0),
         "momentum": np.float32(params.momentum),
         "nesterov": np.float32(params.nesterov),
@@ -98,6 +96,19 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         **({"min_delta": np.float32(params.min_delta)} if shape.min_delta else {}),
         "schedule": np.int32(SCHEDULES.index(params.schedule)),
     }
+
+
+def _layer_knobs(shape: Any, params: TrialParams) -> dict[str, Any]:
+    """Dropout, L1 and L2: the member's one value each, or (a program with per-layer
+    values) one per hidden layer, zero beyond the member's depth."""
+    names = ("l1", "l2", "dropout")
+    if not shape.per_layer:
+        return {name: np.float32(getattr(params, name)) for name in names}
+    out = {name: np.zeros(shape.depth, np.float32) for name in names}
+    for name in names:
+        values = params.layer_values(name)
+        out[name][: len(values)] = values
+    return out
 
 
 def _class_weights(shape: Any, m: Member) -> np.ndarray:

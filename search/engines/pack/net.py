@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax.extend.random import threefry2x32_p
 
 from search.engines.pack.optimizers import apply
+from search.engines.pack.regularizers import penalty
 
 Array = Any  # a jax.Array; the JAX stubs are not typed for mypy strict
 EPSILON = 1e-7  # Keras' optimizers' and losses' epsilon
@@ -58,6 +59,7 @@ class Shape:
     optimizers: tuple[str, ...]
     weighted: bool = False  # some member weighs its classes (a per-row weight in the loss)
     min_delta: bool = False  # some member's early stopping asks for a least improvement
+    per_layer: bool = False  # dropout, l1, l2 are one value per layer (else one per member)
 
 
 def forward(
@@ -112,7 +114,8 @@ def _layer(shape: Shape, h: dict[str, Array], z: Array, i: int, key: Array) -> A
     if key is None or not shape.dropout:
         return out
     batch_key, offset = key
-    rate, rows = h["dropout"], offset + jnp.arange(shape.micro)
+    rate = h["dropout"][i] if shape.per_layer else h["dropout"]
+    rows = offset + jnp.arange(shape.micro)
     keep = _uniform(jax.random.fold_in(batch_key, i), rows, out.shape[-1]) < 1.0 - rate
     return jnp.where(keep, out / jnp.maximum(1.0 - rate, EPSILON), 0.0)
 
@@ -148,16 +151,6 @@ def quality(shape: Shape, logits: Array, y: Array) -> Array:
     if shape.task == "multiclass":
         return (jnp.argmax(logits, axis=1) == y.astype(jnp.int32)).astype(jnp.float32)
     return jnp.abs(logits[:, 0] - y)
-
-
-def penalty(shape: Shape, p: dict[str, Array], h: dict[str, Array]) -> Array:
-    """Keras' L1/L2 kernel penalty of the hidden layers (not the output layer)."""
-    if not shape.penalty:
-        return jnp.zeros(())
-    kernels = [p["w0"], p["wh"]]  # not gamma and beta: Keras regularizes kernels only
-    l1 = sum(jnp.sum(jnp.abs(w)) for w in kernels)
-    l2 = sum(jnp.sum(jnp.square(w)) for w in kernels)
-    return h["l1"] * l1 + h["l2"] * l2
 
 
 def output(shape: Shape, logits: Array) -> Array:

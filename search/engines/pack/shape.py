@@ -74,14 +74,20 @@ def group_shape(
         steps=steps,
         task=data.task,
         batch_norm=any(m.params.batch_norm for m in members),
-        dropout=any(m.params.dropout > 0 for m in members),
-        penalty=any(m.params.l1 > 0 or m.params.l2 > 0 for m in members),
+        dropout=any(_any_above(m.params, "dropout") for m in members),
+        penalty=any(_any_above(m.params, "l1", "l2") for m in members),
         activations=_names(limits.activations, [m.params.activation for m in members]),
         optimizers=_names(limits.optimizers, [m.params.optimizer for m in members]),
         weighted=any(m.params.class_weight == "balanced" for m in members),
         min_delta=any(m.params.min_delta > 0 for m in members),
+        per_layer=any(m.params.dropouts or m.params.l1s or m.params.l2s for m in members),
     )
     return shape, folds
+
+
+def _any_above(params: TrialParams, *names: str) -> bool:
+    """Whether any hidden layer has one of these knobs (dropout, l1, l2) above zero."""
+    return any(max(params.layer_values(name), default=0.0) > 0 for name in names)
 
 
 def _names(allowed: tuple[str, ...], used: list[Any]) -> tuple[str, ...]:
