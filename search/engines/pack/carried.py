@@ -19,7 +19,14 @@ ACTIVATIONS = (
     "mish",
     "softplus",
 )
-KNOBS = ("per-layer:dropout", "per-layer:l1", "per-layer:l2")
+KNOBS = (
+    "per-layer:dropout",
+    "per-layer:l1",
+    "per-layer:l2",
+    "constant:beta_1",
+    "constant:beta_2",
+    "constant:epsilon",
+)
 CARRIES = frozenset(
     [f"optimizer:{name}" for name in OPTIMIZERS]
     + [f"activation:{name}" for name in ACTIVATIONS]

@@ -13,6 +13,7 @@ from search.data.dataset import Dataset
 from search.data.foldarrays import FoldArrays
 from search.data.target import target_scale
 from search.engines.base import Member
+from search.engines.pack.constants import B1, B2, EPSILON
 from search.engines.pack.shape import batch
 from search.models.build import build_model
 from search.models.knobs import class_weights, scheduled_rate
@@ -94,6 +95,7 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         "live": True,
         **({"class_w": _class_weights(shape, m)} if shape.weighted else {}),
         **({"min_delta": np.float32(params.min_delta)} if shape.min_delta else {}),
+        **(_constants(params) if shape.constants else {}),
         "schedule": np.int32(SCHEDULES.index(params.schedule)),
     }
 
@@ -109,6 +111,13 @@ def _layer_knobs(shape: Any, params: TrialParams) -> dict[str, Any]:
         values = params.layer_values(name)
         out[name][: len(values)] = values
     return out
+
+
+def _constants(params: TrialParams) -> dict[str, Any]:
+    """The member's beta_1, beta_2 and epsilon; Keras' defaults where it leaves them unset."""
+    defaults = {"beta_1": B1, "beta_2": B2, "epsilon": EPSILON}
+    values = {"beta_1": params.beta_1, "beta_2": params.beta_2, "epsilon": params.epsilon}
+    return {k: np.float32(defaults[k] if v is None else v) for k, v in values.items()}
 
 
 def _class_weights(shape: Any, m: Member) -> np.ndarray:

@@ -60,6 +60,7 @@ class Shape:
     weighted: bool = False  # some member weighs its classes (a per-row weight in the loss)
     min_delta: bool = False  # some member's early stopping asks for a least improvement
     per_layer: bool = False  # dropout, l1, l2 are one value per layer (else one per member)
+    constants: bool = False  # some member sets beta_1, beta_2 or epsilon (else Keras' own)
 
 
 def forward(

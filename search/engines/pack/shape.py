@@ -81,6 +81,11 @@ def group_shape(
         weighted=any(m.params.class_weight == "balanced" for m in members),
         min_delta=any(m.params.min_delta > 0 for m in members),
         per_layer=any(m.params.dropouts or m.params.l1s or m.params.l2s for m in members),
+        constants=any(
+            value is not None
+            for m in members
+            for value in (m.params.beta_1, m.params.beta_2, m.params.epsilon)
+        ),
     )
     return shape, folds
 
