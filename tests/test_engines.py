@@ -48,6 +48,9 @@ ROWS: dict[str, dict[str, Any]] = {
     "adamax, constants": {"optimizer": "adamax", "beta_2": 0.95, "epsilon": 1e-5},
     "rmsprop, epsilon": {"optimizer": "rmsprop", "epsilon": 1e-3},
     "l1 and l2": {"l1": 1e-3, "l2": 1e-3},
+    "bias l1 and l2": {"bias_l1": 1e-2, "bias_l2": 1e-2},
+    "activity l1 and l2": {"activity_l1": 1e-3, "activity_l2": 1e-3},
+    "activity, batch norm": {"activity_l2": 1e-3, "batch_norm": True},
     "per-layer l1 and l2": {"l1s": [1e-3, 0.0], "l2s": [0.0, 2e-3]},
     "elu, three layers": {"activation": "elu", "depth": 3, "widths": [9, 6, 5]},
     "cosine, balanced, min_delta": {

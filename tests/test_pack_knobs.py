@@ -13,13 +13,15 @@ from search.data.dataset import Dataset, load_dataset
 from search.data.foldarrays import FoldArrays, fold_arrays
 from search.data.folds import make_folds
 from search.data.split import split_test
+from search.data.target import target_scale
 from search.engines.base import Member, StopRule
-from search.engines.callbacks import ValidationDataLoss
 from search.engines.pack.engine import PackEngine
-from search.engines.pack.members import _member_weights, keras_model, unpad
+from search.engines.pack.members import _member_weights, _moving_stats, keras_model, unpad
 from search.engines.pack.shape import Limits, group_shape, unpackable
+from search.engines.sequential import _callbacks
 from search.metrics import DATA_LOSS, keras_metrics
-from search.models.knobs import class_weights, lr_callbacks
+from search.models.build import keras_targets
+from search.models.knobs import class_weights
 from search.params import TrialParams
 from search.space.schema import DataSpec, ValidationSpec
 from tests.conftest import ROOT
@@ -54,37 +56,45 @@ def _fold(source: str) -> tuple[Dataset, FoldArrays]:
     spec = DataSpec(source=source)
     data = load_dataset(spec, base_dir=ROOT)
     rows = split_test(data, spec).train
-    folds = make_folds(ValidationSpec(folds=3), data.y[rows], classification=True, seed=1)
+    classification = data.task != "regression"
+    folds = make_folds(ValidationSpec(folds=3), data.y[rows], classification=classification, seed=1)
     return data, fold_arrays(data, rows, folds[0])
 
 
 def _keras_fit(member: Member, data: Dataset) -> tuple[keras.Model, dict[str, list[float]], int]:
     """The member's network with the pack's starting weights, trained by Keras' `fit` with
-    the sequential engine's knobs; its history and the epoch early stopping restored."""
+    the sequential engine's callbacks (its `val_data_loss`, ReduceLROnPlateau, early
+    stopping on `val_data_loss` with the best weights restored) on a regression target
+    standardized as that engine does; its history and the epoch early stopping restored."""
     shape, _ = group_shape([member], data, Limits())
     start = {k: v[None] for k, v in _member_weights(shape, member).items()}
     arrays, params = member.arrays, member.params
-    model = keras_model(params, unpad(shape, params, start, {}, 0, arrays.y_train), data)
-    model.compile(optimizer=model.optimizer, loss=model.loss, metrics=keras_metrics(data.task))
-    stop = keras.callbacks.EarlyStopping(
-        monitor=DATA_LOSS,  # as the sequential engine: val_loss less the L2 penalty
-        mode="min",
-        patience=100,
-        min_delta=params.min_delta,
-        restore_best_weights=True,
+    codes = np.zeros(1, np.int64)  # no target to fold in: the head starts as the pack's
+    model = keras_model(
+        params, unpad(shape, params, start, _moving_stats(shape, 1), 0, codes), data
     )
+    model.compile(optimizer=model.optimizer, loss=model.loss, metrics=keras_metrics(data.task))
+    target = target_scale(params, arrays.y_train)
+    y_train = keras_targets(model, arrays.y_train, data.n_classes)
+    y_val = keras_targets(model, arrays.y_val, data.n_classes)
+    if target is not None:
+        y_train, y_val = target.forward(y_train), target.forward(y_val)
+    callbacks = _callbacks(params, arrays, data, StopRule(), target, y_val)
+    (stop,) = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
     weights = class_weights(params, arrays.y_train, max(2, data.n_classes))
     history = model.fit(
         arrays.x_train,
-        arrays.y_train,
+        y_train,
         batch_size=len(arrays.y_train),
         epochs=params.epochs,
-        validation_data=(arrays.x_val, arrays.y_val),
+        validation_data=(arrays.x_val, y_val),
         class_weight=weights,
-        callbacks=[ValidationDataLoss(), *lr_callbacks(params), stop],
+        callbacks=callbacks,
         shuffle=False,
         verbose=0,
     ).history
+    if target is not None:
+        target.fold_into(model)
     return model, history, stop.best_epoch + 1
 
 

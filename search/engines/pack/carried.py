@@ -26,6 +26,8 @@ KNOBS = (
     "constant:beta_1",
     "constant:beta_2",
     "constant:epsilon",
+    "bias_regularizer",
+    "activity_regularizer",
 )
 CARRIES = frozenset(
     [f"optimizer:{name}" for name in OPTIMIZERS]

@@ -96,6 +96,7 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         **({"class_w": _class_weights(shape, m)} if shape.weighted else {}),
         **({"min_delta": np.float32(params.min_delta)} if shape.min_delta else {}),
         **(_constants(params) if shape.constants else {}),
+        **_regularizers(shape, params),
         "schedule": np.int32(SCHEDULES.index(params.schedule)),
     }
 
@@ -118,6 +119,20 @@ def _constants(params: TrialParams) -> dict[str, Any]:
     defaults = {"beta_1": B1, "beta_2": B2, "epsilon": EPSILON}
     values = {"beta_1": params.beta_1, "beta_2": params.beta_2, "epsilon": params.epsilon}
     return {k: np.float32(defaults[k] if v is None else v) for k, v in values.items()}
+
+
+def _regularizers(shape: Any, params: TrialParams) -> dict[str, Any]:
+    """The member's bias and activity penalties, where its program computes them (a
+    member with batch normalization has no bias to penalize)."""
+    out: dict[str, Any] = {}
+    if shape.bias_penalty:
+        off = params.batch_norm
+        out["bias_l1"] = np.float32(0.0 if off else params.bias_l1)
+        out["bias_l2"] = np.float32(0.0 if off else params.bias_l2)
+    if shape.activity:
+        out["activity_l1"] = np.float32(params.activity_l1)
+        out["activity_l2"] = np.float32(params.activity_l2)
+    return out
 
 
 def _class_weights(shape: Any, m: Member) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Keras' regularizers in the pack's program, for one member: the L1/L2 penalty of the
-hidden layers' kernels (one strength per member, or one per layer), as Keras adds it to
-the loss and to val_loss (never to `val_data_loss`)."""
+hidden layers' kernels (one strength per member, or one per layer) and biases, and the
+activity penalty of their outputs, as Keras adds them to the loss and to val_loss (never
+to `val_data_loss`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,26 @@ def magnitude(w: Array) -> Array:
 
 
 def penalty(shape: Any, p: dict[str, Array], h: dict[str, Array]) -> Array:
-    """Keras' L1/L2 kernel penalty of the hidden layers (not the output layer)."""
+    """Keras' L1/L2 penalty of the hidden layers' kernels and (`bias_l1`, `bias_l2`)
+    biases; not the output layer's."""
+    kernels = _kernels(shape, p, h)
+    if not shape.bias_penalty:
+        return kernels
+    biases = [p["b0"], p["bh"]]  # zero for a member with batch norm: it has none
+    l1 = sum(jnp.sum(magnitude(b)) for b in biases)
+    l2 = sum(jnp.sum(jnp.square(b)) for b in biases)
+    return kernels + h["bias_l1"] * l1 + h["bias_l2"] * l2
+
+
+def activity(h: dict[str, Array], out: Array) -> Array:
+    """Per row, the L1/L2 activity penalty of one hidden Dense layer's output (before batch
+    normalization and the activation), as Keras' `activity_regularizer`; Keras adds its
+    mean over the batch's rows to the loss."""
+    l1 = h["activity_l1"] * jnp.sum(magnitude(out), axis=-1)
+    return l1 + h["activity_l2"] * jnp.sum(jnp.square(out), axis=-1)
+
+
+def _kernels(shape: Any, p: dict[str, Array], h: dict[str, Array]) -> Array:
     if not shape.penalty:
         return jnp.zeros(())
     if shape.per_layer:

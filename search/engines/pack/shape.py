@@ -86,6 +86,8 @@ def group_shape(
             for m in members
             for value in (m.params.beta_1, m.params.beta_2, m.params.epsilon)
         ),
+        bias_penalty=any(m.params.bias_l1 > 0 or m.params.bias_l2 > 0 for m in members),
+        activity=any(m.params.activity_l1 > 0 or m.params.activity_l2 > 0 for m in members),
     )
     return shape, folds
 
