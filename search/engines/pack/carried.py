@@ -19,6 +19,19 @@ ACTIVATIONS = (
     "mish",
     "softplus",
 )
+LOSSES = (
+    "binary_crossentropy",
+    "binary_focal_crossentropy",
+    "hinge",
+    "squared_hinge",
+    "mse",
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "categorical_hinge",
+    "mae",
+    "huber",
+    "log_cosh",
+)
 KNOBS = (
     "per-layer:dropout",
     "per-layer:l1",
@@ -28,6 +41,7 @@ KNOBS = (
     "constant:epsilon",
     "bias_regularizer",
     "activity_regularizer",
+    *(f"loss:{name}" for name in LOSSES),
 )
 CARRIES = frozenset(
     [f"optimizer:{name}" for name in OPTIMIZERS]

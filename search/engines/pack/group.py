@@ -34,6 +34,7 @@ from search.engines.pack.members import (
 from search.engines.pack.shape import Limits, group_shape
 from search.errors import TrialFailed
 from search.metrics import DATA_LOSS, scores
+from search.models.knobs import loss_power
 
 LOG_KEYS = ("loss", "{q}", "val_loss", "val_{q}", DATA_LOSS)
 
@@ -131,8 +132,8 @@ class Group:
         """Record an epoch of member i; False when it stops here."""
         member, logs = self.members[i], dict(zip(self.keys, map(float, values), strict=True))
         target = self.targets[i]
-        if target is not None:
-            target.logs(logs)
+        if target is not None:  # val_data_loss scales as the member's loss does
+            target.logs(logs, loss_power(member.params))
         for k, v in logs.items():
             self.history[i][k].append(v)
         if not math.isfinite(logs["loss"]):

@@ -14,7 +14,7 @@ from search.data.foldarrays import FoldArrays
 from search.data.target import target_scale
 from search.engines.base import Member
 from search.engines.pack.constants import B1, B2, EPSILON
-from search.engines.pack.shape import batch
+from search.engines.pack.shape import batch, program_loss
 from search.models.build import build_model
 from search.models.knobs import class_weights, scheduled_rate
 from search.names import NAMED
@@ -97,6 +97,7 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         **({"min_delta": np.float32(params.min_delta)} if shape.min_delta else {}),
         **(_constants(params) if shape.constants else {}),
         **_regularizers(shape, params),
+        **({"loss": np.int32(_loss_index(shape, params))} if shape.losses else {}),
         "schedule": np.int32(SCHEDULES.index(params.schedule)),
     }
 
@@ -119,6 +120,11 @@ def _constants(params: TrialParams) -> dict[str, Any]:
     defaults = {"beta_1": B1, "beta_2": B2, "epsilon": EPSILON}
     values = {"beta_1": params.beta_1, "beta_2": params.beta_2, "epsilon": params.epsilon}
     return {k: np.float32(defaults[k] if v is None else v) for k, v in values.items()}
+
+
+def _loss_index(shape: Any, params: TrialParams) -> int:
+    """The member's loss among those its program computes."""
+    return int(shape.losses.index(program_loss(shape.task, params)))
 
 
 def _regularizers(shape: Any, params: TrialParams) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.extend.random import threefry2x32_p
 
+from search.engines.pack.losses import data_loss, quality
 from search.engines.pack.optimizers import apply
 from search.engines.pack.regularizers import activity, penalty
 
@@ -59,6 +60,7 @@ class Shape:
     optimizers: tuple[str, ...]
     weighted: bool = False  # some member weighs its classes (a per-row weight in the loss)
     min_delta: bool = False  # some member's early stopping asks for a least improvement
+    losses: tuple[str, ...] = ()  # the members' losses, where some is not the task's
     per_layer: bool = False  # dropout, l1, l2 are one value per layer (else one per member)
     constants: bool = False  # some member sets beta_1, beta_2 or epsilon (else Keras' own)
     bias_penalty: bool = False  # some member has an L1 or L2 penalty on its hidden biases
@@ -158,26 +160,6 @@ def _uniform(key: Array, rows: Array, units: int) -> Array:
     return lanes.reshape(rows.shape[0], units).astype(jnp.float32) * (1.0 / (1 << 16))
 
 
-def data_loss(shape: Shape, logits: Array, y: Array) -> Array:
-    """Per-row loss: binary and categorical cross-entropy from logits, or squared error."""
-    if shape.task == "binary":
-        z = logits[:, 0]
-        return jnp.maximum(z, 0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z)))
-    if shape.task == "multiclass":
-        logp = jax.nn.log_softmax(logits)
-        return -jnp.take_along_axis(logp, y.astype(jnp.int32)[:, None], axis=1)[:, 0]
-    return jnp.square(logits[:, 0] - y)
-
-
-def quality(shape: Shape, logits: Array, y: Array) -> Array:
-    """Per-row Keras metric: accuracy for classification, absolute error for regression."""
-    if shape.task == "binary":
-        return ((logits[:, 0] > 0) == (y > 0.5)).astype(jnp.float32)
-    if shape.task == "multiclass":
-        return (jnp.argmax(logits, axis=1) == y.astype(jnp.int32)).astype(jnp.float32)
-    return jnp.abs(logits[:, 0] - y)
-
-
 def output(shape: Shape, logits: Array) -> Array:
     """What the Keras model outputs: probabilities, or the regression value."""
     if shape.task == "binary":
@@ -226,7 +208,7 @@ def _loss(
 ) -> tuple[Array, Any]:
     penalties: list[Array] = []
     logits, moved = forward(shape, p, h, x, k, stats, penalties)
-    rows = data_loss(shape, logits, y)
+    rows = data_loss(shape, logits, y, h)
     if shape.weighted:  # Keras' class_weight: each row's loss times its class's weight
         rows = rows * h["class_w"][y.astype(jnp.int32)]  # (its metrics are not weighted)
     data = jnp.mean(rows)
@@ -283,7 +265,7 @@ def _validate(
     penalties: list[Array] = []
     logits, _ = forward(shape, p, h, d["xv"][fold], None, stats, penalties)
     vn = jnp.maximum(h["val_rows"], 1)
-    val_data = jnp.sum(jnp.where(val_mask, data_loss(shape, logits, d["yv"][fold]), 0.0)) / vn
+    val_data = jnp.sum(jnp.where(val_mask, data_loss(shape, logits, d["yv"][fold], h), 0.0)) / vn
     val_q = jnp.sum(jnp.where(val_mask, quality(shape, logits, d["yv"][fold]), 0.0)) / vn
     live = h["live"]
     # Keras' EarlyStopping: better by more than min_delta (then its weights are restored)

@@ -12,6 +12,7 @@ from search.data.foldarrays import FoldArrays
 from search.engines.base import Member
 from search.engines.carries import asks, describe, lacking
 from search.engines.pack.carried import CARRIES
+from search.models.knobs import HEADS_LOSS, loss_of
 from search.params import TrialParams
 
 
@@ -80,6 +81,7 @@ def group_shape(
         optimizers=_names(limits.optimizers, [m.params.optimizer for m in members]),
         weighted=any(m.params.class_weight == "balanced" for m in members),
         min_delta=any(m.params.min_delta > 0 for m in members),
+        losses=program_losses(data.task, [m.params for m in members]),
         per_layer=any(m.params.dropouts or m.params.l1s or m.params.l2s for m in members),
         constants=any(
             value is not None
@@ -90,6 +92,23 @@ def group_shape(
         activity=any(m.params.activity_l1 > 0 or m.params.activity_l2 > 0 for m in members),
     )
     return shape, folds
+
+
+_SAME = {"categorical_crossentropy": "sparse_categorical_crossentropy"}
+
+
+def program_losses(task: str, params: list[TrialParams]) -> tuple[str, ...]:
+    """The losses a program computes: none named when every member trains on its task's
+    loss, else each member's (`search.engines.pack.losses`; categorical cross-entropy is
+    the sparse one, on one-hot rows)."""
+    names = sorted({program_loss(task, p) for p in params})
+    return () if names == [HEADS_LOSS[task]] else tuple(names)
+
+
+def program_loss(task: str, params: TrialParams) -> str:
+    """The name of the loss a program computes for the member."""
+    name = loss_of(params, task)
+    return _SAME.get(name, name)
 
 
 def _any_above(params: TrialParams, *names: str) -> bool:
