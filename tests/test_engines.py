@@ -60,6 +60,8 @@ ROWS: dict[str, dict[str, Any]] = {
         "min_delta": 0.01,
     },
     "exponential": {"schedule": "exponential", "lr_decay": 0.7},
+    "reduce_lr": {"reduce_lr": 0.3, "reduce_lr_patience": 1, "learning_rate": 0.2},
+    "reduce_lr, cosine": {"reduce_lr": 0.3, "reduce_lr_patience": 1, "schedule": "cosine"},
     "regression": {"loss": "auto"},
     "mae": {"loss": "mae"},
     "huber": {"loss": "huber"},

@@ -41,6 +41,7 @@ KNOBS = (
     "constant:epsilon",
     "bias_regularizer",
     "activity_regularizer",
+    "reduce_lr",
     *(f"loss:{name}" for name in LOSSES),
 )
 CARRIES = frozenset(
