@@ -43,6 +43,8 @@ ROWS: dict[str, dict[str, Any]] = {
     "adamax": {"optimizer": "adamax"},
     "adagrad": {"optimizer": "adagrad", "learning_rate": 0.1},
     "rmsprop, momentum": {"optimizer": "rmsprop", "momentum": 0.5},
+    "lion": {"optimizer": "lion", "learning_rate": 0.002},
+    "lion, weight decay": {"optimizer": "lion", "learning_rate": 0.002, "weight_decay": 0.5},
     "sgd, nesterov": {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "learning_rate": 0.1},
     "adam, constants": {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-4},
     "nadam, constants": {"optimizer": "nadam", "beta_1": 0.85, "epsilon": 1e-3},

@@ -5,7 +5,7 @@ engine, and the line that says so names it."""
 
 from __future__ import annotations
 
-OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd", "adamax", "adagrad")
+OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd", "adamax", "adagrad", "lion")
 ACTIVATIONS = (
     "relu",
     "elu",

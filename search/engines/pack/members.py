@@ -13,7 +13,7 @@ from search.data.dataset import Dataset
 from search.data.foldarrays import FoldArrays
 from search.data.target import target_scale
 from search.engines.base import Member
-from search.engines.pack.constants import B1, B2, EPSILON
+from search.engines.pack.constants import B1, B2, EPSILON, LION_B2
 from search.engines.pack.shape import batch, program_loss
 from search.models.build import build_model
 from search.models.knobs import class_weights, scheduled_rate
@@ -117,7 +117,8 @@ def _layer_knobs(shape: Any, params: TrialParams) -> dict[str, Any]:
 
 def _constants(params: TrialParams) -> dict[str, Any]:
     """The member's beta_1, beta_2 and epsilon; Keras' defaults where it leaves them unset."""
-    defaults = {"beta_1": B1, "beta_2": B2, "epsilon": EPSILON}
+    b2 = LION_B2 if params.optimizer.lower() == "lion" else B2
+    defaults = {"beta_1": B1, "beta_2": b2, "epsilon": EPSILON}
     values = {"beta_1": params.beta_1, "beta_2": params.beta_2, "epsilon": params.epsilon}
     return {k: np.float32(defaults[k] if v is None else v) for k, v in values.items()}
 

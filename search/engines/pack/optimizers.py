@@ -15,7 +15,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from search.engines.pack.constants import B1, B2, EPSILON
+from search.engines.pack.constants import B1, B2, EPSILON, LION_B2
 
 Array = Any  # a jax.Array; the JAX stubs are not typed for mypy strict
 Leaf = tuple[Array, Array, Array]  # (weight, m, v) after one step
@@ -39,6 +39,7 @@ def apply(
     u = s["u"] * decay_u
     step = {"t": t, "u": u, "decay_u": decay_u, "next_u": b1 * (1.0 - 0.5 * 0.96 ** (t + 1.0))}
     step |= c
+    step["lion_b2"] = c["b2"] if shape.constants else LION_B2
 
     def select(w: Array, g: Array, m: Array, v: Array) -> Leaf:
         out = _leaf(shape.optimizers[0], h, step, w, g, m, v)
@@ -73,6 +74,11 @@ def _leaf(
     if name == "sgd":  # Keras' SGD: momentum, Nesterov's where the member asks for it
         m2 = h["momentum"] * m - lr * g
         return w + jnp.where(h["nesterov"] > 0, h["momentum"] * m2 - lr * g, m2), m2, v
+    if name == "lion":  # decoupled weight decay first, then the sign of the interpolation
+        w = w - w * h["weight_decay"] * lr
+        w = w - lr * jnp.sign(m * b1 + g * (1.0 - b1))
+        b2 = step["lion_b2"]
+        return w, m * b2 + g * (1.0 - b2), v
     if name == "adamax":
         m2, v2 = m + (g - m) * (1 - b1), jnp.maximum(b2 * v, jnp.abs(g))
         return w - (lr / (1 - b1**t)) * m2 / (v2 + eps), m2, v2
