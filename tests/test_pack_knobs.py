@@ -152,3 +152,34 @@ def test_per_layer_dropout_draws_each_layers_own_rate() -> None:
         val.append(trained.result.history[DATA_LOSS])
     assert val[0] == val[1]
     assert val[0] != val[2]
+
+
+MIXED = {
+    "plain": {},
+    "per-layer l2": {"l2s": [1e-2, 0.0]},
+    "constants": {"beta_1": 0.8, "epsilon": 1e-4},
+    "lion": {"optimizer": "lion", "learning_rate": 0.002, "weight_decay": 0.1},
+    "activity": {"activity_l1": 1e-3},
+    "bias": {"bias_l2": 1e-2},
+    "reduce_lr": {"reduce_lr": 0.3, "reduce_lr_patience": 1, "learning_rate": 0.2},
+    "hinge": {"loss": "hinge"},
+    "focal": {"loss": "binary_focal_crossentropy", "optimizer": "nadam"},
+}
+
+
+def test_members_with_different_knobs_share_a_program_each_as_it_trains_alone() -> None:
+    """One program computes every member's own knobs (its loss, optimizer, constants,
+    penalties and plateau selected per member): each ends as it does in a pack of one."""
+    data, arrays = _fold("breast_cancer")
+    members = [
+        Member(i, 0, TrialParams.read(BASE | knobs), 7, arrays)
+        for i, knobs in enumerate(MIXED.values())
+    ]
+    together = list(PackEngine(limits=Limits(width=16)).train(members, data))
+    assert len({t.notes["pack.width"] for t in together}) == 1
+    for member, packed in zip(members, together, strict=True):
+        (alone,) = PackEngine(limits=Limits(width=16)).train([member], data)
+        assert packed.result is not None and alone.result is not None, packed.error
+        for key in ("loss", "val_loss", DATA_LOSS):
+            got, own = packed.result.history[key], alone.result.history[key]
+            assert got == pytest.approx(own, rel=1e-5, abs=1e-7), (member.trial, key)

@@ -116,11 +116,14 @@ def _layer_knobs(shape: Any, params: TrialParams) -> dict[str, Any]:
 
 
 def _constants(params: TrialParams) -> dict[str, Any]:
-    """The member's beta_1, beta_2 and epsilon; Keras' defaults where it leaves them unset."""
+    """The member's beta_1, beta_2 and epsilon (Keras' defaults where it leaves them
+    unset), and 1 - beta_1 and 1 - beta_2 in double precision, as Keras computes them."""
     b2 = LION_B2 if params.optimizer.lower() == "lion" else B2
     defaults = {"beta_1": B1, "beta_2": b2, "epsilon": EPSILON}
     values = {"beta_1": params.beta_1, "beta_2": params.beta_2, "epsilon": params.epsilon}
-    return {k: np.float32(defaults[k] if v is None else v) for k, v in values.items()}
+    out = {k: defaults[k] if v is None else v for k, v in values.items()}
+    out |= {f"one_minus_{k}": 1.0 - out[k] for k in ("beta_1", "beta_2")}
+    return {k: np.float32(v) for k, v in out.items()}
 
 
 def _loss_index(shape: Any, params: TrialParams) -> int:

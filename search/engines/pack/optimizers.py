@@ -22,10 +22,18 @@ Leaf = tuple[Array, Array, Array]  # (weight, m, v) after one step
 
 
 def constants(shape: Any, h: dict[str, Array]) -> dict[str, Any]:
-    """The member's beta_1, beta_2 and epsilon: Keras' defaults, or the member's own."""
+    """The member's beta_1, beta_2 and epsilon (Keras' defaults, or the member's own), and
+    1 - beta_1 and 1 - beta_2 as Keras' Adam and its kin compute them (in double
+    precision, then float32)."""
     if not shape.constants:
-        return {"b1": B1, "b2": B2, "eps": EPSILON}
-    return {"b1": h["beta_1"], "b2": h["beta_2"], "eps": h["epsilon"]}
+        return {"b1": B1, "b2": B2, "eps": EPSILON, "c1": 1 - B1, "c2": 1 - B2}
+    return {
+        "b1": h["beta_1"],
+        "b2": h["beta_2"],
+        "eps": h["epsilon"],
+        "c1": h["one_minus_beta_1"],
+        "c2": h["one_minus_beta_2"],
+    }
 
 
 def apply(
@@ -39,7 +47,8 @@ def apply(
     u = s["u"] * decay_u
     step = {"t": t, "u": u, "decay_u": decay_u, "next_u": b1 * (1.0 - 0.5 * 0.96 ** (t + 1.0))}
     step |= c
-    step["lion_b2"] = c["b2"] if shape.constants else LION_B2
+    lion = (c["b1"], c["b2"]) if shape.constants else (B1, LION_B2)
+    step["lion"] = tuple(jnp.float32(b) for b in lion)  # Keras' Lion: float32 betas
 
     def select(w: Array, g: Array, m: Array, v: Array) -> Leaf:
         out = _leaf(shape.optimizers[0], h, step, w, g, m, v)
@@ -76,11 +85,11 @@ def _leaf(
         return w + jnp.where(h["nesterov"] > 0, h["momentum"] * m2 - lr * g, m2), m2, v
     if name == "lion":  # decoupled weight decay first, then the sign of the interpolation
         w = w - w * h["weight_decay"] * lr
+        b1, b2 = step["lion"]
         w = w - lr * jnp.sign(m * b1 + g * (1.0 - b1))
-        b2 = step["lion_b2"]
         return w, m * b2 + g * (1.0 - b2), v
     if name == "adamax":
-        m2, v2 = m + (g - m) * (1 - b1), jnp.maximum(b2 * v, jnp.abs(g))
+        m2, v2 = m + (g - m) * step["c1"], jnp.maximum(b2 * v, jnp.abs(g))
         return w - (lr / (1 - b1**t)) * m2 / (v2 + eps), m2, v2
     v2 = v + jnp.square(g)  # adagrad
     return w - lr * g / jnp.sqrt(v2 + eps), m, v2
@@ -91,7 +100,7 @@ def _adam(
 ) -> Leaf:
     """Adam, AdamW (decoupled weight decay first) and Nadam (Keras' momentum schedule)."""
     lr, t, b1, b2, eps = h["learning_rate"], step["t"], step["b1"], step["b2"], step["eps"]
-    m2, v2 = m + (g - m) * (1 - b1), v + (jnp.square(g) - v) * (1 - b2)
+    m2, v2 = m + (g - m) * step["c1"], v + (jnp.square(g) - v) * step["c2"]
     if name == "nadam":
         u, next_u, decay_u = step["u"], step["next_u"], step["decay_u"]
         m_hat = next_u * m2 / (1 - u * next_u) + (1 - decay_u) * g / (1 - u)
