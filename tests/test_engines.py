@@ -30,6 +30,7 @@ from search.engines.pack.engine import PackEngine
 from search.engines.pack.shape import Limits, unpackable
 from search.engines.sequential import SequentialEngine
 from search.metrics import DATA_LOSS
+from search.names import TASK_LOSSES
 from search.params import TrialParams
 from search.runner import run_search
 from tests.test_pack_knobs import BASE, _fold, _keras_fit
@@ -42,8 +43,18 @@ ROWS: dict[str, dict[str, Any]] = {
     "adamax": {"optimizer": "adamax"},
     "adagrad": {"optimizer": "adagrad", "learning_rate": 0.1},
     "rmsprop, momentum": {"optimizer": "rmsprop", "momentum": 0.5},
+    "lion": {"optimizer": "lion", "learning_rate": 0.002},
+    "lion, weight decay": {"optimizer": "lion", "learning_rate": 0.002, "weight_decay": 0.5},
     "sgd, nesterov": {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "learning_rate": 0.1},
+    "adam, constants": {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-4},
+    "nadam, constants": {"optimizer": "nadam", "beta_1": 0.85, "epsilon": 1e-3},
+    "adamax, constants": {"optimizer": "adamax", "beta_2": 0.95, "epsilon": 1e-5},
+    "rmsprop, epsilon": {"optimizer": "rmsprop", "epsilon": 1e-3},
     "l1 and l2": {"l1": 1e-3, "l2": 1e-3},
+    "bias l1 and l2": {"bias_l1": 1e-2, "bias_l2": 1e-2},
+    "activity l1 and l2": {"activity_l1": 1e-3, "activity_l2": 1e-3},
+    "activity, batch norm": {"activity_l2": 1e-3, "batch_norm": True},
+    "per-layer l1 and l2": {"l1s": [1e-3, 0.0], "l2s": [0.0, 2e-3]},
     "elu, three layers": {"activation": "elu", "depth": 3, "widths": [9, 6, 5]},
     "cosine, balanced, min_delta": {
         "schedule": "cosine",
@@ -51,7 +62,33 @@ ROWS: dict[str, dict[str, Any]] = {
         "min_delta": 0.01,
     },
     "exponential": {"schedule": "exponential", "lr_decay": 0.7},
+    "reduce_lr": {"reduce_lr": 0.3, "reduce_lr_patience": 1, "learning_rate": 0.2},
+    "reduce_lr, cosine": {"reduce_lr": 0.3, "reduce_lr_patience": 1, "schedule": "cosine"},
+    "regression": {"loss": "auto"},
+    "mae": {"loss": "mae"},
+    "huber": {"loss": "huber"},
+    "log-cosh": {"loss": "log_cosh"},
+    "binary mse": {"loss": "mse"},
+    "hinge": {"loss": "hinge"},
+    "squared hinge": {"loss": "squared_hinge"},
+    "binary focal cross-entropy": {"loss": "binary_focal_crossentropy"},
+    "categorical cross-entropy": {"loss": "categorical_crossentropy"},
+    "categorical hinge": {"loss": "categorical_hinge"},
 }
+REGRESSION = ("regression", "mae", "huber", "log-cosh")  # rows on a regression data set
+
+
+def _sources(row: str) -> list[str]:
+    """The data sets a row trains on: the regression set, or the classification sets
+    whose task the row's loss fits."""
+    if row in REGRESSION:
+        return ["diabetes"]
+    loss = ROWS[row].get("loss", "auto")
+    sets = {"binary": "breast_cancer", "multiclass": "wine"}
+    return [source for task, source in sets.items() if loss in TASK_LOSSES[task]]
+
+
+CASES = [(source, row) for row in ROWS for source in _sources(row)]
 
 
 def _both(params: dict[str, Any]) -> TrialParams:
@@ -60,8 +97,7 @@ def _both(params: dict[str, Any]) -> TrialParams:
     return trial
 
 
-@pytest.mark.parametrize("source", ["breast_cancer", "wine"])
-@pytest.mark.parametrize("row", list(ROWS), ids=list(ROWS))
+@pytest.mark.parametrize(("source", "row"), CASES, ids=[f"{r}-{s}" for s, r in CASES])
 def test_the_pack_trains_a_member_as_the_sequential_engine_does(source: str, row: str) -> None:
     data, arrays = _fold(source)
     member = Member(0, 0, _both(ROWS[row]), 7, arrays)
@@ -113,13 +149,18 @@ def test_each_engine_trains_a_member_the_same_way_twice(engine: str) -> None:
     assert first.result.best_epoch == again.result.best_epoch
 
 
-@pytest.mark.parametrize("row", ["dropout, minibatches", "batch norm, minibatches"])
+DRAWN = {
+    "dropout, minibatches": {"dropout": 0.3},
+    "batch norm, minibatches": {"batch_norm": True},
+}
+
+
+@pytest.mark.parametrize("row", list(DRAWN))
 def test_the_engines_agree_in_distribution_where_their_draws_differ(row: str) -> None:
     """Dropout masks and the batches' order are each engine's own draws: over five seeds,
     the two engines' mean best validation losses agree within three standard errors of
     their difference (the draws' noise; a different training shows as a larger gap)."""
-    knobs = {"batch_size": 32, "epochs": 15}
-    knobs |= {"dropout": 0.3} if row.startswith("dropout") else {"batch_norm": True}
+    knobs = {"batch_size": 32, "epochs": 15} | DRAWN[row]
     data, arrays = _fold("breast_cancer")
     trial = _both(knobs)
     best: dict[str, list[float]] = {}
@@ -198,12 +239,15 @@ def test_a_forced_pack_refuses_what_it_cannot_carry_and_auto_says_why(tmp_path: 
         )
         return load_space(path)
 
-    per_layer = "  dropout: {low: 0.0, high: 0.5, per_layer: true}\n"
+    convolutions = "  conv_blocks: 1\n"
     with pytest.raises(SpaceError) as refused:
-        choose_engine(space(per_layer, "pack"))
-    assert "per-layer dropout" in str(refused.value) and refused.value.line == 5
-    engine, why = choose_engine(space(per_layer, "auto"))
-    assert engine.name == "sequential" and why.startswith("the pack does not carry per-layer")
-    some = "  optimizer: {choices: [adam, lion]}\n"
+        choose_engine(space(convolutions, "pack"))
+    assert "convolution blocks" in str(refused.value) and refused.value.line == 5
+    engine, why = choose_engine(space(convolutions, "auto"))
+    assert engine.name == "sequential" and why.startswith("the pack does not carry convolution")
+    per_layer = "  dropout: {low: 0.0, high: 0.5, per_layer: true}\n"
+    engine, why = choose_engine(space(per_layer, "pack"))
+    assert engine.name == "pack" and why == ""
+    some = "  optimizer: {choices: [adam, ftrl]}\n"
     engine, why = choose_engine(space(some, "auto"))  # only some trials: the pack, they fall back
     assert engine.name == "pack" and why == ""

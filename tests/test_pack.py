@@ -152,7 +152,7 @@ def test_the_best_epoch_is_restored_per_member() -> None:
 
 def test_members_the_pack_cannot_express_train_one_by_one() -> None:
     data, folds = _data()
-    members = _members(folds[:1], [BASE, BASE | {"optimizer": "lion"}])
+    members = _members(folds[:1], [BASE, BASE | {"optimizer": "ftrl"}])
     out = _train(members, data)
     assert "pack.width" in out[0].notes
     assert all(t.result is not None and "pack.width" not in t.notes for t in out[1:])

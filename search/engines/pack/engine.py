@@ -3,7 +3,7 @@
 Members are grouped by width class and depth; each group is one compiled program
 (`search.engines.pack.group`, `search.engines.pack.net`) whose weights are padded to the
 group's widest member, and a pack's groups train together, one epoch per round. Members
-the pack cannot express (a hypermodel, Lion, mixed precision, images) are trained by the
+the pack cannot express (a hypermodel, convolutions, mixed precision, images) are trained by the
 sequential engine.
 """
 

@@ -31,9 +31,11 @@ from search.engines.pack.members import (
     packed_rows,
     unpad,
 )
+from search.engines.pack.plateau import Plateau
 from search.engines.pack.shape import Limits, group_shape
 from search.errors import TrialFailed
 from search.metrics import DATA_LOSS, scores
+from search.models.knobs import loss_power, scheduled_rate
 
 LOG_KEYS = ("loss", "{q}", "val_loss", "val_{q}", DATA_LOSS)
 
@@ -53,6 +55,11 @@ class Group:
         self.history: list[dict[str, list[float]]] = [{k: [] for k in self.keys} for _ in range(n)]
         self.best = [math.inf] * n
         self.wait = [0] * n
+        self.plateaus = {
+            i: Plateau(m.params.reduce_lr, m.params.reduce_lr_patience)
+            for i, m in enumerate(members)
+            if m.params.reduce_lr > 0
+        }
         self.pruned = [-1] * n
         self.error: list[Exception | None] = [None] * n
         self.weights: list[Layers | None] = [None] * n
@@ -131,10 +138,12 @@ class Group:
         """Record an epoch of member i; False when it stops here."""
         member, logs = self.members[i], dict(zip(self.keys, map(float, values), strict=True))
         target = self.targets[i]
-        if target is not None:
-            target.logs(logs)
+        if target is not None:  # val_data_loss scales as the member's loss does
+            target.logs(logs, loss_power(member.params))
         for k, v in logs.items():
             self.history[i][k].append(v)
+        if i in self.plateaus:
+            self._plateau(i, logs[DATA_LOSS])
         if not math.isfinite(logs["loss"]):
             self.error[i] = TrialFailed(
                 f"training diverged: loss became NaN/inf at epoch {epoch + 1} "
@@ -151,6 +160,17 @@ class Group:
             return False
         stop = self.wait[i] >= member.params.patience and epoch > 0
         return not stop and epoch + 1 < member.params.epochs
+
+    def _plateau(self, i: int, value: float) -> None:
+        """ReduceLROnPlateau after member i's epoch: its rate for the next epochs (a
+        schedule sets the next epoch's rate anew, as Keras' LearningRateScheduler does)."""
+        rates, row = self.h["learning_rate"], self.slot[i]
+        current = rates[row]
+        if self.members[i].params.schedule != "constant":
+            current = scheduled_rate(self.members[i].params, self.epoch)
+        rate = self.plateaus[i].after_epoch(value, float(np.float32(current)))
+        if rate is not None:
+            rates[row] = rate
 
     def _compact(self) -> None:
         """Drop finished members from the pack (their best weights are copied out first)."""

@@ -13,7 +13,8 @@ from search.data.dataset import Dataset
 from search.data.foldarrays import FoldArrays
 from search.data.target import target_scale
 from search.engines.base import Member
-from search.engines.pack.shape import batch
+from search.engines.pack.constants import B1, B2, EPSILON, LION_B2
+from search.engines.pack.shape import batch, program_loss
 from search.models.build import build_model
 from search.models.knobs import class_weights, scheduled_rate
 from search.names import NAMED
@@ -76,9 +77,7 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         mask[i, :w] = 1.0
     return {
         "learning_rate": np.float32(params.learning_rate),
-        "l1": np.float32(params.l1),
-        "l2": np.float32(params.l2),
-        "dropout": np.float32(params.dropout),
+        **_layer_knobs(shape, params),
         "weight_decay": np.float32(params.keras_weight_decay or 0.0),
         "momentum": np.float32(params.momentum),
         "nesterov": np.float32(params.nesterov),
@@ -96,8 +95,54 @@ def _member_hyper(shape: Any, m: Member, fold: int) -> dict[str, Any]:
         "live": True,
         **({"class_w": _class_weights(shape, m)} if shape.weighted else {}),
         **({"min_delta": np.float32(params.min_delta)} if shape.min_delta else {}),
+        **(_constants(params) if shape.constants else {}),
+        **_regularizers(shape, params),
+        **({"loss": np.int32(_loss_index(shape, params))} if shape.losses else {}),
         "schedule": np.int32(SCHEDULES.index(params.schedule)),
     }
+
+
+def _layer_knobs(shape: Any, params: TrialParams) -> dict[str, Any]:
+    """Dropout, L1 and L2: the member's one value each, or (a program with per-layer
+    values) one per hidden layer, zero beyond the member's depth."""
+    names = ("l1", "l2", "dropout")
+    if not shape.per_layer:
+        return {name: np.float32(getattr(params, name)) for name in names}
+    out = {name: np.zeros(shape.depth, np.float32) for name in names}
+    for name in names:
+        values = params.layer_values(name)
+        out[name][: len(values)] = values
+    return out
+
+
+def _constants(params: TrialParams) -> dict[str, Any]:
+    """The member's beta_1, beta_2 and epsilon (Keras' defaults where it leaves them
+    unset), and 1 - beta_1 and 1 - beta_2 in double precision, as Keras computes them."""
+    b2 = LION_B2 if params.optimizer.lower() == "lion" else B2
+    defaults = {"beta_1": B1, "beta_2": b2, "epsilon": EPSILON}
+    values = {"beta_1": params.beta_1, "beta_2": params.beta_2, "epsilon": params.epsilon}
+    out = {k: defaults[k] if v is None else v for k, v in values.items()}
+    out |= {f"one_minus_{k}": 1.0 - out[k] for k in ("beta_1", "beta_2")}
+    return {k: np.float32(v) for k, v in out.items()}
+
+
+def _loss_index(shape: Any, params: TrialParams) -> int:
+    """The member's loss among those its program computes."""
+    return int(shape.losses.index(program_loss(shape.task, params)))
+
+
+def _regularizers(shape: Any, params: TrialParams) -> dict[str, Any]:
+    """The member's bias and activity penalties, where its program computes them (a
+    member with batch normalization has no bias to penalize)."""
+    out: dict[str, Any] = {}
+    if shape.bias_penalty:
+        off = params.batch_norm
+        out["bias_l1"] = np.float32(0.0 if off else params.bias_l1)
+        out["bias_l2"] = np.float32(0.0 if off else params.bias_l2)
+    if shape.activity:
+        out["activity_l1"] = np.float32(params.activity_l1)
+        out["activity_l2"] = np.float32(params.activity_l2)
+    return out
 
 
 def _class_weights(shape: Any, m: Member) -> np.ndarray:

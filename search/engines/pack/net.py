@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 from jax.extend.random import threefry2x32_p
 
+from search.engines.pack.losses import data_loss, quality
 from search.engines.pack.optimizers import apply
+from search.engines.pack.regularizers import activity, penalty
 
 Array = Any  # a jax.Array; the JAX stubs are not typed for mypy strict
 EPSILON = 1e-7  # Keras' optimizers' and losses' epsilon
@@ -58,22 +60,49 @@ class Shape:
     optimizers: tuple[str, ...]
     weighted: bool = False  # some member weighs its classes (a per-row weight in the loss)
     min_delta: bool = False  # some member's early stopping asks for a least improvement
+    losses: tuple[str, ...] = ()  # the members' losses, where some is not the task's
+    per_layer: bool = False  # dropout, l1, l2 are one value per layer (else one per member)
+    constants: bool = False  # some member sets beta_1, beta_2 or epsilon (else Keras' own)
+    bias_penalty: bool = False  # some member has an L1 or L2 penalty on its hidden biases
+    activity: bool = False  # some member has an L1 or L2 penalty on its hidden outputs
 
 
 def forward(
-    shape: Shape, p: dict[str, Array], h: dict[str, Array], x: Array, key: Array, stats: Any
+    shape: Shape,
+    p: dict[str, Array],
+    h: dict[str, Array],
+    x: Array,
+    key: Array,
+    stats: Any,
+    penalties: list[Array] | None = None,
 ) -> tuple[Array, Any]:
     """Logits of one member, and its batch-norm statistics after this batch; `key` None:
-    inference (no dropout, normalized with the moving statistics)."""
+    inference (no dropout, normalized with the moving statistics). With `penalties` (a
+    program with activity penalties), each hidden layer's per-row penalty is appended."""
     moved: dict[str, list[Array]] = {"mean": [], "var": []}
-    z = _normalize(shape, p, h, x @ p["w0"], p["b0"], 0, key, stats, moved)
+    z = x @ p["w0"]
+    _activity(shape, h, z, p["b0"], 0, penalties)
+    z = _normalize(shape, p, h, z, p["b0"], 0, key, stats, moved)
     x = _layer(shape, h, z, 0, key)
     for i in range(1, shape.depth):
-        z = _normalize(shape, p, h, x @ p["wh"][i - 1], p["bh"][i - 1], i, key, stats, moved)
+        z = x @ p["wh"][i - 1]
+        _activity(shape, h, z, p["bh"][i - 1], i, penalties)
+        z = _normalize(shape, p, h, z, p["bh"][i - 1], i, key, stats, moved)
         a = h["active"][i]
         x = a * _layer(shape, h, z, i, key) + (1.0 - a) * x
     new = {k: jnp.stack(v) for k, v in moved.items()} if shape.batch_norm else stats
     return x @ p["wo"] + p["bo"], new
+
+
+def _activity(
+    shape: Shape, h: dict[str, Array], z: Array, bias: Array, i: int, out: list[Array] | None
+) -> None:
+    """Append the per-row activity penalty of hidden layer i's Dense output (none beyond
+    the member's depth; no bias for a member with batch normalization)."""
+    if out is None or not shape.activity:
+        return
+    dense = z + ((1.0 - h["batch_norm"]) * bias if shape.batch_norm else bias)
+    out.append(h["active"][i] * activity(h, dense))
 
 
 def _normalize(
@@ -112,7 +141,8 @@ def _layer(shape: Shape, h: dict[str, Array], z: Array, i: int, key: Array) -> A
     if key is None or not shape.dropout:
         return out
     batch_key, offset = key
-    rate, rows = h["dropout"], offset + jnp.arange(shape.micro)
+    rate = h["dropout"][i] if shape.per_layer else h["dropout"]
+    rows = offset + jnp.arange(shape.micro)
     keep = _uniform(jax.random.fold_in(batch_key, i), rows, out.shape[-1]) < 1.0 - rate
     return jnp.where(keep, out / jnp.maximum(1.0 - rate, EPSILON), 0.0)
 
@@ -128,38 +158,6 @@ def _uniform(key: Array, rows: Array, units: int) -> Array:
     hi, lo = threefry2x32_p.bind(key[0], key[1], r, q)  # type: ignore[no-untyped-call]
     lanes = jnp.stack([hi & 0xFFFF, hi >> 16, lo & 0xFFFF, lo >> 16], axis=-1)
     return lanes.reshape(rows.shape[0], units).astype(jnp.float32) * (1.0 / (1 << 16))
-
-
-def data_loss(shape: Shape, logits: Array, y: Array) -> Array:
-    """Per-row loss: binary and categorical cross-entropy from logits, or squared error."""
-    if shape.task == "binary":
-        z = logits[:, 0]
-        return jnp.maximum(z, 0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z)))
-    if shape.task == "multiclass":
-        logp = jax.nn.log_softmax(logits)
-        return -jnp.take_along_axis(logp, y.astype(jnp.int32)[:, None], axis=1)[:, 0]
-    return jnp.square(logits[:, 0] - y)
-
-
-def quality(shape: Shape, logits: Array, y: Array) -> Array:
-    """Per-row Keras metric: accuracy for classification, absolute error for regression."""
-    if shape.task == "binary":
-        return ((logits[:, 0] > 0) == (y > 0.5)).astype(jnp.float32)
-    if shape.task == "multiclass":
-        return (jnp.argmax(logits, axis=1) == y.astype(jnp.int32)).astype(jnp.float32)
-    return jnp.abs(logits[:, 0] - y)
-
-
-def penalty(shape: Shape, p: dict[str, Array], h: dict[str, Array]) -> Array:
-    """Keras' L1/L2 kernel penalty of the hidden layers (not the output layer)."""
-    if not shape.penalty:
-        return jnp.zeros(())
-    kernels = [p["w0"], p["wh"]]  # not gamma and beta: Keras regularizes kernels only
-    # |w| with the gradient sign(w), 0 at 0 as in TensorFlow (JAX's abs has 1 there, which
-    # pushed the padding's zero weights off zero and into the penalty)
-    l1 = sum(jnp.sum(w * jax.lax.stop_gradient(jnp.sign(w))) for w in kernels)
-    l2 = sum(jnp.sum(jnp.square(w)) for w in kernels)
-    return h["l1"] * l1 + h["l2"] * l2
 
 
 def output(shape: Shape, logits: Array) -> Array:
@@ -208,12 +206,16 @@ def _order(h: dict[str, Array], d: dict[str, Array], key: Array) -> Array:
 def _loss(
     shape: Shape, h: dict[str, Array], p: Any, x: Array, y: Array, k: Any, stats: Any
 ) -> tuple[Array, Any]:
-    logits, moved = forward(shape, p, h, x, k, stats)
-    rows = data_loss(shape, logits, y)
+    penalties: list[Array] = []
+    logits, moved = forward(shape, p, h, x, k, stats, penalties)
+    rows = data_loss(shape, logits, y, h)
     if shape.weighted:  # Keras' class_weight: each row's loss times its class's weight
         rows = rows * h["class_w"][y.astype(jnp.int32)]  # (its metrics are not weighted)
     data = jnp.mean(rows)
-    return data + penalty(shape, p, h), (jnp.mean(quality(shape, logits, y)), moved)
+    total = data + penalty(shape, p, h)
+    if shape.activity:  # Keras: each layer's activity penalty over the batch's rows
+        total = total + sum(jnp.mean(a) for a in penalties)
+    return total, (jnp.mean(quality(shape, logits, y)), moved)
 
 
 def _step(
@@ -260,9 +262,10 @@ def _validate(
     p, slots, stats = trained
     fold = h["fold"]
     val_mask = jnp.arange(d["xv"].shape[1]) < h["val_rows"]
-    logits, _ = forward(shape, p, h, d["xv"][fold], None, stats)
+    penalties: list[Array] = []
+    logits, _ = forward(shape, p, h, d["xv"][fold], None, stats, penalties)
     vn = jnp.maximum(h["val_rows"], 1)
-    val_data = jnp.sum(jnp.where(val_mask, data_loss(shape, logits, d["yv"][fold]), 0.0)) / vn
+    val_data = jnp.sum(jnp.where(val_mask, data_loss(shape, logits, d["yv"][fold], h), 0.0)) / vn
     val_q = jnp.sum(jnp.where(val_mask, quality(shape, logits, d["yv"][fold]), 0.0)) / vn
     live = h["live"]
     # Keras' EarlyStopping: better by more than min_delta (then its weights are restored)
@@ -279,6 +282,8 @@ def _validate(
         "best_loss": jnp.where(better, val_data, state["best_loss"]),
     }
     pen = penalty(shape, p, h)
+    for rows in penalties:  # the activity penalties of the validation rows (Keras' val_loss)
+        pen = pen + jnp.sum(jnp.where(val_mask, rows, 0.0)) / vn
     return new_state, jnp.stack([train_loss, train_q, val_data + pen, val_q, val_data])
 
 

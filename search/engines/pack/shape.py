@@ -12,6 +12,7 @@ from search.data.foldarrays import FoldArrays
 from search.engines.base import Member
 from search.engines.carries import asks, describe, lacking
 from search.engines.pack.carried import CARRIES
+from search.models.knobs import HEADS_LOSS, loss_of
 from search.params import TrialParams
 
 
@@ -74,14 +75,45 @@ def group_shape(
         steps=steps,
         task=data.task,
         batch_norm=any(m.params.batch_norm for m in members),
-        dropout=any(m.params.dropout > 0 for m in members),
-        penalty=any(m.params.l1 > 0 or m.params.l2 > 0 for m in members),
+        dropout=any(_any_above(m.params, "dropout") for m in members),
+        penalty=any(_any_above(m.params, "l1", "l2") for m in members),
         activations=_names(limits.activations, [m.params.activation for m in members]),
         optimizers=_names(limits.optimizers, [m.params.optimizer for m in members]),
         weighted=any(m.params.class_weight == "balanced" for m in members),
         min_delta=any(m.params.min_delta > 0 for m in members),
+        losses=program_losses(data.task, [m.params for m in members]),
+        per_layer=any(m.params.dropouts or m.params.l1s or m.params.l2s for m in members),
+        constants=any(
+            value is not None
+            for m in members
+            for value in (m.params.beta_1, m.params.beta_2, m.params.epsilon)
+        ),
+        bias_penalty=any(m.params.bias_l1 > 0 or m.params.bias_l2 > 0 for m in members),
+        activity=any(m.params.activity_l1 > 0 or m.params.activity_l2 > 0 for m in members),
     )
     return shape, folds
+
+
+_SAME = {"categorical_crossentropy": "sparse_categorical_crossentropy"}
+
+
+def program_losses(task: str, params: list[TrialParams]) -> tuple[str, ...]:
+    """The losses a program computes: none named when every member trains on its task's
+    loss, else each member's (`search.engines.pack.losses`; categorical cross-entropy is
+    the sparse one, on one-hot rows)."""
+    names = sorted({program_loss(task, p) for p in params})
+    return () if names == [HEADS_LOSS[task]] else tuple(names)
+
+
+def program_loss(task: str, params: TrialParams) -> str:
+    """The name of the loss a program computes for the member."""
+    name = loss_of(params, task)
+    return _SAME.get(name, name)
+
+
+def _any_above(params: TrialParams, *names: str) -> bool:
+    """Whether any hidden layer has one of these knobs (dropout, l1, l2) above zero."""
+    return any(max(params.layer_values(name), default=0.0) > 0 for name in names)
 
 
 def _names(allowed: tuple[str, ...], used: list[Any]) -> tuple[str, ...]:
