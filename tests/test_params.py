@@ -19,7 +19,7 @@ from search.data.folds import make_folds
 from search.data.split import split_test
 from search.engines.base import Member
 from search.engines.pack.carried import OPTIMIZERS as PACKED_OPTIMIZERS
-from search.engines.pack.members import _member_hyper
+from search.engines.pack.hyper import member_hyper
 from search.engines.pack.shape import Limits, group_shape
 from search.models.build import make_optimizer
 from search.params import SCHEMA, TrialParams, default
@@ -112,7 +112,7 @@ def test_both_engines_read_an_unset_knob_the_same(optimizer: str) -> None:
     params = TrialParams(optimizer=optimizer, widths=(4,), depth=1)
     member = Member(0, 0, params, 1, fold_arrays(data, rows, fold))
     shape, _ = group_shape([member], data, Limits())
-    packed = _member_hyper(shape, member, 0)
+    packed = member_hyper(shape, member, 0)
     keras_opt = make_optimizer(params)
     keras_values: dict[str, Any] = {
         "weight_decay": getattr(keras_opt, "weight_decay", None) or 0.0,

@@ -22,9 +22,9 @@ from search.data.dataset import Dataset
 from search.data.target import target_scale
 from search.engines.base import STOP, EpochHook, FoldResult, Member, StopRule, Trained
 from search.engines.pack.device import use_compilation_cache
+from search.engines.pack.hyper import epoch_hyper
 from search.engines.pack.members import (
     Layers,
-    epoch_hyper,
     host_output,
     initial_state,
     keras_model,
