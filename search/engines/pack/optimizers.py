@@ -73,7 +73,7 @@ def apply(
 def _leaf(
     name: str, h: dict[str, Array], step: dict[str, Array], w: Array, g: Array, m: Array, v: Array
 ) -> Leaf:
-    lr, t, b1, b2, eps = h["learning_rate"], step["t"], step["b1"], step["b2"], step["eps"]
+    lr, t, eps = h["learning_rate"], step["t"], step.get("eps", EPSILON)
     if name in ("adam", "adamw", "nadam"):
         return _adam(name, h, step, w, g, m, v)
     if name == "rmsprop":
@@ -89,6 +89,7 @@ def _leaf(
         w = w - lr * jnp.sign(m * b1 + g * (1.0 - b1))
         return w, m * b2 + g * (1.0 - b2), v
     if name == "adamax":
+        b1, b2 = step["b1"], step["b2"]
         m2, v2 = m + (g - m) * step["c1"], jnp.maximum(b2 * v, jnp.abs(g))
         return w - (lr / (1 - b1**t)) * m2 / (v2 + eps), m2, v2
     v2 = v + jnp.square(g)  # adagrad
