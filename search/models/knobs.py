@@ -2,9 +2,8 @@
 class weights, the learning rate over the epochs and on plateaus.
 
 Each applies to the built-in MLP in the sequential engine, at the refit as in the folds
-(a plateau needs validation rows: not at the refit). The pack engine carries class
-weights and the schedules too; a trial with another loss or ReduceLROnPlateau trains
-in the sequential engine (`search.engines.pack.shape.unpackable`).
+(a plateau needs validation rows: not at the refit). The pack engine carries them too
+(docs/engines.md lists what each engine carries).
 """
 
 from __future__ import annotations
