@@ -95,14 +95,16 @@ def _prepare(space: Space) -> Prepared:
     _check_task(space, data.task, where)
     _check_images(space, data, where)
     split = split_test(data, space.data, where=where)
-    constant = constant_drops(data.X.iloc[split.train], data.encodings)
+    # a hypermodel's input is written for the data's columns, every one of them (as
+    # KerasTuner feeds it): nothing is dropped from under it
+    rows = data.X.iloc[split.train]
+    constant = {} if space.model.hypermodel else constant_drops(rows, data.encodings)
     data = replace(data, encodings={**data.encodings, **constant})  # the same in every fold
     if space.model.hypermodel:
         _check_hypermodel(space, data, split, where)
     _check_holdout_classes(space, data, split, where)
     folds = _folds(space, data, split, where)
-    columns = encodings(data.X.iloc[split.train], data.encodings)
-    rows = data.X.iloc[split.train]
+    columns = encodings(rows, data.encodings)
     if all(kind == "drop" for kind in columns.values()):
         why = "; ".join(f"{c!r}: {drop_reason(c, rows, space.data.columns)}" for c in columns)
         raise DataError(
@@ -190,9 +192,12 @@ def _rare_note(space: Space, data: Dataset, split: TestSplit) -> str:
     """Classes with fewer training rows than the folds, by name: stratified as far as
     they go (search.data.folds refuses only what cannot be split)."""
     spec = space.validation
-    if not data.is_classifier or spec.scheme in ONE_FOLD:
+    if not data.is_classifier:
         return ""
-    k = max(spec.folds, space.selection.recheck_folds)
+    # a holdout search still rechecks its best trials on k folds
+    k = space.selection.recheck_folds
+    if spec.scheme not in ONE_FOLD:
+        k = max(spec.folds, k)
     rare = _rare_classes(data, split, k)
     if not rare:
         return ""

@@ -10,8 +10,10 @@ from mlflow.tracking import MlflowClient
 
 from search.errors import SpaceError
 from search.models.hypermodel import OptunaHyperParameters, build, load_hypermodel
+from search.prepare import prepare
 from search.runner import run_search
 from search.selection.selector import select
+from search.space.file import load_space
 from search.study import load_study
 from search.tracking import ROLE
 from tests.conftest import run_cli
@@ -295,3 +297,22 @@ def test_a_hypermodel_that_fails_to_build_fails_its_trial_with_the_reason(tmp_pa
     )
     out = run_cli("run", "g.yaml", "--home", "store", cwd=tmp_path)
     assert out.returncode == 2 and "g.yaml:1: study.sampler: the grid sampler" in out.stderr
+
+
+@pytest.mark.parametrize("hypermodel", [True, False])
+def test_a_hypermodel_is_fed_every_column_even_a_constant_one(
+    tmp_path: Path, hypermodel: bool
+) -> None:
+    """Written for the data's columns, a hypermodel keeps the constant ones (the digits'
+    edge pixels); the service's own model drops them."""
+    (tmp_path / "hm.py").write_text(
+        "import keras\n\ndef build_model(hp):\n"
+        "    model = keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(10)])\n"
+        "    model.compile(loss='sparse_categorical_crossentropy')\n    return model\n"
+    )
+    model = "model: {hypermodel: hm.py:build_model}\n" if hypermodel else ""
+    (tmp_path / "s.yaml").write_text("data: {source: digits}\n" + model)
+    prep = prepare(load_space(tmp_path / "s.yaml"))
+    dropped = [c for c, kind in prep.columns.items() if kind == "drop"]
+    assert (dropped == []) == hypermodel, dropped
+    assert len(prep.columns) == 64

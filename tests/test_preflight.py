@@ -263,12 +263,10 @@ def test_a_fold_whose_training_rows_have_no_word(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("frame", "extra", "match"),
     [
-        # 3 rows of the rarest class among the training rows, 5 stratified folds
-        (_frame(40, y=[0] * 36 + [1] * 4), "", "smallest class has 3 rows"),
+        # 5 classes of 3 or 4 training rows each, 5 stratified folds: none can be split
+        (_frame(25, y=np.arange(25) % 5), "", "largest class has [34] rows"),
         # a regression of 9 training rows, 10 folds
         (_frame(12, y=np.linspace(0, 1, 12)), "  recheck_folds: 10\n", "fewer than the 10"),
-        # holdout in the search, 2 of a class: the recheck's k-fold needs more
-        (_frame(60, y=[0] * 57 + [1] * 3), "", "smallest class has 2 rows"),
     ],
 )
 def test_recheck_folds_beyond_the_rows_name_the_selection_key(
@@ -282,6 +280,21 @@ def test_recheck_folds_beyond_the_rows_name_the_selection_key(
         + (extra or "  recheck_folds: 5\n")
     )
     _expect(tmp_path, space, "selection.recheck_folds", 9, match)
+
+
+@pytest.mark.parametrize(("n", "rare"), [(40, 4), (60, 3)])
+def test_a_rare_class_in_the_recheck_is_stratified_as_far_as_it_goes_and_named(
+    tmp_path: Path, n: int, rare: int
+) -> None:
+    """Fewer rows of a class than the recheck's folds: not refused, said by name."""
+    _write(tmp_path, {"d.csv": _frame(n, y=[0] * (n - rare) + [1] * rare)})
+    (tmp_path / "s.yaml").write_text(
+        HEAD + "  test_size: 0.25\nvalidation:\n  scheme: holdout\n  val_fraction: 0.3\n"
+        "selection:\n  recheck_folds: 5\n"
+    )
+    prep = prepare(load_space(tmp_path / "s.yaml"))
+    (note,) = [n for n in prep.notes if n.startswith("rare classes")]
+    assert "fewer than 5 folds" in note and "'1' (" in note, note
 
 
 def test_recheck_folds_beyond_the_groups(tmp_path: Path) -> None:
@@ -319,8 +332,8 @@ CLI = [
         "s.yaml:4: data.columns: text column 'note'",
     ),
     (
-        {"d.csv": _frame(40, y=[0] * 36 + [1] * 4)},
-        HEAD + "validation: {scheme: holdout}\nselection:\n  recheck_folds: 5\n",
+        {"d.csv": _frame(25, y=np.arange(25) % 5)},
+        HEAD + "validation: {scheme: holdout, val_fraction: 0.3}\nselection:\n  recheck_folds: 5\n",
         "s.yaml:6: selection.recheck_folds: the selection rechecks",
     ),
 ]
